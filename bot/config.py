@@ -1,0 +1,71 @@
+"""Configuration from the environment or a `.env` file (SPEC section 8)."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REAL_WECHAT_API = "https://api.weixin.qq.com"
+DEV_SECRET = "dev-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    env: str = Field(default="development", alias="HOUQIN_ENV")  # development | production
+    wechat_token: str = "houqin-dev-token"
+    wechat_app_id: str = "wx0000000000000000"
+    wechat_app_secret: str = "dev-app-secret"
+    wechat_aes_key: str | None = None
+    wechat_api_base_url: str = REAL_WECHAT_API
+    wechat_require_safe_mode: bool = False
+    database_url: str = "sqlite:///houqin.db"
+    redis_url: str | None = None
+    timezone: str = "Asia/Shanghai"
+    secret_key: str = DEV_SECRET
+    scheduler: str = "on"  # on: run jobs in the web process; off: a separate `houqin scheduler` does
+    sender: str = "on"  # on: the outbox sender runs in the web process
+    reply_timeout: float = 4.5  # seconds before a slow answer is sent later as a customer-service message
+    timestamp_tolerance: int = 300  # seconds; 0 switches the replay check off (only for known-answer tests)
+    max_body_bytes: int = 65536
+    school_name: str = "示例学校"
+    visitor_day_end: str = "18:00"
+    visitor_long_stay_hours: float = 4.0
+    visitor_retention_days: int = 180
+    send_rate_per_second: float = 50.0
+    templates: dict[str, str] = Field(default_factory=dict)  # kind → template id
+    config_file: str | None = Field(default=None, alias="HOUQIN_CONFIG")  # term calendar etc. (TOML)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> "Settings":
+        if self.env == "production":
+            if self.secret_key == DEV_SECRET or len(self.secret_key) < 16:
+                raise ValueError("SECRET_KEY must be set to a long random value in production")
+            if self.wechat_app_secret == "dev-app-secret":
+                raise ValueError("WECHAT_APP_SECRET must be set in production")
+        if self.wechat_aes_key is not None and self.wechat_aes_key.strip() == "":
+            self.wechat_aes_key = None
+        if self.wechat_aes_key is not None and len(self.wechat_aes_key) != 43:
+            raise ValueError("WECHAT_AES_KEY (EncodingAESKey) must be 43 characters")
+        return self
+
+    @model_validator(mode="after")
+    def _templates_from_env(self) -> "Settings":
+        """Template ids per notification kind, from WECHAT_TEMPLATE_<KIND> variables."""
+        for key, value in os.environ.items():
+            if key.upper().startswith("WECHAT_TEMPLATE_") and value:
+                self.templates.setdefault(key[len("WECHAT_TEMPLATE_"):].lower(), value)
+        return self
+
+    def options(self) -> dict[str, object]:
+        """The settings handlers and services may read (no secrets)."""
+        return {
+            "timezone": self.timezone,
+            "school_name": self.school_name,
+            "visitor_day_end": self.visitor_day_end,
+            "visitor_long_stay_hours": self.visitor_long_stay_hours,
+            "visitor_retention_days": self.visitor_retention_days,
+            "secret_key": self.secret_key,
+        }

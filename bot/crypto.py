@@ -1,0 +1,96 @@
+"""WeChat message signatures and AES (safe/compatible mode), on top of wechatpy's implementation."""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from defusedxml import ElementTree as SafeET
+from wechatpy.crypto import PrpCrypto, WeChatCrypto, _get_signature
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.utils import WeChatSigner
+
+
+class Rejected(Exception):
+    """The request is refused; `status` is the HTTP answer (403 forged/stale, 400 malformed)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def url_signature(token: str, timestamp: str, nonce: str) -> str:
+    signer = WeChatSigner()
+    signer.add_data(token, timestamp, nonce)
+    return signer.signature
+
+
+def msg_signature(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
+    return _get_signature(token, timestamp, nonce, encrypt)
+
+
+def check_url_signature(token: str, signature: str | None, timestamp: str | None, nonce: str | None) -> None:
+    if not signature or not timestamp or not nonce:
+        raise Rejected(403, "missing signature")
+    if not hmac.compare_digest(url_signature(token, timestamp, nonce), signature):
+        raise Rejected(403, "bad signature")
+
+
+def check_timestamp(timestamp: str | None, tolerance: int, now: float | None = None) -> None:
+    if tolerance <= 0:
+        return
+    try:
+        ts = int(timestamp or "")
+    except ValueError:
+        raise Rejected(403, "bad timestamp") from None
+    if abs((now if now is not None else time.time()) - ts) > tolerance:
+        raise Rejected(403, "stale timestamp")
+
+
+def parse_xml_safely(body: bytes | str) -> dict[str, str]:
+    """Parse WeChat's flat XML, refusing DTDs and entities (XXE, billion laughs)."""
+    try:
+        root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except Exception as exc:  # defusedxml raises several types: DTDForbidden, ParseError, …
+        raise Rejected(400, f"malformed xml: {type(exc).__name__}") from None
+    if root.tag != "xml":
+        raise Rejected(400, "not a WeChat message")
+    return {child.tag: (child.text or "") for child in root}
+
+
+class Cipher:
+    """Decrypts inbound and encrypts outbound messages for one 公众号."""
+
+    def __init__(self, token: str, aes_key: str, app_id: str) -> None:
+        self.crypto = WeChatCrypto(token, aes_key, app_id)
+        self.token = token
+
+    def decrypt(self, body: bytes, signature: str | None, timestamp: str, nonce: str) -> str:
+        fields = parse_xml_safely(body)
+        encrypt = fields.get("Encrypt")
+        if not encrypt:
+            raise Rejected(400, "no Encrypt element")
+        if not signature or not hmac.compare_digest(msg_signature(self.token, timestamp, nonce, encrypt), signature):
+            raise Rejected(403, "bad msg_signature")
+        try:
+            return self.crypto.decrypt_message(body, signature, timestamp, nonce)  # type: ignore[no-any-return]
+        except InvalidSignatureException:
+            raise Rejected(403, "bad msg_signature") from None
+        except InvalidAppIdException:
+            raise Rejected(403, "wrong AppID in cipher") from None
+        except Exception as exc:
+            raise Rejected(400, f"cannot decrypt: {type(exc).__name__}") from None
+
+    def decrypt_echo(self, signature: str | None, timestamp: str, nonce: str, echostr: str) -> str:
+        if not signature or not hmac.compare_digest(msg_signature(self.token, timestamp, nonce, echostr), signature):
+            raise Rejected(403, "bad msg_signature")
+        try:
+            return str(self.crypto._check_signature(signature, timestamp, nonce, echostr, PrpCrypto))
+        except InvalidSignatureException:
+            raise Rejected(403, "bad msg_signature") from None
+        except Exception:
+            raise Rejected(400, "cannot decrypt echostr") from None
+
+    def encrypt(self, xml: str, nonce: str, timestamp: str) -> str:
+        return self.crypto.encrypt_message(xml, nonce, timestamp)  # type: ignore[no-any-return]

@@ -1,0 +1,185 @@
+"""Routes one inbound message to its command, dialog or event handler, inside one transaction.
+
+Errors meant for the user (storage.errors.UserError) become replies here, in one place; the transaction is
+rolled back so a refused command never leaves half-written rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any, Mapping
+
+from sqlmodel import Session, select
+
+from handlers import base
+from handlers.base import Context, Inbound
+from handlers.text import ref_prefix, split_command
+from sqlalchemy.exc import OperationalError
+
+from storage.db import Database, DatabaseUnavailable
+from storage.errors import UserError
+from storage.kv import KV
+from storage.people import Person, actor_for, touch_inbound
+
+log = logging.getLogger("houqin.router")
+
+MAX_REPLY = 600
+MORE_WORD = "更多"
+UNBOUND_HINT = (
+    "您好，这里是{school}后勤助手。您还没有绑定身份，请发送「绑定 邀请码」（邀请码由后勤管理员提供，6位），"
+    "例如：绑定 AB12CD。发送「帮助」查看说明。"
+)
+UNKNOWN_HINT = "没有听懂「{word}」。请发送「帮助」查看可用的命令和示例。"
+SORRY = "抱歉，系统出了点问题，请稍后再试。如多次出现，请联系后勤管理员。"
+
+
+def paginate(text: str, limit: int = MAX_REPLY) -> list[str]:
+    """Split a long reply at line breaks into pages that fit WeChat's reply with room for the 更多 hint."""
+    room = limit - 20
+    pages: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > room:  # one very long line: hard split
+            if current:
+                pages.append(current)
+                current = ""
+            pages.append(line[:room])
+            line = line[room:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > room:
+            pages.append(current)
+            current = line
+        else:
+            current = candidate
+    if current or not pages:
+        pages.append(current)
+    return pages
+
+
+class Router:
+    def __init__(self, db: Database, kv: KV, options: Mapping[str, Any]) -> None:
+        base.load_handlers()
+        self.db = db
+        self.kv = kv
+        self.options = options
+        self.words = base.all_words()
+
+    def handle(self, inbound: Inbound, now: datetime) -> str | None:
+        """Act on one message and return the reply text (None: answer WeChat with `success`)."""
+        try:
+            with self.db.session() as session:
+                reply = self._dispatch(session, inbound, now)
+        except UserError as exc:
+            reply = exc.message
+        except (DatabaseUnavailable, OperationalError):
+            raise  # the webhook answers 503 so that WeChat retries
+        except Exception:
+            log.exception("handler failed: openid=%s type=%s text=%r", inbound.openid, inbound.type, inbound.text[:100])
+            reply = SORRY
+        reply = self._page(inbound.openid, reply) if reply else reply
+        return reply
+
+    # --- internals ---
+    def _context(self, session: Session, inbound: Inbound, now: datetime) -> Context:
+        person = session.exec(select(Person).where(Person.openid == inbound.openid)).first()
+        actor = None
+        if person is not None and person.active:
+            actor = actor_for(session, person)
+            if inbound.type != "event" or inbound.extra.get("event") not in ("unsubscribe",):
+                touch_inbound(session, actor.id, now, person.last_inbound_at)
+        ctx = Context(session=session, kv=self.kv, actor=actor, inbound=inbound, now=now, options=self.options)
+        ctx.run = lambda text: self.run_command(ctx, text)
+        return ctx
+
+    def _dispatch(self, session: Session, inbound: Inbound, now: datetime) -> str | None:
+        ctx = self._context(session, inbound, now)
+        if inbound.type == "event":
+            handler = base.EVENTS.get(str(inbound.extra.get("event", "")))
+            return handler(ctx) if handler else None
+        text = inbound.text
+        if inbound.type not in ("text", "voice") or not text:
+            return self._media(ctx)
+        state = self._dialog(ctx)
+        if state is not None:
+            if text.strip() in ("取消", "退出"):
+                ctx.end_dialog()
+                return "已取消。"
+            name, data = state
+            step = base.DIALOGS.get(name)
+            if step is not None:
+                return step(ctx, data)
+        if text.strip() == MORE_WORD:
+            return self._more(ctx)
+        return self.run_command(ctx, text)
+
+    def run_command(self, ctx: Context, text: str) -> str:
+        parsed = split_command(text, self.words)
+        if parsed is None:
+            if ctx.actor is None:
+                return UNBOUND_HINT.format(school=self.options.get("school_name", ""))
+            word = text.strip()[:10]
+            return UNKNOWN_HINT.format(word=word)
+        found = base.candidates(parsed.word)
+        cmd = self._pick(found, parsed.args, ctx)
+        if ctx.actor is None and cmd.bound:
+            return UNBOUND_HINT.format(school=self.options.get("school_name", ""))
+        cmd.check(ctx.actor)
+        ctx.word, ctx.rest, ctx.args, ctx.after = parsed.word, parsed.rest, parsed.args, parsed.after
+        return cmd.func(ctx)
+
+    @staticmethod
+    def _pick(found: list[base.Command], args: list[str], ctx: Context) -> base.Command:
+        if len(found) == 1:
+            return found[0]
+        prefix = ref_prefix(args[0]) if args else None
+        if prefix:
+            for c in found:
+                if c.record == prefix:
+                    return c
+        for c in found:  # no prefix typed: the first one this person may use
+            if c.allows(ctx.actor):
+                return c
+        return found[0]
+
+    def _media(self, ctx: Context) -> str | None:
+        state = self._dialog(ctx)
+        if state is not None and state[0] in base.DIALOGS:
+            return base.DIALOGS[state[0]](ctx, state[1])
+        if ctx.actor is None:
+            return UNBOUND_HINT.format(school=self.options.get("school_name", ""))
+        kinds = {"image": "图片", "location": "位置", "link": "链接", "video": "视频", "shortvideo": "视频",
+                 "voice": "语音"}
+        what = kinds.get(ctx.inbound.type, "消息")
+        return f"已收到您的{what}。如需报修并附照片，请先发送「报修」按提示操作；发送「帮助」查看全部命令。"
+
+    def _dialog(self, ctx: Context) -> tuple[str, dict[str, Any]] | None:
+        raw = self.kv.get(f"dialog:{ctx.openid}")
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+            return str(data["name"]), dict(data.get("state") or {})
+        except (ValueError, KeyError, TypeError):
+            self.kv.delete(f"dialog:{ctx.openid}")
+            return None
+
+    def _page(self, openid: str, reply: str) -> str:
+        if len(reply) <= MAX_REPLY:
+            return reply
+        pages = paginate(reply)
+        self.kv.set(f"more:{openid}", json.dumps(pages[1:], ensure_ascii=False), ttl=1800)
+        return pages[0] + f"\n（第1/{len(pages)}页，回复「{MORE_WORD}」看下一页）"
+
+    def _more(self, ctx: Context) -> str:
+        raw = self.kv.get(f"more:{ctx.openid}")
+        pages: list[str] = json.loads(raw) if raw else []
+        if not pages:
+            return "没有更多内容了。"
+        first, left = pages[0], pages[1:]
+        if left:
+            self.kv.set(f"more:{ctx.openid}", json.dumps(left, ensure_ascii=False), ttl=1800)
+            return first + f"\n（还有{len(left)}页，回复「{MORE_WORD}」继续）"
+        self.kv.delete(f"more:{ctx.openid}")
+        return first

@@ -1,0 +1,57 @@
+"""Everything one process needs, built once from Settings: database, KV store, clock, router, inbox."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bot.config import Settings
+from bot.crypto import Cipher
+from storage.clock import Clock, get_clock, set_clock
+from storage.db import Database
+from storage.kv import KV, make_kv
+
+log = logging.getLogger("houqin")
+
+
+class Runtime:
+    def __init__(self, settings: Settings, clock: Clock | None = None, kv: KV | None = None,
+                 db: Database | None = None) -> None:
+        from bot.inbox import Inbox
+        from bot.router import Router
+
+        self.settings = settings
+        if clock is not None:
+            set_clock(clock)
+        elif type(get_clock()) is Clock:
+            set_clock(Clock(settings.timezone))
+        self.clock = get_clock()
+        self.db = db or Database(settings.database_url)
+        self.kv = kv or make_kv(settings.redis_url)
+        self.cipher = (
+            Cipher(settings.wechat_token, settings.wechat_aes_key, settings.wechat_app_id)
+            if settings.wechat_aes_key
+            else None
+        )
+        self.options = settings.options()
+        self.router = Router(self.db, self.kv, self.options)
+        self.wake_sender: Callable[[], None] = lambda: None  # replaced when the outbox sender starts
+        self.inbox = Inbox(
+            lambda inbound: self.router.handle(inbound, self.clock.now()),
+            self.kv,
+            self.db,
+            self.clock.now,
+            reply_timeout=settings.reply_timeout,
+            on_late_reply=lambda: self.wake_sender(),
+        )
+        self.background: list[object] = []
+
+    def close(self) -> None:
+        for svc in reversed(self.background):
+            stop = getattr(svc, "stop", None)
+            if stop:
+                try:
+                    stop()
+                except Exception:  # pragma: no cover - best effort at shutdown
+                    log.exception("stopping %s", svc)
+        self.inbox.close()

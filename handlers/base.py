@@ -1,0 +1,179 @@
+"""How commands and dialogs are declared: once, with their words, roles, help line and handler.
+
+`帮助`, the menu and the permission check all read these declarations. A handler receives a `Context`
+(the sender, the parsed message, a database session inside one transaction, the clock's "now") and returns
+the reply text. Business rules live in storage services; handlers only parse, call and format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from storage.errors import Forbidden, UserError
+from storage.kv import KV
+from storage.people import ROLES, Actor
+
+DIALOG_TTL = 600  # a dialog left idle for 10 minutes expires
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What arrived, independent of WeChat's XML: handlers never see the transport."""
+
+    openid: str
+    type: str = "text"  # text, voice, image, location, link, video, event
+    text: str = ""
+    media_id: str | None = None
+    pic_url: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    session: Session
+    kv: KV
+    actor: Actor | None
+    inbound: Inbound
+    now: datetime
+    options: Mapping[str, Any] = field(default_factory=dict)
+    word: str = ""
+    rest: str = ""
+    args: list[str] = field(default_factory=list)
+    after: Callable[[int], str] = lambda n: ""
+    run: Callable[[str], str] = lambda text: ""  # run another command as this person (menu CLICK keys)
+
+    @property
+    def openid(self) -> str:
+        return self.inbound.openid
+
+    @property
+    def me(self) -> Actor:
+        if self.actor is None:  # the router never calls a bound-only handler without an actor
+            raise UserError("请先绑定身份")
+        return self.actor
+
+    # --- guided dialogs, state kept in the KV store (Redis) per OpenID ---
+    def start_dialog(self, name: str, state: dict[str, Any]) -> None:
+        self.kv.set(f"dialog:{self.openid}", json.dumps({"name": name, "state": state}, ensure_ascii=False),
+                    ttl=DIALOG_TTL)
+
+    def save_dialog(self, name: str, state: dict[str, Any]) -> None:
+        self.start_dialog(name, state)
+
+    def end_dialog(self) -> None:
+        self.kv.delete(f"dialog:{self.openid}")
+
+
+Handler = Callable[[Context], str]
+DialogStep = Callable[[Context, dict[str, Any]], str]
+
+
+@dataclass
+class Command:
+    words: tuple[str, ...]
+    func: Handler
+    roles: frozenset[str] | None  # None: any bound person
+    help: str  # one example line shown by 帮助
+    record: str | None = None  # record prefix that picks between commands sharing a word (完成 BX… / 完成 TX…)
+    bound: bool = True  # False: also for people who have not bound yet (绑定, 帮助)
+    who: str = ""  # who may use it, in Chinese, for the 无权限 reply; derived from roles if empty
+    hidden: bool = False  # not listed by 帮助
+
+    def allows(self, actor: Actor | None) -> bool:
+        if actor is None:
+            return not self.bound
+        return self.roles is None or actor.has(*self.roles)
+
+    def who_text(self) -> str:
+        if self.who:
+            return self.who
+        if self.roles is None:
+            return "已绑定的用户"
+        return "、".join(ROLES[r] for r in ROLES if r in self.roles)
+
+    def check(self, actor: Actor | None) -> None:
+        if not self.allows(actor):
+            raise Forbidden(f"「{self.words[0]}」", self.who_text())
+
+
+COMMANDS: list[Command] = []
+DIALOGS: dict[str, DialogStep] = {}
+
+
+def command(
+    *words: str,
+    roles: set[str] | frozenset[str] | None = None,
+    help: str,
+    record: str | None = None,
+    bound: bool = True,
+    who: str = "",
+    hidden: bool = False,
+) -> Callable[[Handler], Handler]:
+    def register(func: Handler) -> Handler:
+        COMMANDS.append(
+            Command(tuple(words), func, frozenset(roles) if roles is not None else None, help, record, bound,
+                    who, hidden)
+        )
+        return func
+
+    return register
+
+
+def dialog(name: str) -> Callable[[DialogStep], DialogStep]:
+    def register(func: DialogStep) -> DialogStep:
+        DIALOGS[name] = func
+        return func
+
+    return register
+
+
+def all_words() -> set[str]:
+    return {w for c in COMMANDS for w in c.words}
+
+
+def candidates(word: str) -> list[Command]:
+    return [c for c in COMMANDS if word in c.words]
+
+
+def help_lines(actor: Actor | None) -> list[str]:
+    seen: set[str] = set()
+    lines = []
+    for c in COMMANDS:
+        if c.hidden or not c.allows(actor) or c.help in seen:
+            continue
+        seen.add(c.help)
+        lines.append(c.help)
+    return lines
+
+
+EventHandler = Callable[[Context], "str | None"]
+EVENTS: dict[str, EventHandler] = {}
+
+
+def on_event(*names: str) -> Callable[[EventHandler], EventHandler]:
+    """Declare the handler of a WeChat event (subscribe, unsubscribe, scan, location …)."""
+
+    def register(func: EventHandler) -> EventHandler:
+        for n in names:
+            EVENTS[n] = func
+        return func
+
+    return register
+
+
+def load_handlers() -> None:
+    """Import every handler module so its declarations register (adding a domain = adding a module)."""
+    import importlib
+    import pkgutil
+
+    import handlers
+
+    for mod in pkgutil.iter_modules(handlers.__path__):
+        if not mod.name.startswith("_") and mod.name not in ("base", "text", "timeexpr"):
+            importlib.import_module(f"handlers.{mod.name}")

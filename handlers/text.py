@@ -1,0 +1,107 @@
+"""Input normalisation and argument helpers shared by every command (SPEC section 2)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from storage.errors import UserError
+
+_SEPARATORS = re.compile(r"[\s,]+")  # after NFKC: full-width space → space, ， → ,
+
+
+def normalise(text: str) -> str:
+    """Full-width digits, letters, spaces and punctuation → half-width; trim space and a trailing 。."""
+    s = unicodedata.normalize("NFKC", text or "")
+    s = s.strip()
+    while s.endswith("。") or s.endswith("."):
+        s = s[:-1].rstrip()
+    return s
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+    start: int
+    end: int
+
+
+def tokens(text: str) -> list[Token]:
+    out: list[Token] = []
+    pos = 0
+    for m in _SEPARATORS.finditer(text):
+        if m.start() > pos:
+            out.append(Token(text[pos : m.start()], pos, m.start()))
+        pos = m.end()
+    if pos < len(text):
+        out.append(Token(text[pos:], pos, len(text)))
+    return out
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A message split into its command word and arguments; `rest` keeps the original punctuation."""
+
+    word: str
+    rest: str
+    args: list[str]
+
+    def after(self, n: int) -> str:
+        """The text after the first n arguments, as typed (commas and spaces inside kept)."""
+        toks = tokens(self.rest)
+        if n >= len(toks):
+            return ""
+        return self.rest[toks[n].start :].strip()
+
+
+def split_command(text: str, words: set[str]) -> Parsed | None:
+    """Find the command word: the first token, or the longest known word the message starts with.
+
+    A `：`/`:` right after the command word is dropped (`报修：教学楼301 …`), colons inside times are kept.
+    """
+    s = normalise(text)
+    if not s:
+        return None
+    first = tokens(s)[0].text if tokens(s) else s
+    word = None
+    if first.rstrip(":") in words:
+        word = first.rstrip(":")
+    else:
+        for w in sorted(words, key=len, reverse=True):
+            if s.startswith(w):
+                word = w
+                break
+    if word is None:
+        return None
+    rest = s[len(word) :]
+    rest = rest.lstrip()
+    if rest.startswith(":"):
+        rest = rest[1:]
+    rest = rest.strip()
+    return Parsed(word, rest, [t.text for t in tokens(rest)])
+
+
+_REF = re.compile(r"^([A-Za-z]{2})?(\d{1,9})$")
+
+
+def parse_ref(arg: str | None, prefix: str) -> int:
+    """`BX12`, `bx12` or `12` → 12 for prefix BX; anything else is a clear error."""
+    if not arg:
+        raise UserError(f"请写上编号，例如 {prefix}12")
+    m = _REF.match(arg.strip())
+    if not m or (m.group(1) and m.group(1).upper() != prefix):
+        raise UserError(f"编号格式不对：{arg}（应为 {prefix}12 或 12）")
+    return int(m.group(2))
+
+
+def ref_prefix(arg: str | None) -> str | None:
+    """The record prefix a user typed (`TX3` → TX), or None for a bare number."""
+    if not arg:
+        return None
+    m = _REF.match(arg.strip())
+    return m.group(1).upper() if m and m.group(1) else None
+
+
+def fmt_ref(prefix: str, n: int | None) -> str:
+    return f"{prefix}{n}"

@@ -1,0 +1,120 @@
+"""Engine, transactions and migrations. SQLite file by default, PostgreSQL through DATABASE_URL."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session, SQLModel, create_engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached: the webhook answers 503 so WeChat retries."""
+
+
+def load_models() -> None:
+    """Import every storage module so all tables are registered on SQLModel.metadata."""
+    import storage
+
+    for mod in pkgutil.iter_modules(storage.__path__):
+        if not mod.name.startswith("_") and mod.name != "migrations":
+            importlib.import_module(f"storage.{mod.name}")
+
+
+def normalise_url(url: str) -> str:
+    # Plain postgresql:// URLs pick psycopg2 in SQLAlchemy; we ship psycopg 3.
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+class Database:
+    def __init__(self, url: str, echo: bool = False) -> None:
+        self.url = normalise_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        kwargs: dict = {"echo": echo}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=5,
+                          connect_args={"connect_timeout": 3})
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            # Take the write lock at BEGIN so concurrent writers queue instead of failing mid-transaction.
+            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        load_models()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on any exception."""
+        try:
+            session = Session(self.engine, expire_on_commit=False)
+        except (OperationalError, DBAPIError) as exc:  # pragma: no cover - creation is lazy
+            raise DatabaseUnavailable(str(exc)) from exc
+        try:
+            yield session
+            session.commit()
+        except (OperationalError,) as exc:
+            session.rollback()
+            if _is_connection_error(exc):
+                raise DatabaseUnavailable(str(exc)) from exc
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision of every migration branch (alembic `upgrade heads`)."""
+        from alembic import command
+
+        command.upgrade(alembic_config(self.url), "heads")
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("select 1"))
+            return True
+        except Exception:
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(url: str):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    return cfg
+
+
+def _is_connection_error(exc: OperationalError) -> bool:
+    msg = str(exc).lower()
+    return any(w in msg for w in ("connection", "could not connect", "server closed", "terminating", "timeout"))
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN IMMEDIATE control transactions
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def all_tables() -> list[str]:
+    load_models()
+    return [t.name for t in SQLModel.metadata.sorted_tables]

@@ -1,0 +1,224 @@
+"""Short-lived shared state: dedup keys, reply cache, dialog state, access token, rate limits, locks.
+
+Redis when REDIS_URL is set, an in-process store otherwise. `ResilientKV` keeps answering from the
+in-process store while Redis is unreachable (logging the degraded state) and goes back to Redis by
+itself once it answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+log = logging.getLogger("houqin.kv")
+
+
+class KV(Protocol):
+    def get(self, key: str) -> str | None: ...
+    def set(self, key: str, value: str, ttl: float | None = None) -> None: ...
+    def set_nx(self, key: str, value: str, ttl: float | None = None) -> bool: ...
+    def delete(self, key: str) -> None: ...
+    def incr(self, key: str, ttl: float | None = None) -> int: ...
+    def delete_if(self, key: str, value: str) -> bool: ...
+
+
+class MemoryKV:
+    """One process only. Thread-safe; expired keys are dropped lazily."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[str, float | None]] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, key: str) -> str | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        value, expires = item
+        if expires is not None and expires <= time.monotonic():
+            del self._data[key]
+            return None
+        return value
+
+    @staticmethod
+    def _exp(ttl: float | None) -> float | None:
+        return None if ttl is None else time.monotonic() + ttl
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            return self._live(key)
+
+    def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        with self._lock:
+            self._data[key] = (value, self._exp(ttl))
+
+    def set_nx(self, key: str, value: str, ttl: float | None = None) -> bool:
+        with self._lock:
+            if self._live(key) is not None:
+                return False
+            self._data[key] = (value, self._exp(ttl))
+            return True
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def delete_if(self, key: str, value: str) -> bool:
+        with self._lock:
+            if self._live(key) == value:
+                del self._data[key]
+                return True
+            return False
+
+    def incr(self, key: str, ttl: float | None = None) -> int:
+        with self._lock:
+            current = self._live(key)
+            n = int(current or 0) + 1
+            expires = self._data[key][1] if current is not None else self._exp(ttl)
+            self._data[key] = (str(n), expires)
+            return n
+
+    def flush(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_DELETE_IF = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
+"""
+
+
+class RedisKV:
+    def __init__(self, url: str, prefix: str = "houqin:") -> None:
+        import redis
+
+        self.prefix = prefix
+        self.client = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=0.5, socket_connect_timeout=0.5
+        )
+        self._delete_if = self.client.register_script(_DELETE_IF)
+
+    def _k(self, key: str) -> str:
+        return self.prefix + key
+
+    @staticmethod
+    def _ms(ttl: float | None) -> int | None:
+        return None if ttl is None else max(1, int(ttl * 1000))
+
+    def get(self, key: str) -> str | None:
+        return self.client.get(self._k(key))  # type: ignore[return-value]
+
+    def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        self.client.set(self._k(key), value, px=self._ms(ttl))
+
+    def set_nx(self, key: str, value: str, ttl: float | None = None) -> bool:
+        return bool(self.client.set(self._k(key), value, px=self._ms(ttl), nx=True))
+
+    def delete(self, key: str) -> None:
+        self.client.delete(self._k(key))
+
+    def delete_if(self, key: str, value: str) -> bool:
+        return bool(self._delete_if(keys=[self._k(key)], args=[value]))
+
+    def incr(self, key: str, ttl: float | None = None) -> int:
+        pipe = self.client.pipeline()
+        pipe.incr(self._k(key))
+        pipe.pttl(self._k(key))
+        n, pttl = pipe.execute()
+        if ttl is not None and pttl < 0:
+            self.client.pexpire(self._k(key), self._ms(ttl))  # type: ignore[arg-type]
+        return int(n)
+
+    def ping(self) -> bool:
+        return bool(self.client.ping())
+
+    def flush(self) -> None:
+        keys = list(self.client.scan_iter(self.prefix + "*"))
+        if keys:
+            self.client.delete(*keys)
+
+
+class ResilientKV:
+    """Redis first; on a connection failure, the in-process store until Redis answers again.
+
+    While degraded, dedup and locks only hold within this process: that is logged loudly, and it is
+    still at-most-once for a single worker.
+    """
+
+    retry_after = 2.0
+
+    def __init__(self, primary: RedisKV) -> None:
+        self.primary = primary
+        self.fallback = MemoryKV()
+        self.degraded = False
+        self._down_since = 0.0
+        self._lock = threading.Lock()
+
+    def _call(self, name: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        import redis
+
+        if self.degraded and time.monotonic() - self._down_since < self.retry_after:
+            return getattr(self.fallback, name)(*args, **kwargs)
+        try:
+            result = getattr(self.primary, name)(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            with self._lock:
+                if not self.degraded:
+                    log.error("Redis unreachable (%s): using the in-process store; single-worker guarantees only", exc)
+                self.degraded = True
+                self._down_since = time.monotonic()
+            return getattr(self.fallback, name)(*args, **kwargs)
+        if self.degraded:
+            with self._lock:
+                if self.degraded:
+                    log.warning("Redis is back: leaving degraded mode")
+                    self.degraded = False
+        return result
+
+    def get(self, key: str) -> str | None:
+        return self._call("get", key)  # type: ignore[no-any-return]
+
+    def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        self._call("set", key, value, ttl)
+
+    def set_nx(self, key: str, value: str, ttl: float | None = None) -> bool:
+        return self._call("set_nx", key, value, ttl)  # type: ignore[no-any-return]
+
+    def delete(self, key: str) -> None:
+        self._call("delete", key)
+
+    def delete_if(self, key: str, value: str) -> bool:
+        return self._call("delete_if", key, value)  # type: ignore[no-any-return]
+
+    def incr(self, key: str, ttl: float | None = None) -> int:
+        return self._call("incr", key, ttl)  # type: ignore[no-any-return]
+
+    def flush(self) -> None:
+        self.fallback.flush()
+        self.primary.flush()
+
+
+def make_kv(redis_url: str | None) -> KV:
+    if not redis_url:
+        return MemoryKV()
+    return ResilientKV(RedisKV(redis_url))
+
+
+@contextmanager
+def kv_lock(kv: KV, name: str, ttl: float = 30.0, wait: float = 10.0) -> Iterator[bool]:
+    """A lease lock: yields True when held (released on exit), False if it could not be had in `wait` s."""
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + wait
+    got = kv.set_nx("lock:" + name, token, ttl)
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.02)
+        got = kv.set_nx("lock:" + name, token, ttl)
+    try:
+        yield got
+    finally:
+        if got:
+            kv.delete_if("lock:" + name, token)

@@ -1,0 +1,93 @@
+"""The persistent outbox: every push (notification, reminder, late reply) is a row first.
+
+Rows are written in the same transaction as the change that caused them, so a rolled-back change
+never notifies anyone and a committed one is never forgotten. A background sender (bot.sender)
+delivers them through the WeChat API.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Index, Text
+from sqlmodel import Column, Field, Session, SQLModel
+
+PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
+STATES_ZH = {PENDING: "待发送", SENDING: "发送中", SENT: "已发送", FAILED: "失败", SKIPPED: "已跳过"}
+
+
+class OutboxMessage(SQLModel, table=True):
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    openid: str | None = Field(default=None, max_length=64)  # for late replies to someone not yet bound
+    kind: str = Field(max_length=40)  # repair, visitor, leave, reminder, duty, reply, system …
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    data: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
+    force_cs: bool = False  # direct answers always go as customer-service messages
+    dedup_key: str | None = Field(default=None, unique=True, max_length=200)
+    state: str = Field(default=PENDING, max_length=12)
+    attempts: int = 0
+    next_attempt_at: datetime
+    claimed_until: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    errcode: int | None = None
+    channel: str | None = Field(default=None, max_length=12)  # template | custom
+    wechat_msgid: str | None = Field(default=None, max_length=40, index=True)
+    delivery_status: str | None = Field(default=None, max_length=40)
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+def enqueue(
+    session: Session,
+    person_id: int | None,
+    kind: str,
+    text: str,
+    *,
+    now: datetime,
+    data: dict | None = None,
+    openid: str | None = None,
+    force_cs: bool = False,
+    dedup_key: str | None = None,
+) -> OutboxMessage:
+    row = OutboxMessage(
+        person_id=person_id,
+        openid=openid,
+        kind=kind,
+        text=text,
+        data=json.dumps(data or {}, ensure_ascii=False),
+        force_cs=force_cs,
+        dedup_key=dedup_key,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def notify(
+    session: Session, person_ids: Iterable[int | None], kind: str, text: str, *, now: datetime, data: dict | None = None
+) -> int:
+    """Queue the same text for several people (each once, in order). Returns how many rows were queued."""
+    seen: set[int] = set()
+    for pid in person_ids:
+        if pid is None or pid in seen:
+            continue
+        seen.add(pid)
+        enqueue(session, pid, kind, text, now=now, data=data)
+    return len(seen)
+
+
+def record_delivery(session: Session, wechat_msgid: str, status: str) -> bool:
+    """A TEMPLATESENDJOBFINISH event: WeChat says whether a template message reached the person."""
+    from sqlmodel import select
+
+    row = session.exec(select(OutboxMessage).where(OutboxMessage.wechat_msgid == wechat_msgid)).first()
+    if row is None:
+        return False
+    row.delivery_status = status[:40]
+    session.add(row)
+    return True

@@ -1,0 +1,324 @@
+"""People, roles, classes, students, parents and invite-code binding."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from storage.errors import UserError
+from storage.kv import KV
+
+ROLES: dict[str, str] = {
+    "admin": "后勤管理员",
+    "leader": "校领导",
+    "teacher": "教师",
+    "head_teacher": "班主任",
+    "guard": "门卫",
+    "worker": "维修工",
+    "parent": "家长",
+}
+ROLE_BY_CHINESE = {v: k for k, v in ROLES.items()} | {"管理员": "admin", "领导": "leader", "老师": "teacher"}
+STAFF = frozenset({"admin", "leader", "teacher", "head_teacher", "guard", "worker"})
+
+INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and typed on phones
+INVITE_DAYS = 7
+BIND_FAILURES_PER_HOUR = 5
+
+
+class Person(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, max_length=50)
+    openid: str | None = Field(default=None, unique=True, max_length=64)
+    subscribed: bool = True
+    categories: str = Field(default="", max_length=200)  # worker skills, comma separated: 电,水
+    phone: str | None = Field(default=None, max_length=20)
+    password_hash: str | None = Field(default=None, max_length=200)  # console login, admins and leaders
+    active: bool = True
+    created_at: datetime
+    bound_at: datetime | None = None
+    last_inbound_at: datetime | None = None  # opens WeChat's 48-hour customer-service window
+
+
+class PersonRole(SQLModel, table=True):
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    role: str = Field(primary_key=True, max_length=20)
+
+
+class SchoolClass(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=50)
+    head_teacher_id: int | None = Field(default=None, foreign_key="person.id")
+
+
+class Student(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    student_no: str = Field(unique=True, max_length=30)
+    name: str = Field(index=True, max_length=50)
+    class_id: int = Field(foreign_key="schoolclass.id")
+
+
+class ParentLink(SQLModel, table=True):
+    parent_id: int = Field(foreign_key="person.id", primary_key=True)
+    student_id: int = Field(foreign_key="student.id", primary_key=True)
+
+
+class Invite(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("code"),)
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=12)
+    person_id: int = Field(foreign_key="person.id")
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who sent a message: what handlers and services need to know about a person."""
+
+    id: int
+    name: str
+    openid: str | None
+    roles: frozenset[str]
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.roles & STAFF)
+
+
+def parse_role(value: str) -> str:
+    v = value.strip()
+    if v in ROLES:
+        return v
+    if v in ROLE_BY_CHINESE:
+        return ROLE_BY_CHINESE[v]
+    raise UserError(f"未知角色：{value}（可用：{'、'.join(f'{k}/{c}' for k, c in ROLES.items())}）")
+
+
+def role_names(roles: set[str] | frozenset[str]) -> str:
+    return "、".join(ROLES[r] for r in ROLES if r in roles) or "无"
+
+
+def roles_of(session: Session, person_id: int) -> frozenset[str]:
+    rows = session.exec(select(PersonRole.role).where(PersonRole.person_id == person_id)).all()
+    return frozenset(rows)
+
+
+def actor_for(session: Session, person: Person) -> Actor:
+    assert person.id is not None
+    return Actor(person.id, person.name, person.openid, roles_of(session, person.id))
+
+
+def actor_by_openid(session: Session, openid: str) -> Actor | None:
+    person = session.exec(select(Person).where(Person.openid == openid, Person.active == True)).first()  # noqa: E712
+    return actor_for(session, person) if person else None
+
+
+def get_class(session: Session, name: str, create: bool = False) -> SchoolClass | None:
+    klass = session.exec(select(SchoolClass).where(SchoolClass.name == name)).first()
+    if klass is None and create:
+        klass = SchoolClass(name=name)
+        session.add(klass)
+        session.flush()
+    return klass
+
+
+def create_person(
+    session: Session,
+    name: str,
+    roles: list[str],
+    *,
+    now: datetime,
+    class_name: str | None = None,
+    student_nos: list[str] | None = None,
+    categories: list[str] | None = None,
+) -> Person:
+    name = name.strip()
+    if not name:
+        raise UserError("姓名不能为空")
+    keys = sorted({parse_role(r) for r in roles})
+    if not keys:
+        raise UserError("至少需要一个角色")
+    if class_name and "head_teacher" not in keys:
+        keys.append("head_teacher")
+    if "head_teacher" in keys and "teacher" not in keys:
+        keys.append("teacher")
+    if "parent" in keys and not student_nos:
+        raise UserError("家长需要用 --student <学号> 关联学生")
+    person = Person(name=name, created_at=now, categories=",".join(categories or []))
+    session.add(person)
+    session.flush()
+    assert person.id is not None
+    for role in keys:
+        session.add(PersonRole(person_id=person.id, role=role))
+    if class_name:
+        klass = get_class(session, class_name, create=True)
+        assert klass is not None
+        klass.head_teacher_id = person.id
+        session.add(klass)
+    for no in student_nos or []:
+        student = session.exec(select(Student).where(Student.student_no == no)).first()
+        if student is None:
+            raise UserError(f"学号 {no} 不在学生名册中，请先导入名册（houqin students import）")
+        session.add(ParentLink(parent_id=person.id, student_id=student.id))  # type: ignore[arg-type]
+    session.flush()
+    return person
+
+
+def new_invite(session: Session, person: Person, *, now: datetime) -> Invite:
+    assert person.id is not None
+    for _ in range(20):
+        code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(6))
+        if session.exec(select(Invite).where(Invite.code == code)).first() is None:
+            break
+    invite = Invite(code=code, person_id=person.id, created_at=now, expires_at=now + timedelta(days=INVITE_DAYS))
+    session.add(invite)
+    session.flush()
+    return invite
+
+
+def invite(
+    session: Session,
+    name: str,
+    roles: list[str],
+    *,
+    now: datetime,
+    class_name: str | None = None,
+    student_nos: list[str] | None = None,
+    categories: list[str] | None = None,
+) -> tuple[Person, Invite]:
+    person = create_person(
+        session, name, roles, now=now, class_name=class_name, student_nos=student_nos, categories=categories
+    )
+    return person, new_invite(session, person, now=now)
+
+
+def bind(session: Session, kv: KV, openid: str, code: str, *, now: datetime) -> Person:
+    """Bind a WeChat OpenID to the person an invite code was made for (single use, 7 days, 5 tries/hour)."""
+    code = code.strip().upper()
+    fail_key = f"bindfail:{openid}"
+    failures = int(kv.get(fail_key) or 0)
+    if failures >= BIND_FAILURES_PER_HOUR:
+        raise UserError("邀请码错误次数过多，请一小时后再试，或联系后勤管理员。")
+    already = session.exec(select(Person).where(Person.openid == openid)).first()
+    if already is not None:
+        raise UserError(f"此微信已绑定为「{already.name}」，无需重复绑定。如需更换，请联系后勤管理员。")
+    found = session.exec(select(Invite).where(Invite.code == code)).first()
+    problem = None
+    if found is None or found.revoked:
+        problem = "邀请码无效"
+    elif found.used_at is not None:
+        problem = "邀请码已被使用"
+    elif found.expires_at < now:
+        problem = "邀请码已过期，请联系后勤管理员重新生成"
+    if problem:
+        n = kv.incr(fail_key, ttl=3600)
+        left = BIND_FAILURES_PER_HOUR - n
+        tail = f"（还可尝试 {left} 次）" if left > 0 else "（尝试次数已用完，请一小时后再试）"
+        raise UserError(problem + tail)
+    assert found is not None
+    person = session.get(Person, found.person_id)
+    if person is None or person.openid:
+        raise UserError("邀请码已被使用")
+    found.used_at = now
+    person.openid = openid
+    person.bound_at = now
+    person.subscribed = True
+    person.last_inbound_at = now
+    session.add(found)
+    session.add(person)
+    session.flush()
+    return person
+
+
+def set_subscribed(session: Session, openid: str, subscribed: bool) -> Person | None:
+    person = session.exec(select(Person).where(Person.openid == openid)).first()
+    if person is not None and person.subscribed != subscribed:
+        person.subscribed = subscribed
+        session.add(person)
+    return person
+
+
+def touch_inbound(session: Session, person_id: int, now: datetime, last: datetime | None) -> None:
+    """Record that the person wrote to us (opens the 48 h window); skipped when recent, to spare writes."""
+    if last is None or now - last > timedelta(minutes=5):
+        p = session.get(Person, person_id)
+        if p is not None:
+            p.last_inbound_at = now
+            session.add(p)
+
+
+def people_with_role(session: Session, *roles: str) -> list[Person]:
+    stmt = (
+        select(Person)
+        .join(PersonRole, col(PersonRole.person_id) == col(Person.id))
+        .where(col(PersonRole.role).in_(roles), Person.active == True)  # noqa: E712
+        .distinct()
+        .order_by(col(Person.id))
+    )
+    return list(session.exec(stmt).all())
+
+
+def find_people(session: Session, name: str, role: str | None = None) -> list[Person]:
+    stmt = select(Person).where(Person.name == name, Person.active == True)  # noqa: E712
+    if role:
+        stmt = stmt.join(PersonRole, col(PersonRole.person_id) == col(Person.id)).where(PersonRole.role == role)
+    return list(session.exec(stmt.order_by(col(Person.id))).all())
+
+
+def list_people(session: Session) -> list[tuple[Person, frozenset[str]]]:
+    people = session.exec(select(Person).order_by(col(Person.id))).all()
+    return [(p, roles_of(session, p.id)) for p in people]  # type: ignore[arg-type]
+
+
+def classes_headed_by(session: Session, person_id: int) -> list[SchoolClass]:
+    return list(session.exec(select(SchoolClass).where(SchoolClass.head_teacher_id == person_id)).all())
+
+
+def children_of(session: Session, parent_id: int) -> list[Student]:
+    stmt = select(Student).join(ParentLink, col(ParentLink.student_id) == col(Student.id)).where(
+        ParentLink.parent_id == parent_id
+    )
+    return list(session.exec(stmt).all())
+
+
+def import_students(session: Session, rows: list[list[str]]) -> tuple[int, list[str]]:
+    """Import roster rows (学号,姓名,班级). Bad rows are reported by line and skipped; good rows are kept.
+
+    `rows` excludes nothing: a first row that looks like a header is skipped. Returns (imported, errors).
+    """
+    imported, errors = 0, []
+    seen: set[str] = set()
+    for lineno, row in enumerate(rows, start=1):
+        cells = [c.strip() for c in row]
+        if lineno == 1 and cells and cells[0] in ("学号", "student_no"):
+            continue
+        if not any(cells):
+            continue
+        if len(cells) < 3 or not all(cells[:3]):
+            errors.append(f"第{lineno}行：需要 学号,姓名,班级 三列")
+            continue
+        no, name, class_name = cells[:3]
+        if no in seen:
+            errors.append(f"第{lineno}行：学号 {no} 重复")
+            continue
+        seen.add(no)
+        klass = get_class(session, class_name, create=True)
+        assert klass is not None and klass.id is not None
+        existing = session.exec(select(Student).where(Student.student_no == no)).first()
+        if existing:
+            existing.name, existing.class_id = name, klass.id
+            session.add(existing)
+        else:
+            session.add(Student(student_no=no, name=name, class_id=klass.id))
+        imported += 1
+    session.flush()
+    return imported, errors
