@@ -1,0 +1,674 @@
+"""Student leave slips (请假, QJ): request, head-teacher approval, the gate (exit / return) and alerts.
+
+All rules live here; handlers/leave.py parses chat text, jobs/leave.py runs the two timed alerts, and
+bot/cli_leave.py assigns head teachers to classes. A slip moves through a table of allowed transitions,
+and every move is a conditional UPDATE (``WHERE state = <the state we saw>``), so two people acting on one
+slip at the same moment — two guards sending ``出校 QJ5`` — change it once; the loser is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Index, UniqueConstraint, update
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from storage.errors import NotFound, UserError
+from storage.outbox import notify
+from storage.people import (
+    Actor,
+    ParentLink,
+    Person,
+    PersonRole,
+    SchoolClass,
+    Student,
+    children_of,
+    classes_headed_by,
+    find_people,
+    get_class,
+    people_with_role,
+)
+
+PREFIX = "QJ"
+PENDING, APPROVED, REJECTED, OUT, BACK = "待审批", "已批准", "已驳回", "已出校", "已返校"
+
+# (state, action) → new state. Anything not listed is refused; "expired" is not a state but a matter of
+# time (an approved slip whose window has ended), checked by the gate rules below.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (PENDING, "approve"): APPROVED,
+    (PENDING, "reject"): REJECTED,
+    (APPROVED, "exit"): OUT,
+    (OUT, "return"): BACK,
+}
+
+EXIT_EARLY = timedelta(minutes=30)  # the gate opens 30 min before the window starts
+OVERDUE_AFTER = timedelta(minutes=30)  # not back 30 min after the window ends → the head teacher is told
+REPUSH_BEFORE = timedelta(minutes=30)  # still pending when the gate would open → pushed again
+REPUSH_GRACE = timedelta(minutes=10)  # …but not within minutes of the first push (a slip made at the last minute)
+NO_RETURN_WORD = "不返校"
+MAX_REASON = 200
+DECIDERS = ("admin", "leader")  # may decide as the head teacher's deputy
+
+
+class LeaveSlip(SQLModel, table=True):
+    __table_args__ = (Index("ix_leaveslip_state_starts", "state", "starts_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    student_id: int = Field(foreign_key="student.id", index=True)
+    class_id: int = Field(foreign_key="schoolclass.id", index=True)  # the student's class when requested
+    requester_id: int = Field(foreign_key="person.id")
+    starts_at: datetime
+    ends_at: datetime
+    reason: str = Field(max_length=MAX_REASON)
+    expects_return: bool = True
+    state: str = Field(default=PENDING, max_length=12)
+    created_at: datetime
+    decided_by_id: int | None = Field(default=None, foreign_key="person.id")
+    decided_at: datetime | None = None
+    deputy: bool = False  # decided by an admin or leader in the head teacher's place
+    reject_reason: str | None = Field(default=None, max_length=MAX_REASON)
+    exited_at: datetime | None = None
+    returned_at: datetime | None = None
+    repushed_at: datetime | None = None  # the "still pending" reminder went out (once)
+    overdue_notified_at: datetime | None = None  # the "not back" alert went out (once)
+
+
+class LeaveEvent(SQLModel, table=True):
+    """The slip's history: who did what, when."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slip_id: int = Field(foreign_key="leaveslip.id", index=True)
+    at: datetime
+    actor_id: int | None = Field(default=None, foreign_key="person.id")
+    action: str = Field(max_length=20)  # 申请, 批准, 驳回, 代批准, 代驳回, 出校, 返校, 催批, 逾期提醒
+    note: str | None = Field(default=None, max_length=MAX_REASON)
+
+
+class LeaveGateEvent(SQLModel, table=True):
+    """The gate ledger. One exit and one return per slip at most, enforced by the database as well."""
+
+    __table_args__ = (UniqueConstraint("slip_id", "kind", name="uq_leavegate_slip_kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    slip_id: int = Field(foreign_key="leaveslip.id", index=True)
+    kind: str = Field(max_length=10)  # exit | return
+    guard_id: int = Field(foreign_key="person.id")
+    at: datetime
+
+
+# --------------------------------------------------------------------------------------------------------
+# Formatting shared by replies and pushes
+
+
+def ref(slip: LeaveSlip) -> str:
+    return f"{PREFIX}{slip.id}"
+
+
+def fmt_time(dt: datetime) -> str:
+    return f"{dt.month}月{dt.day}日 {dt:%H:%M}"
+
+
+def fmt_span(start: datetime, end: datetime) -> str:
+    if start.date() == end.date():
+        return f"{fmt_time(start)}-{end:%H:%M}"
+    return f"{fmt_time(start)} 至 {fmt_time(end)}"
+
+
+def slip_span(slip: LeaveSlip) -> str:
+    return fmt_span(slip.starts_at, slip.ends_at)
+
+
+def student_of(session: Session, slip: LeaveSlip) -> Student:
+    student = session.get(Student, slip.student_id)
+    assert student is not None
+    return student
+
+
+def class_of(session: Session, slip: LeaveSlip) -> SchoolClass:
+    klass = session.get(SchoolClass, slip.class_id)
+    assert klass is not None
+    return klass
+
+
+def who(session: Session, slip: LeaveSlip) -> str:
+    """李明（七(3)班）"""
+    return f"{student_of(session, slip).name}（{class_of(session, slip).name}）"
+
+
+def person_name(session: Session, person_id: int | None) -> str:
+    p = session.get(Person, person_id) if person_id else None
+    return p.name if p else "?"
+
+
+# --------------------------------------------------------------------------------------------------------
+# People around a slip
+
+
+def bound_parents(session: Session, student_id: int) -> list[int]:
+    stmt = (
+        select(Person.id)
+        .join(ParentLink, col(ParentLink.parent_id) == col(Person.id))
+        .where(ParentLink.student_id == student_id, col(Person.openid).is_not(None), Person.active == True)  # noqa: E712
+        .order_by(col(Person.id))
+    )
+    return [pid for pid in session.exec(stmt).all() if pid is not None]
+
+
+def head_teacher_id(session: Session, class_id: int) -> int | None:
+    klass = session.get(SchoolClass, class_id)
+    return klass.head_teacher_id if klass else None
+
+
+def approvers(session: Session, slip: LeaveSlip) -> list[int]:
+    """Who is asked to decide: the class's head teacher, or the admins when the class has none."""
+    head = head_teacher_id(session, slip.class_id)
+    if head is not None:
+        return [head]
+    return [p.id for p in people_with_role(session, "admin") if p.id is not None]
+
+
+def admin_ids(session: Session) -> list[int]:
+    return [p.id for p in people_with_role(session, "admin") if p.id is not None]
+
+
+def is_head_of(session: Session, actor: Actor, class_id: int) -> bool:
+    return head_teacher_id(session, class_id) == actor.id
+
+
+def _history(session: Session, slip: LeaveSlip, action: str, actor_id: int | None, now: datetime,
+             note: str | None = None) -> None:
+    assert slip.id is not None
+    session.add(LeaveEvent(slip_id=slip.id, at=now, actor_id=actor_id, action=action,
+                           note=note[:MAX_REASON] if note else None))
+
+
+def history(session: Session, slip_id: int) -> list[LeaveEvent]:
+    stmt = select(LeaveEvent).where(LeaveEvent.slip_id == slip_id).order_by(col(LeaveEvent.id))
+    return list(session.exec(stmt).all())
+
+
+def gate_events(session: Session, slip_id: int) -> list[LeaveGateEvent]:
+    stmt = select(LeaveGateEvent).where(LeaveGateEvent.slip_id == slip_id).order_by(col(LeaveGateEvent.id))
+    return list(session.exec(stmt).all())
+
+
+# --------------------------------------------------------------------------------------------------------
+# Students and classes
+
+
+def class_named(session: Session, name: str) -> SchoolClass:
+    klass = get_class(session, name.strip())
+    if klass is None:
+        raise UserError(f"未找到班级「{name}」，请检查班级名称（例如 七(3)班）。")
+    return klass
+
+
+def is_class_name(session: Session, token: str) -> bool:
+    """Whether a token is meant as a class: a class of the roster, or anything written like one (…班)."""
+    return get_class(session, token) is not None or token.endswith("班")
+
+
+def is_student_token(session: Session, token: str) -> bool:
+    stmt = select(Student.id).where((Student.name == token) | (Student.student_no == token))
+    return session.exec(stmt).first() is not None
+
+
+def _class_names(session: Session, students: Iterable[Student]) -> str:
+    return "、".join(class_name(session, s) for s in students)
+
+
+def class_name(session: Session, student: Student) -> str:
+    klass = session.get(SchoolClass, student.class_id)
+    return klass.name if klass else "?"
+
+
+def find_student(session: Session, name: str, klass: str | None = None,
+                 within: list[Student] | None = None, example: str = "请假 七(3)班 李明 今天下午 看病") -> Student:
+    """The one student called `name` (or with that 学号), in `klass` if given, among `within` if given.
+
+    Several students of that name → ask for the class (or the 学号 when they share a class too).
+    """
+    if within is not None:
+        found = [s for s in within if s.name == name or s.student_no == name]
+    else:
+        stmt = select(Student).where((Student.name == name) | (Student.student_no == name))
+        found = list(session.exec(stmt.order_by(col(Student.id))).all())
+    if klass is not None:
+        k = class_named(session, klass)
+        found = [s for s in found if s.class_id == k.id]
+        if not found:
+            raise UserError(f"{k.name}没有名为「{name}」的学生，请检查姓名和班级。")
+    if not found:
+        raise UserError(f"未找到学生「{name}」，请检查姓名（可写班级，例如 {example}）。")
+    if len(found) > 1:
+        if len({s.class_id for s in found}) == len(found):
+            raise UserError(
+                f"有{len(found)}名学生叫「{name}」（{_class_names(session, found)}），请写明班级，例如：{example}"
+            )
+        nos = "、".join(f"{s.student_no}（{class_name(session, s)}）" for s in found)
+        raise UserError(f"有{len(found)}名学生叫「{name}」，请改用学号：{nos}")
+    return found[0]
+
+
+def student_for_request(session: Session, actor: Actor, name: str | None, klass: str | None) -> Student:
+    """Which student a 请假 is for. Staff may ask for any student; a parent only for their own children,
+    and a parent with exactly one child may leave the name out."""
+    staff = actor.has("teacher", "head_teacher")
+    kids = children_of(session, actor.id) if actor.has("parent") else []
+    if name is None:
+        if not staff and len(kids) == 1:
+            return kids[0]
+        if not staff and len(kids) > 1:
+            names = "、".join(k.name for k in kids)
+            raise UserError(f"您绑定了多个孩子（{names}），请写明姓名，例如：请假 {kids[0].name} 明天全天 发烧")
+        raise UserError("请写明学生姓名，例如：请假 李明 今天14:00-16:00 看病")
+    if staff:
+        return find_student(session, name, klass)
+    if not any(k.name == name or k.student_no == name for k in kids):
+        mine = "、".join(k.name for k in kids) or "无"
+        raise UserError(f"家长只能为自己的孩子请假（您绑定的孩子：{mine}）。如有误，请联系后勤管理员。")
+    return find_student(session, name, klass, within=kids, example=f"请假 七(3)班 {name} 明天全天 发烧")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Requesting
+
+
+def request_leave(
+    session: Session,
+    actor: Actor,
+    student: Student,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+    *,
+    now: datetime,
+    expects_return: bool | None = None,
+) -> LeaveSlip:
+    """A new slip. From the class's head teacher it is approved at once; otherwise it waits for them."""
+    if not actor.has("teacher", "head_teacher", "parent"):
+        raise UserError("无权限：请假仅限教师、班主任和家长使用。")
+    if actor.has("parent") and not actor.has("teacher", "head_teacher"):
+        if student.id not in {k.id for k in children_of(session, actor.id)}:
+            raise UserError("家长只能为自己的孩子请假。")
+    reason = reason.strip()
+    if not reason:
+        raise UserError(f"请写明事由，例如：请假 {student.name} 今天14:00-16:00 看病")
+    if len(reason) > MAX_REASON:
+        raise UserError(f"事由太长了（最多{MAX_REASON}字）。")
+    if ends_at <= starts_at:
+        raise UserError(f"结束时间早于开始时间：{fmt_span(starts_at, ends_at)}，请检查。")
+    if ends_at <= now:
+        raise UserError(f"请假时间 {fmt_span(starts_at, ends_at)} 已经过去，不能再请假。")
+    if expects_return is None:
+        expects_return = NO_RETURN_WORD not in reason
+    assert student.id is not None
+    slip = LeaveSlip(
+        student_id=student.id, class_id=student.class_id, requester_id=actor.id, starts_at=starts_at,
+        ends_at=ends_at, reason=reason, expects_return=expects_return, state=PENDING, created_at=now,
+    )
+    session.add(slip)
+    session.flush()
+    _history(session, slip, "申请", actor.id, now, reason)
+    if is_head_of(session, actor, slip.class_id):
+        slip.state, slip.decided_by_id, slip.decided_at = APPROVED, actor.id, now
+        session.add(slip)
+        _history(session, slip, "批准", actor.id, now, "班主任申请，自动批准")
+        parents = [p for p in bound_parents(session, slip.student_id) if p != actor.id]
+        notify(session, parents, "leave",
+               f"您的孩子{who(session, slip)}的请假已批准（班主任 {actor.name}）：{ref(slip)}，"
+               f"{slip_span(slip)}，事由：{reason}。出校、返校时会再通知您。",
+               now=now, data=_data(slip))
+    else:
+        notify(session, approvers(session, slip), "leave", _approval_request(session, slip, actor.name),
+               now=now, data=_data(slip))
+    session.flush()
+    return slip
+
+
+def _data(slip: LeaveSlip) -> dict[str, Any]:
+    return {"ref": ref(slip), "state": slip.state}
+
+
+def _approval_request(session: Session, slip: LeaveSlip, requester: str) -> str:
+    no_head = "（本班未设置班主任，请管理员代为审批）" if head_teacher_id(session, slip.class_id) is None else ""
+    back = "" if slip.expects_return else "（不返校）"
+    return (
+        f"请假待审批 {ref(slip)}：{who(session, slip)}，{slip_span(slip)}{back}，事由：{slip.reason}，"
+        f"申请人：{requester}。{no_head}\n"
+        f"同意请回复：批准 {ref(slip)}\n不同意请回复：驳回 {ref(slip)} 理由"
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Transitions
+
+
+def _transition(session: Session, slip: LeaveSlip, action: str, now: datetime, **values: Any) -> None:
+    """Move the slip along the table, atomically: the UPDATE only matches the state we read, so a
+    concurrent change (another guard, another approver) makes it match no row and we refuse."""
+    seen = slip.state
+    target = TRANSITIONS.get((seen, action))
+    if target is None:
+        raise UserError(_refusal(session, slip, action, now))
+    stmt = update(LeaveSlip).where(col(LeaveSlip.id) == slip.id, col(LeaveSlip.state) == seen)
+    if action == "exit":
+        stmt = stmt.where(col(LeaveSlip.exited_at).is_(None))  # no second exit on one slip, whatever the state
+    if action == "return":
+        stmt = stmt.where(col(LeaveSlip.returned_at).is_(None))
+    result = session.execute(stmt.values(state=target, **values).execution_options(synchronize_session=False))
+    session.refresh(slip)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise UserError(_refusal(session, slip, action, now))
+
+
+def _refusal(session: Session, slip: LeaveSlip, action: str, now: datetime) -> str:
+    """Why `action` is not possible on this slip now, in one line."""
+    r = ref(slip)
+    state = slip.state
+    if action in ("approve", "reject"):
+        verb = "批准" if action == "approve" else "驳回"
+        if state == REJECTED:
+            return f"{r} 已被驳回，不能再{verb}。"
+        if state in (APPROVED, OUT, BACK):
+            return f"{r} 已批准（当前：{state}），无需再{verb}。"
+        return f"{r} 当前状态为{state}，不能{verb}。"
+    if action == "exit":
+        _, why = gate_check(slip, now)
+        return f"不可出校：{r} {who(session, slip)}，{why}"
+    if action == "return":
+        if state == BACK and slip.returned_at:
+            return f"{r} {who(session, slip)} 已于 {fmt_time(slip.returned_at)} 登记返校，无需重复登记。"
+        return f"{r} {who(session, slip)} 尚未出校，不能登记返校。"
+    return f"{r} 当前状态为{state}。"  # pragma: no cover - every action is handled above
+
+
+def get_slip(session: Session, n: int) -> LeaveSlip:
+    slip = session.get(LeaveSlip, n)
+    if slip is None:
+        raise NotFound(f"{PREFIX}{n}")
+    return slip
+
+
+def decide(session: Session, actor: Actor, n: int, approve: bool, note: str | None = None, *,
+           now: datetime) -> LeaveSlip:
+    """批准 / 驳回 by the class's head teacher, or by an admin or leader as deputy (recorded as such)."""
+    slip = get_slip(session, n)
+    if is_head_of(session, actor, slip.class_id):
+        deputy = False
+    elif actor.has(*DECIDERS):
+        deputy = True
+    elif actor.has("head_teacher"):
+        raise UserError(f"无权限：{ref(slip)} 不是您班级学生的请假，须由该班班主任审批（或由管理员、校领导代批）。")
+    else:
+        raise NotFound(ref(slip))  # a person who may not see the slip learns nothing about it
+    note = (note or "").strip()
+    if not approve and not note:
+        raise UserError(f"请写明驳回理由，例如：驳回 {ref(slip)} 当天有考试")
+    if len(note) > MAX_REASON:
+        raise UserError(f"理由太长了（最多{MAX_REASON}字）。")
+    if slip.state == PENDING and now >= slip.ends_at:
+        raise UserError(f"{ref(slip)} 的请假时间（{slip_span(slip)}）已经结束，无需再审批。")
+    action = "approve" if approve else "reject"
+    _transition(session, slip, action, now, decided_by_id=actor.id, decided_at=now, deputy=deputy,
+                reject_reason=None if approve else note)
+    verb = "批准" if approve else "驳回"
+    _history(session, slip, ("代" if deputy else "") + verb, actor.id, now, note or None)
+    decider = f"{actor.name}（代班主任）" if deputy else f"班主任 {actor.name}"
+    if approve:
+        text = f"{ref(slip)} {who(session, slip)} {slip_span(slip)} 的请假已批准（{decider}）。"
+    else:
+        text = f"{ref(slip)} {who(session, slip)} {slip_span(slip)} 的请假被驳回（{decider}），理由：{note}"
+    told = [slip.requester_id, *bound_parents(session, slip.student_id)]
+    if deputy:
+        told.append(head_teacher_id(session, slip.class_id))  # type: ignore[arg-type]
+    notify(session, [p for p in told if p != actor.id], "leave", text, now=now, data=_data(slip))
+    return slip
+
+
+# --------------------------------------------------------------------------------------------------------
+# The gate
+
+
+def gate_check(slip: LeaveSlip, now: datetime) -> tuple[bool, str]:
+    """(may the student go out on this slip now, why / why not) — the one place the gate rules live."""
+    opens = slip.starts_at - EXIT_EARLY
+    if slip.state == REJECTED:
+        why = f"请假已被驳回（{slip.reject_reason}）" if slip.reject_reason else "请假已被驳回"
+        return False, why
+    if slip.state == PENDING:
+        if now >= slip.ends_at:
+            return False, "请假未获批准且已过期"
+        return False, "请假待班主任审批，尚未批准"
+    if slip.state == OUT or slip.exited_at is not None:
+        if slip.state == BACK and slip.returned_at:
+            return False, f"已于 {fmt_time(slip.exited_at or slip.returned_at)} 出校、{fmt_time(slip.returned_at)} 返校，本假条已用过"
+        return False, f"已于 {fmt_time(slip.exited_at or now)} 出校，同一假条不能再次出校"
+    if slip.state != APPROVED:  # pragma: no cover - every state is handled
+        return False, f"状态为{slip.state}"
+    if now >= slip.ends_at:
+        return False, f"请假已过期（{fmt_time(slip.ends_at)} 结束）"
+    if now < opens:
+        return False, f"未到时间，{fmt_time(opens)} 起可出校（请假 {slip_span(slip)}）"
+    return True, f"已批准，请假 {slip_span(slip)}"
+
+
+def check_line(session: Session, slip: LeaveSlip, now: datetime) -> str:
+    ok, why = gate_check(slip, now)
+    verdict = "可以出校" if ok else "不可出校"
+    return f"{ref(slip)} {who(session, slip)}：{verdict}，{why}。"
+
+
+def check_student(session: Session, student: Student, now: datetime) -> str:
+    """核验 <学生姓名>: the slip that matters now — one that lets them out, else one they are out on, else the
+    nearest of today's — in one line."""
+    day0 = datetime.combine(now.date(), datetime.min.time())
+    stmt = (
+        select(LeaveSlip)
+        .where(LeaveSlip.student_id == student.id, col(LeaveSlip.ends_at) >= day0 - timedelta(days=1),
+               col(LeaveSlip.starts_at) < day0 + timedelta(days=2))
+        .order_by(col(LeaveSlip.starts_at), col(LeaveSlip.id))
+    )
+    slips = list(session.exec(stmt).all())
+    for slip in slips:
+        if gate_check(slip, now)[0]:
+            return check_line(session, slip, now)
+    for slip in slips:
+        if slip.state == OUT:
+            return check_line(session, slip, now)
+    today = [s for s in slips if s.starts_at < day0 + timedelta(days=1) and s.ends_at >= day0]
+    candidates = today or [s for s in slips if s.starts_at >= now]
+    if candidates:
+        nearest = min(candidates, key=lambda s: abs((s.starts_at - now).total_seconds()))
+        return check_line(session, nearest, now)
+    return f"{student.name}（{class_name(session, student)}）：不可出校，今天没有请假单。"
+
+
+def check_slip(session: Session, n: int, now: datetime) -> str:
+    return check_line(session, get_slip(session, n), now)
+
+
+def record_exit(session: Session, guard: Actor, n: int, *, now: datetime) -> LeaveSlip:
+    """出校 QJ5: only an approved slip, from 30 min before its start until its end, and only once."""
+    slip = get_slip(session, n)
+    ok, _ = gate_check(slip, now)
+    if not ok:
+        raise UserError(_refusal(session, slip, "exit", now))
+    _transition(session, slip, "exit", now, exited_at=now)
+    assert slip.id is not None
+    session.add(LeaveGateEvent(slip_id=slip.id, kind="exit", guard_id=guard.id, at=now))
+    _history(session, slip, "出校", guard.id, now)
+    session.flush()  # the unique (slip, kind) constraint is checked here, inside the same transaction
+    back = f"，请假至 {fmt_time(slip.ends_at)}" if slip.expects_return else "（不返校）"
+    text = f"{who(session, slip)} 已于 {fmt_time(now)} 出校（{ref(slip)}，门卫 {guard.name}）{back}。"
+    notify(session, [*bound_parents(session, slip.student_id), slip.requester_id], "leave", text,
+           now=now, data=_data(slip))
+    return slip
+
+
+def record_return(session: Session, guard: Actor, n: int, *, now: datetime) -> LeaveSlip:
+    """返校 QJ5: only after an exit on this slip, once."""
+    slip = get_slip(session, n)
+    _transition(session, slip, "return", now, returned_at=now)
+    assert slip.id is not None
+    session.add(LeaveGateEvent(slip_id=slip.id, kind="return", guard_id=guard.id, at=now))
+    _history(session, slip, "返校", guard.id, now)
+    session.flush()
+    late = " （已超过请假结束时间）" if now > slip.ends_at else ""
+    text = f"{who(session, slip)} 已于 {fmt_time(now)} 返校（{ref(slip)}，门卫 {guard.name}）。{late}".rstrip()
+    told = [*bound_parents(session, slip.student_id), slip.requester_id]
+    if slip.overdue_notified_at is not None:
+        told.append(head_teacher_id(session, slip.class_id))  # type: ignore[arg-type]  # they were alerted
+    notify(session, told, "leave", text, now=now, data=_data(slip))
+    return slip
+
+
+# --------------------------------------------------------------------------------------------------------
+# Lists
+
+
+def status_text(slip: LeaveSlip, now: datetime) -> str:
+    """The slip's gate status for lists: 待审批, 已批准·未出校, 已出校 13:40·逾期未返 …"""
+    if slip.state == PENDING:
+        return "待审批（已过期）" if now >= slip.ends_at else "待审批"
+    if slip.state == REJECTED:
+        return "已驳回"
+    if slip.state == APPROVED:
+        return "已批准·已过期未出校" if now >= slip.ends_at else "已批准·未出校"
+    out = f"已出校 {slip.exited_at:%H:%M}" if slip.exited_at else "已出校"
+    if slip.state == BACK:
+        return f"{out}·已返校 {slip.returned_at:%H:%M}" if slip.returned_at else f"{out}·已返校"
+    if not slip.expects_return:
+        return f"{out}（不返校）"
+    if now >= slip.ends_at + OVERDUE_AFTER:
+        return f"{out}·逾期未返校"
+    return f"{out}·未返校"
+
+
+def list_line(session: Session, slip: LeaveSlip, now: datetime) -> str:
+    return f"{ref(slip)} {who(session, slip)} {slip_span(slip)} {status_text(slip, now)}"
+
+
+def _class_scope(session: Session, actor: Actor, everyone: tuple[str, ...]) -> list[int] | None:
+    """None: all classes (the roles in `everyone`); else the ids of the classes this person heads."""
+    if actor.has(*everyone):
+        return None
+    return [c.id for c in classes_headed_by(session, actor.id) if c.id is not None]
+
+
+def pending_for(session: Session, actor: Actor, now: datetime) -> list[LeaveSlip]:
+    """待审批: my classes' pending slips (all of them for admins and leaders, the deputies)."""
+    scope = _class_scope(session, actor, DECIDERS)
+    stmt = select(LeaveSlip).where(LeaveSlip.state == PENDING, col(LeaveSlip.ends_at) > now)
+    if scope is not None:
+        stmt = stmt.where(col(LeaveSlip.class_id).in_(scope or [-1]))
+    return list(session.exec(stmt.order_by(col(LeaveSlip.starts_at), col(LeaveSlip.id))).all())
+
+
+def today_for(session: Session, actor: Actor, now: datetime) -> list[LeaveSlip]:
+    """今日请假: slips whose window touches today (guards, admins, leaders: all; head teachers: their classes)."""
+    day0 = datetime.combine(now.date(), datetime.min.time())
+    scope = _class_scope(session, actor, ("guard", "admin", "leader"))
+    stmt = select(LeaveSlip).where(col(LeaveSlip.starts_at) < day0 + timedelta(days=1),
+                                   col(LeaveSlip.ends_at) >= day0)
+    if scope is not None:
+        stmt = stmt.where(col(LeaveSlip.class_id).in_(scope or [-1]))
+    return list(session.exec(stmt.order_by(col(LeaveSlip.starts_at), col(LeaveSlip.id))).all())
+
+
+# --------------------------------------------------------------------------------------------------------
+# Timed alerts (called by jobs/leave.py; idempotent: each alert is claimed by a conditional UPDATE)
+
+
+def _claim(session: Session, slip: LeaveSlip, mark: str, now: datetime, **where: Any) -> bool:
+    column = getattr(LeaveSlip, mark)
+    stmt = update(LeaveSlip).where(col(LeaveSlip.id) == slip.id, col(column).is_(None))
+    for name, value in where.items():
+        stmt = stmt.where(getattr(LeaveSlip, name) == value)
+    result = session.execute(stmt.values({mark: now}).execution_options(synchronize_session=False))
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def repush_pending(session: Session, *, now: datetime) -> int:
+    """A slip still pending when its gate would open (30 min before the start) is pushed again, once, to the
+    head teacher and to the admins."""
+    stmt = select(LeaveSlip).where(
+        LeaveSlip.state == PENDING, col(LeaveSlip.repushed_at).is_(None),
+        col(LeaveSlip.starts_at) <= now + REPUSH_BEFORE, col(LeaveSlip.ends_at) > now,
+        col(LeaveSlip.created_at) <= now - REPUSH_GRACE,
+    )
+    sent = 0
+    for slip in session.exec(stmt.order_by(col(LeaveSlip.id))).all():
+        if not _claim(session, slip, "repushed_at", now, state=PENDING):
+            continue
+        requester = person_name(session, slip.requester_id)
+        text = (f"【催批】{ref(slip)} {who(session, slip)} 的请假将于 {fmt_time(slip.starts_at)} 开始，仍未审批。"
+                f"申请人：{requester}，事由：{slip.reason}。\n"
+                f"同意请回复：批准 {ref(slip)}\n不同意请回复：驳回 {ref(slip)} 理由\n（管理员、校领导可代为审批）")
+        notify(session, [*approvers(session, slip), *admin_ids(session)], "leave", text, now=now,
+               data=_data(slip))
+        _history(session, slip, "催批", None, now)
+        sent += 1
+    return sent
+
+
+def alert_overdue(session: Session, *, now: datetime) -> int:
+    """A student out on a slip that expects a return, not back 30 min after the window ends: the head
+    teacher (or the admins, when the class has none) is told, once."""
+    stmt = select(LeaveSlip).where(
+        LeaveSlip.state == OUT, LeaveSlip.expects_return == True,  # noqa: E712
+        col(LeaveSlip.returned_at).is_(None), col(LeaveSlip.overdue_notified_at).is_(None),
+        col(LeaveSlip.ends_at) <= now - OVERDUE_AFTER,
+    )
+    sent = 0
+    for slip in session.exec(stmt.order_by(col(LeaveSlip.id))).all():
+        if not _claim(session, slip, "overdue_notified_at", now, state=OUT):
+            continue
+        text = (f"【未按时返校】{who(session, slip)}（{ref(slip)}）请假至 {fmt_time(slip.ends_at)}，"
+                f"已超过30分钟仍未返校登记（{fmt_time(slip.exited_at or slip.starts_at)} 出校）。请联系家长核实。")
+        notify(session, approvers(session, slip), "leave", text, now=now, data=_data(slip))
+        _history(session, slip, "逾期提醒", None, now)
+        sent += 1
+    return sent
+
+
+# --------------------------------------------------------------------------------------------------------
+# Classes and their head teachers (CLI)
+
+
+def set_head_teacher(session: Session, class_name_: str, teacher_name: str) -> tuple[SchoolClass, Person, str | None]:
+    """Make a person the head teacher of a class (the class is created if the roster lacks it). Returns the
+    class, the person and the previous head teacher's name, if another."""
+    class_name_ = class_name_.strip()
+    if not class_name_:
+        raise UserError("班级名称不能为空")
+    found = find_people(session, teacher_name.strip())
+    if not found:
+        raise UserError(f"未找到人员「{teacher_name}」，请先用 houqin invite 添加。")
+    if len(found) > 1:
+        raise UserError(f"有{len(found)}名人员叫「{teacher_name}」，无法确定是哪一位。")
+    person = found[0]
+    assert person.id is not None
+    klass = get_class(session, class_name_, create=True)
+    assert klass is not None
+    previous = None
+    if klass.head_teacher_id is not None and klass.head_teacher_id != person.id:
+        previous = person_name(session, klass.head_teacher_id)
+    klass.head_teacher_id = person.id
+    session.add(klass)
+    have = set(session.exec(select(PersonRole.role).where(PersonRole.person_id == person.id)).all())
+    for role in ("head_teacher", "teacher"):
+        if role not in have:
+            session.add(PersonRole(person_id=person.id, role=role))
+    session.flush()
+    return klass, person, previous
+
+
+def list_classes(session: Session) -> list[tuple[SchoolClass, str | None, int]]:
+    """(class, head teacher's name, number of students) for every class."""
+    out = []
+    for klass in session.exec(select(SchoolClass).order_by(col(SchoolClass.name))).all():
+        count = len(session.exec(select(Student.id).where(Student.class_id == klass.id)).all())
+        head = person_name(session, klass.head_teacher_id) if klass.head_teacher_id else None
+        out.append((klass, head, count))
+    return out
