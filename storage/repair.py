@@ -1,0 +1,667 @@
+"""Repairs 报修 (BX): tickets, their state machine and history, assignment, access, escalation and statistics.
+
+All rules live here; the chat handlers, the console, the CLI and the jobs call these functions. Every state
+change goes through `_apply`, which consults the `TRANSITIONS` table and writes one history row, and every
+change queues its notifications in the same transaction (a refused command writes and tells nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Index, case, func
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from storage import outbox
+from storage.errors import NotFound, UserError
+from storage.people import Actor, Person, find_people, people_with_role
+from storage.repair_categories import KEYWORDS, NEUTRAL, OTHER
+from storage.schoolcal import CalendarUnavailable, add_school_days
+
+log = logging.getLogger("houqin.repair")
+
+PREFIX = "BX"
+KIND = "repair"  # outbox kind (a template id may be configured for it)
+
+PENDING, ASSIGNED, IN_PROGRESS, DONE, RATED, CANCELLED = "待派单", "已派单", "维修中", "已完成", "已评价", "已取消"
+STATES: tuple[str, ...] = (PENDING, ASSIGNED, IN_PROGRESS, DONE, RATED, CANCELLED)
+OPEN: frozenset[str] = frozenset({PENDING, ASSIGNED, IN_PROGRESS})
+WORKING: frozenset[str] = frozenset({ASSIGNED, IN_PROGRESS})  # counts towards a worker's open load
+
+NUDGE_INTERVAL = timedelta(hours=1)
+TAKE_WITHIN = timedelta(hours=2)
+TAKE_WITHIN_URGENT = timedelta(minutes=30)
+FINISH_WITHIN_SCHOOL_DAYS = 2
+MAX_PLACE = 100
+MAX_DESCRIPTION = 500
+MAX_NOTE = 200
+MAX_PHOTOS = 9
+RECENT = 10  # 我的报修 shows this many
+
+
+# --- models ---------------------------------------------------------------------------------------------
+
+
+class RepairTicket(SQLModel, table=True):
+    __table_args__ = (Index("ix_repairticket_state_created", "state", "created_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    reporter_id: int = Field(foreign_key="person.id", index=True)
+    assignee_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    place: str = Field(max_length=MAX_PLACE)
+    description: str = Field(max_length=MAX_DESCRIPTION)
+    category: str = Field(max_length=20)
+    urgent: bool = False
+    state: str = Field(default=PENDING, max_length=12)
+    created_at: datetime
+    assigned_at: datetime | None = None
+    taken_at: datetime | None = None
+    finished_at: datetime | None = None
+    rated_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    finish_note: str | None = Field(default=None, max_length=MAX_NOTE)
+    rating: int | None = None
+    rating_comment: str | None = Field(default=None, max_length=MAX_NOTE)
+    last_nudged_at: datetime | None = None
+    # Escalation marks: each rule tells the admins once per ticket, however often the job runs.
+    escalated_untaken_at: datetime | None = None
+    escalated_unfinished_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{PREFIX}{self.id}"
+
+
+class RepairHistory(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="repairticket.id", index=True)
+    at: datetime
+    actor_id: int | None = Field(default=None, foreign_key="person.id")  # None: the system
+    action: str = Field(max_length=20)
+    from_state: str | None = Field(default=None, max_length=12)
+    to_state: str = Field(max_length=12)
+    note: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+
+
+class RepairPhoto(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="repairticket.id", index=True)
+    media_id: str | None = Field(default=None, max_length=200)
+    pic_url: str | None = Field(default=None, max_length=1000)
+    created_at: datetime
+
+
+# --- the state machine ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transition:
+    verb: str  # the Chinese word for the action, used in history and refusals
+    sources: frozenset[str]
+    target: str
+    stamp: str | None  # the ticket's timestamp set on arrival
+
+
+TRANSITIONS: dict[str, Transition] = {
+    "assign": Transition("派单", frozenset({PENDING, ASSIGNED}), ASSIGNED, "assigned_at"),
+    "take": Transition("接单", frozenset({PENDING, ASSIGNED}), IN_PROGRESS, "taken_at"),
+    "finish": Transition("完成", frozenset({IN_PROGRESS}), DONE, "finished_at"),
+    "give_back": Transition("退单", frozenset({ASSIGNED, IN_PROGRESS}), PENDING, None),
+    "cancel": Transition("取消", OPEN, CANCELLED, "cancelled_at"),
+    "rate": Transition("评价", frozenset({DONE}), RATED, "rated_at"),
+}
+
+# What to add when an action does not fit the current state ({ref} is the ticket number).
+REFUSAL_HINTS: dict[tuple[str, str], str] = {
+    ("finish", PENDING): "请先发送「接单 {ref}」。",
+    ("finish", ASSIGNED): "请先发送「接单 {ref}」开始维修，修好后再发「完成 {ref}」。",
+    ("finish", DONE): "已经完成过了。",
+    ("rate", PENDING): "维修完成后才能评价。",
+    ("rate", ASSIGNED): "维修完成后才能评价。",
+    ("rate", IN_PROGRESS): "维修完成后才能评价。",
+    ("rate", RATED): "已经评价过了，谢谢！",
+    ("cancel", DONE): "已完成的报修不能取消；如仍有问题，请重新报修。",
+    ("cancel", RATED): "已完成的报修不能取消；如仍有问题，请重新报修。",
+    ("take", IN_PROGRESS): "已在维修中。",
+    ("give_back", PENDING): "尚未派单，无需退单。",
+    ("assign", IN_PROGRESS): "维修工已接单；如需换人，请维修工先「退单 {ref} 原因」。",
+}
+
+
+def _check(ticket: RepairTicket, action: str) -> Transition:
+    t = TRANSITIONS[action]
+    if ticket.state not in t.sources:
+        hint = REFUSAL_HINTS.get((action, ticket.state), "")
+        raise UserError(f"{ticket.ref} 当前状态为「{ticket.state}」，不能{t.verb}。{hint.format(ref=ticket.ref)}".rstrip())
+    return t
+
+
+def _apply(session: Session, ticket: RepairTicket, action: str, actor_id: int | None, now: datetime,
+           note: str | None = None, verb: str | None = None) -> None:
+    """Move the ticket along the table and record who, when and why."""
+    t = _check(ticket, action)
+    before = ticket.state
+    ticket.state = t.target
+    if t.stamp:
+        setattr(ticket, t.stamp, now)
+    session.add(ticket)
+    _record(session, ticket, verb or t.verb, actor_id, now, before, note)
+
+
+def _record(session: Session, ticket: RepairTicket, action: str, actor_id: int | None, now: datetime,
+            before: str | None, note: str | None = None) -> None:
+    assert ticket.id is not None
+    session.add(RepairHistory(ticket_id=ticket.id, at=now, actor_id=actor_id, action=action, from_state=before,
+                              to_state=ticket.state, note=note or None))
+
+
+# --- categories -----------------------------------------------------------------------------------------
+
+_KEYWORDS_LONGEST_FIRST: list[tuple[str, str]] = sorted(
+    ((word.lower(), cat) for cat, words in KEYWORDS.items() for word in words), key=lambda wc: -len(wc[0])
+)
+
+
+def guess_category(text: str) -> str:
+    """The category whose keywords occur most often; longer keywords consume the text first."""
+    s = text.lower()
+    for word in NEUTRAL:
+        s = s.replace(word, " ")
+    scores = dict.fromkeys(KEYWORDS, 0)
+    for word, cat in _KEYWORDS_LONGEST_FIRST:
+        n = s.count(word)
+        if n:
+            scores[cat] += n
+            s = s.replace(word, " ")
+    best = max(scores, key=lambda c: scores[c])  # ties: the first category listed
+    return best if scores[best] else OTHER
+
+
+def worker_categories(person: Person) -> set[str]:
+    return {c for c in re.split(r"[,，、\s]+", person.categories or "") if c}
+
+
+# --- loading and access ---------------------------------------------------------------------------------
+
+
+def can_see(ticket: RepairTicket, actor: Actor) -> bool:
+    """Only the reporter, the assignee, admins and leaders see a ticket."""
+    return actor.id in (ticket.reporter_id, ticket.assignee_id) or actor.has("admin", "leader")
+
+
+def _load(session: Session, n: int, lock: bool = False) -> RepairTicket | None:
+    stmt = select(RepairTicket).where(RepairTicket.id == n)
+    if lock:  # serialise concurrent changes of one ticket (two workers taking it at once)
+        stmt = stmt.with_for_update()
+    return session.exec(stmt).first()
+
+
+def get_visible(session: Session, actor: Actor, n: int, lock: bool = False) -> RepairTicket:
+    ticket = _load(session, n, lock)
+    if ticket is None or not can_see(ticket, actor):
+        raise NotFound(f"{PREFIX}{n}")
+    return ticket
+
+
+def _get_for_work(session: Session, actor: Actor, n: int) -> RepairTicket:
+    """Workers also reach open tickets that are not theirs (to take an unassigned one, or be told who has it)."""
+    ticket = _load(session, n, lock=True)
+    if ticket is None:
+        raise NotFound(f"{PREFIX}{n}")
+    if can_see(ticket, actor) or (actor.has("worker") and ticket.state in OPEN):
+        return ticket
+    raise NotFound(f"{PREFIX}{n}")
+
+
+def _name(session: Session, person_id: int | None) -> str:
+    if person_id is None:
+        return ""
+    p = session.get(Person, person_id)
+    return p.name if p else "?"
+
+
+def summary(ticket: RepairTicket, limit: int = 40) -> str:
+    text = f"{ticket.place} {ticket.description}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _tell(session: Session, ids: list[int | None], text: str, *, actor_id: int | None, ticket: RepairTicket,
+          now: datetime) -> None:
+    """Queue a push; the person who made the change already has the reply, so is not pushed as well."""
+    outbox.notify(session, [i for i in ids if i != actor_id], KIND, text, now=now, data={"ticket": ticket.id})
+
+
+def _admin_ids(session: Session) -> list[int | None]:
+    return [p.id for p in people_with_role(session, "admin")]
+
+
+def _clip(text: str | None, limit: int, what: str) -> str | None:
+    if text is None:
+        return None
+    text = text.strip()
+    if len(text) > limit:
+        raise UserError(f"{what}太长了（最多{limit}字）")
+    return text or None
+
+
+def _worker_push(ticket: RepairTicket, reporter: str) -> str:
+    urgent = "【紧急】" if ticket.urgent else ""
+    return (f"新维修任务 {ticket.ref}{urgent}：{ticket.place}，{ticket.description}（类别：{ticket.category}，"
+            f"报修人：{reporter}）。回复「接单 {ticket.ref}」开始维修。")
+
+
+# --- creating and assigning -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Photo:
+    media_id: str | None
+    pic_url: str | None
+
+
+def create_ticket(session: Session, actor: Actor, place: str, description: str, *, now: datetime,
+                  urgent: bool = False, photos: list[Photo] | tuple[Photo, ...] = ()) -> RepairTicket:
+    """A new ticket, its category guessed from the text; given to a matching worker when there is one."""
+    place = (place or "").strip()
+    description = (description or "").strip()
+    if not place:
+        raise UserError("请写上报修地点，例如：报修 教学楼301 灯不亮")
+    if not description:
+        raise UserError("请写上故障描述，例如：报修 教学楼301 灯不亮")
+    if len(place) > MAX_PLACE:
+        raise UserError(f"地点太长了（最多{MAX_PLACE}字）")
+    if len(description) > MAX_DESCRIPTION:
+        raise UserError(f"描述太长了（最多{MAX_DESCRIPTION}字）")
+    if len(photos) > MAX_PHOTOS:
+        raise UserError(f"照片最多{MAX_PHOTOS}张")
+    ticket = RepairTicket(reporter_id=actor.id, place=place, description=description,
+                          category=guess_category(f"{place} {description}"), urgent=urgent, state=PENDING,
+                          created_at=now)
+    session.add(ticket)
+    session.flush()  # the id is the ticket number
+    assert ticket.id is not None
+    _record(session, ticket, "报修", actor.id, now, None, "紧急" if urgent else None)
+    for ph in photos:
+        session.add(RepairPhoto(ticket_id=ticket.id, media_id=ph.media_id, pic_url=ph.pic_url, created_at=now))
+    worker = pick_worker(session, ticket.category)
+    if worker is not None:
+        assert worker.id is not None
+        _apply(session, ticket, "assign", None, now, note=f"按类别「{ticket.category}」派给{worker.name}",
+               verb="自动派单")
+        ticket.assignee_id = worker.id
+        _tell(session, [worker.id], _worker_push(ticket, actor.name), actor_id=None, ticket=ticket, now=now)
+    else:
+        urgent_tag = "【紧急】" if urgent else ""
+        _tell(session, _admin_ids(session),
+              f"新报修 {ticket.ref}{urgent_tag}待派单：{ticket.place}，{ticket.description}（类别：{ticket.category}，"
+              f"报修人：{actor.name}）。回复「派单 {ticket.ref} 维修工姓名」派单。",
+              actor_id=actor.id, ticket=ticket, now=now)
+    return ticket
+
+
+def pick_worker(session: Session, category: str) -> Person | None:
+    """Round robin among bound workers of this category: least open load, then least recently assigned, then id."""
+    workers = [p for p in people_with_role(session, "worker") if p.openid and category in worker_categories(p)]
+    if not workers:
+        return None
+    ids = [w.id for w in workers]
+    rows = session.exec(
+        select(
+            RepairTicket.assignee_id,
+            func.sum(case((col(RepairTicket.state).in_(WORKING), 1), else_=0)),
+            func.max(RepairTicket.assigned_at),
+        )
+        .where(col(RepairTicket.assignee_id).in_(ids))
+        .group_by(RepairTicket.assignee_id)
+    ).all()
+    load = {aid: (int(n or 0), last) for aid, n, last in rows}
+
+    def key(w: Person) -> tuple[int, datetime, int]:
+        n, last = load.get(w.id, (0, None))
+        return n, last or datetime.min, w.id or 0
+
+    return min(workers, key=key)
+
+
+def assign(session: Session, actor: Actor, n: int, worker_name: str, *, now: datetime) -> tuple[RepairTicket, Person]:
+    """An admin gives the ticket to a worker by name (again: to another worker)."""
+    worker_name = (worker_name or "").strip()
+    if not worker_name:
+        raise UserError(f"请写上维修工姓名，例如：派单 {PREFIX}{n} 李师傅")
+    ticket = get_visible(session, actor, n, lock=True)
+    found = find_people(session, worker_name, role="worker")
+    if not found:
+        raise UserError(f"没有名为「{worker_name}」的维修工。")
+    if len(found) > 1:
+        raise UserError(f"有{len(found)}位名为「{worker_name}」的维修工，请先在后台区分姓名。")
+    worker = found[0]
+    assert worker.id is not None
+    if ticket.assignee_id == worker.id and ticket.state == ASSIGNED:
+        raise UserError(f"{ticket.ref} 已派给{worker.name}，无需重复派单。")
+    previous = ticket.assignee_id
+    _apply(session, ticket, "assign", actor.id, now, note=f"派给{worker.name}")
+    ticket.assignee_id = worker.id
+    ticket.taken_at = None
+    _tell(session, [worker.id], _worker_push(ticket, _name(session, ticket.reporter_id)), actor_id=actor.id,
+          ticket=ticket, now=now)
+    if previous is not None and previous != worker.id:
+        _tell(session, [previous], f"{ticket.ref}（{summary(ticket)}）已改派给{worker.name}，您无需再处理。",
+              actor_id=actor.id, ticket=ticket, now=now)
+    _tell(session, [ticket.reporter_id], f"您的报修 {ticket.ref}（{summary(ticket)}）已派给{worker.name}维修。",
+          actor_id=actor.id, ticket=ticket, now=now)
+    return ticket, worker
+
+
+def take(session: Session, actor: Actor, n: int, *, now: datetime) -> RepairTicket:
+    """A worker starts the job: one assigned to them, or an unassigned one (self-assignment)."""
+    ticket = _get_for_work(session, actor, n)
+    if ticket.assignee_id not in (None, actor.id) and ticket.state in OPEN:
+        raise UserError(f"{ticket.ref} 当前状态为「{ticket.state}」，已派给{_name(session, ticket.assignee_id)}，"
+                        f"您不能接单。")
+    _check(ticket, "take")
+    if ticket.assignee_id is None:
+        ticket.assignee_id = actor.id
+        ticket.assigned_at = now
+    _apply(session, ticket, "take", actor.id, now)
+    _tell(session, [ticket.reporter_id], f"您的报修 {ticket.ref}（{summary(ticket)}）：{actor.name}已接单，正在维修。",
+          actor_id=actor.id, ticket=ticket, now=now)
+    return ticket
+
+
+def _own_job(session: Session, ticket: RepairTicket, actor: Actor, action: str) -> None:
+    """Finishing or giving back is for the assignee; a ticket nobody has gets the state-based refusal."""
+    if ticket.assignee_id is not None and ticket.assignee_id != actor.id:
+        raise UserError(f"{ticket.ref} 当前状态为「{ticket.state}」，由{_name(session, ticket.assignee_id)}负责，"
+                        f"您不能{TRANSITIONS[action].verb}。")
+
+
+def finish(session: Session, actor: Actor, n: int, note: str | None = None, *, now: datetime) -> RepairTicket:
+    ticket = _get_for_work(session, actor, n)
+    _own_job(session, ticket, actor, "finish")
+    note = _clip(note, MAX_NOTE, "说明")
+    _apply(session, ticket, "finish", actor.id, now, note=note)
+    ticket.finish_note = note
+    said = f"（维修说明：{note}）" if note else ""
+    _tell(session, [ticket.reporter_id],
+          f"您的报修 {ticket.ref}（{summary(ticket)}）已由{actor.name}修好{said}。请为本次维修打分：回复"
+          f"「评价 {ticket.ref} 5」（1-5分，可附评语，如：评价 {ticket.ref} 5 修得很及时）。",
+          actor_id=actor.id, ticket=ticket, now=now)
+    return ticket
+
+
+def give_back(session: Session, actor: Actor, n: int, reason: str, *, now: datetime) -> RepairTicket:
+    """The worker returns the job: back to 待派单, and the admins are asked to assign it again."""
+    reason_text = _clip(reason, MAX_NOTE, "原因")
+    if not reason_text:
+        raise UserError(f"请写上退单原因，例如：退单 {PREFIX}{n} 缺少配件")
+    ticket = _get_for_work(session, actor, n)
+    _own_job(session, ticket, actor, "give_back")
+    _apply(session, ticket, "give_back", actor.id, now, note=reason_text)
+    ticket.assignee_id = None
+    ticket.assigned_at = None
+    ticket.taken_at = None
+    _tell(session, _admin_ids(session),
+          f"{ticket.ref}（{summary(ticket)}）被{actor.name}退单，原因：{reason_text}。"
+          f"请重新派单：派单 {ticket.ref} 维修工姓名",
+          actor_id=actor.id, ticket=ticket, now=now)
+    _tell(session, [ticket.reporter_id],
+          f"您的报修 {ticket.ref}（{summary(ticket)}）被维修工退回（原因：{reason_text}），正在重新安排维修。",
+          actor_id=actor.id, ticket=ticket, now=now)
+    return ticket
+
+
+def cancel(session: Session, actor: Actor, n: int, reason: str | None = None, *, now: datetime) -> RepairTicket:
+    ticket = get_visible(session, actor, n, lock=True)
+    if actor.id != ticket.reporter_id and not actor.has("admin"):
+        raise UserError(f"只有报修人或后勤管理员可以取消 {ticket.ref}。")
+    reason_text = _clip(reason, MAX_NOTE, "原因")
+    _apply(session, ticket, "cancel", actor.id, now, note=reason_text)
+    said = f"，原因：{reason_text}" if reason_text else ""
+    _tell(session, [ticket.reporter_id, ticket.assignee_id],
+          f"报修 {ticket.ref}（{summary(ticket)}）已被{actor.name}取消{said}，无需维修。",
+          actor_id=actor.id, ticket=ticket, now=now)
+    return ticket
+
+
+def rate(session: Session, actor: Actor, n: int, score: int, comment: str | None = None, *,
+         now: datetime) -> RepairTicket:
+    ticket = get_visible(session, actor, n, lock=True)
+    if actor.id != ticket.reporter_id:
+        raise UserError(f"只有报修人可以评价 {ticket.ref}。")
+    if not 1 <= score <= 5:
+        raise UserError(f"评分请用1-5的数字，例如：评价 {ticket.ref} 5 修得很及时")
+    comment = _clip(comment, MAX_NOTE, "评语")
+    _apply(session, ticket, "rate", actor.id, now, note=f"{score}分" + (f"：{comment}" if comment else ""))
+    ticket.rating = score
+    ticket.rating_comment = comment
+    said = f"，评语：{comment}" if comment else ""
+    _tell(session, [ticket.assignee_id], f"{ticket.ref}（{summary(ticket)}）报修人{actor.name}评价：{score}分{said}。",
+          actor_id=actor.id, ticket=ticket, now=now)
+    return ticket
+
+
+def nudge(session: Session, actor: Actor, n: int, *, now: datetime) -> tuple[RepairTicket, list[str]]:
+    """The reporter hurries the assignee (or the admins while nobody has it); once an hour per ticket."""
+    ticket = get_visible(session, actor, n, lock=True)
+    if actor.id != ticket.reporter_id:
+        raise UserError(f"只有报修人可以催办 {ticket.ref}。")
+    if ticket.state not in OPEN:
+        raise UserError(f"{ticket.ref} 当前状态为「{ticket.state}」，无需催办。")
+    if ticket.last_nudged_at is not None and now - ticket.last_nudged_at < NUDGE_INTERVAL:
+        again = ticket.last_nudged_at + NUDGE_INTERVAL
+        raise UserError(f"{ticket.ref} 已于 {ticket.last_nudged_at:%H:%M} 催办过，每张报修一小时内只能催办一次，"
+                        f"请 {again:%H:%M} 后再试。")
+    ticket.last_nudged_at = now
+    session.add(ticket)
+    waited = _duration(now - ticket.created_at)
+    base = (f"{actor.name}催办 {ticket.ref}{'【紧急】' if ticket.urgent else ''}：{ticket.place}，{ticket.description}"
+            f"（已报修{waited}，当前状态：{ticket.state}）。")
+    if ticket.assignee_id is not None:
+        targets: list[int | None] = [ticket.assignee_id]
+        names = [_name(session, ticket.assignee_id)]
+        hint = f"请尽快处理：接单 {ticket.ref}" if ticket.state == ASSIGNED else f"修好后请回复：完成 {ticket.ref}"
+    else:
+        admins = people_with_role(session, "admin")
+        targets = [p.id for p in admins]
+        names = ["后勤管理员"] if admins else []
+        hint = f"请尽快派单：派单 {ticket.ref} 维修工姓名"
+    _record(session, ticket, "催办", actor.id, now, ticket.state, f"提醒{'、'.join(names)}" if names else None)
+    _tell(session, targets, base + hint, actor_id=actor.id, ticket=ticket, now=now)
+    return ticket, names
+
+
+def _duration(d: timedelta) -> str:
+    minutes = int(d.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes}分钟"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}小时" + (f"{minutes}分钟" if minutes else "")
+    return f"{hours // 24}天{hours % 24}小时"
+
+
+# --- reading --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    at: datetime
+    who: str
+    action: str
+    from_state: str | None
+    to_state: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class TicketDetails:
+    ticket: RepairTicket
+    reporter: str
+    assignee: str
+    photos: int
+    history: list[HistoryLine] = field(default_factory=list)
+
+
+def details(session: Session, actor: Actor, n: int) -> TicketDetails:
+    ticket = get_visible(session, actor, n)
+    photos = session.exec(select(func.count()).select_from(RepairPhoto).where(RepairPhoto.ticket_id == ticket.id)).one()
+    rows = session.exec(
+        select(RepairHistory, Person.name)
+        .join(Person, col(Person.id) == col(RepairHistory.actor_id), isouter=True)
+        .where(RepairHistory.ticket_id == ticket.id)
+        .order_by(col(RepairHistory.id))
+    ).all()
+    history = [HistoryLine(h.at, name or "系统", h.action, h.from_state, h.to_state, h.note) for h, name in rows]
+    return TicketDetails(ticket, _name(session, ticket.reporter_id), _name(session, ticket.assignee_id), int(photos),
+                         history)
+
+
+def photos_of(session: Session, ticket_id: int) -> list[RepairPhoto]:
+    return list(session.exec(select(RepairPhoto).where(RepairPhoto.ticket_id == ticket_id)
+                             .order_by(col(RepairPhoto.id))).all())
+
+
+def _with_names(session: Session, tickets: list[RepairTicket]) -> list[tuple[RepairTicket, str]]:
+    return [(t, _name(session, t.assignee_id)) for t in tickets]
+
+
+def reported_by(session: Session, actor: Actor, limit: int = RECENT) -> list[tuple[RepairTicket, str]]:
+    """My recent tickets (newest first) with their assignee's name."""
+    rows = session.exec(select(RepairTicket).where(RepairTicket.reporter_id == actor.id)
+                        .order_by(col(RepairTicket.id).desc()).limit(limit)).all()
+    return _with_names(session, list(rows))
+
+
+def tasks_of(session: Session, actor: Actor) -> list[tuple[RepairTicket, str]]:
+    """A worker's open jobs: urgent first, then oldest first; with the reporter's name."""
+    rows = session.exec(select(RepairTicket)
+                        .where(RepairTicket.assignee_id == actor.id, col(RepairTicket.state).in_(WORKING))
+                        .order_by(col(RepairTicket.urgent).desc(), col(RepairTicket.id))).all()
+    return [(t, _name(session, t.reporter_id)) for t in rows]
+
+
+def unassigned(session: Session) -> list[tuple[RepairTicket, str]]:
+    """Tickets waiting for an admin (待派单): urgent first, then oldest first; with the reporter's name."""
+    rows = session.exec(select(RepairTicket).where(RepairTicket.state == PENDING)
+                        .order_by(col(RepairTicket.urgent).desc(), col(RepairTicket.id))).all()
+    return [(t, _name(session, t.reporter_id)) for t in rows]
+
+
+# --- statistics -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepairStats:
+    start: date
+    end: date  # exclusive
+    total: int
+    by_state: dict[str, int]
+    by_category: dict[str, int]
+    finished: int
+    avg_hours: float | None
+    rated: int
+    avg_rating: float | None
+
+
+def month_range(now: datetime, months_back: int = 0) -> tuple[date, date]:
+    year, month = now.year, now.month - months_back
+    while month < 1:
+        year, month = year - 1, month + 12
+    start = date(year, month, 1)
+    end = date(year + (month == 12), month % 12 + 1, 1)
+    return start, end
+
+
+def stats(session: Session, start: date, end: date) -> RepairStats:
+    """Tickets reported in [start, end): counts by state and category, average time to finish and rating."""
+    lo, hi = datetime.combine(start, datetime.min.time()), datetime.combine(end, datetime.min.time())
+    in_range = (col(RepairTicket.created_at) >= lo, col(RepairTicket.created_at) < hi)
+    by_state = dict(session.exec(select(RepairTicket.state, func.count()).where(*in_range)
+                                 .group_by(RepairTicket.state)).all())
+    by_category = dict(session.exec(select(RepairTicket.category, func.count()).where(*in_range)
+                                    .group_by(RepairTicket.category)).all())
+    spans = session.exec(select(RepairTicket.created_at, RepairTicket.finished_at)
+                         .where(*in_range, col(RepairTicket.finished_at).is_not(None))).all()
+    hours = [(f - c).total_seconds() / 3600 for c, f in spans if f is not None]
+    rated, avg_rating = session.exec(select(func.count(RepairTicket.rating), func.avg(RepairTicket.rating))
+                                     .where(*in_range, col(RepairTicket.rating).is_not(None))).one()
+    return RepairStats(
+        start=start, end=end, total=sum(by_state.values()),
+        by_state={s: int(by_state.get(s, 0)) for s in STATES},
+        by_category={c: int(n) for c, n in sorted(by_category.items(), key=lambda cn: (-cn[1], cn[0]))},
+        finished=len(hours), avg_hours=sum(hours) / len(hours) if hours else None,
+        rated=int(rated or 0), avg_rating=float(avg_rating) if avg_rating is not None else None,
+    )
+
+
+# --- escalation -----------------------------------------------------------------------------------------
+
+
+def take_deadline(ticket: RepairTicket) -> datetime:
+    return ticket.created_at + (TAKE_WITHIN_URGENT if ticket.urgent else TAKE_WITHIN)
+
+
+def finish_deadline(ticket: RepairTicket) -> datetime:
+    """Two school days after the report (weekends and statutory holidays off, make-up workdays on)."""
+    try:
+        return add_school_days(ticket.created_at, FINISH_WITHIN_SCHOOL_DAYS)
+    except CalendarUnavailable:
+        # No official calendar for that year yet: count Monday–Friday rather than never escalating.
+        day, left = ticket.created_at, FINISH_WITHIN_SCHOOL_DAYS
+        while left:
+            day += timedelta(days=1)
+            if day.weekday() < 5:
+                left -= 1
+        return day
+
+
+def escalate(session: Session, now: datetime) -> int:
+    """Tell the admins about tickets not taken in time (2 h, urgent 30 min) or not finished in 2 school days.
+
+    Each rule fires once per ticket (a mark on the ticket, written in the same transaction as the pushes), so
+    running it again, or after a restart, tells nobody twice. Returns how many tickets were escalated.
+    """
+    admins = _admin_ids(session)
+    count = 0
+    untaken = session.exec(
+        select(RepairTicket)
+        .where(col(RepairTicket.state).in_([PENDING, ASSIGNED]), col(RepairTicket.escalated_untaken_at).is_(None),
+               col(RepairTicket.created_at) <= now - TAKE_WITHIN_URGENT)
+        .order_by(col(RepairTicket.id))
+        .with_for_update(skip_locked=True)
+    ).all()
+    for t in untaken:
+        if take_deadline(t) > now:
+            continue
+        t.escalated_untaken_at = now
+        session.add(t)
+        who = f"已派给{_name(session, t.assignee_id)}，尚未接单" if t.assignee_id else "尚未派单"
+        limit = "30分钟" if t.urgent else "2小时"
+        _record(session, t, "超时提醒", None, now, t.state, f"{limit}内未接单，已告知后勤管理员")
+        _tell(session, admins,
+              f"报修超时未接单：{t.ref}{'【紧急】' if t.urgent else ''}（{summary(t)}）报修已{_duration(now - t.created_at)}，"
+              f"{who}。" + (f"请派单：派单 {t.ref} 维修工姓名" if not t.assignee_id else f"可改派：派单 {t.ref} 维修工姓名"),
+              actor_id=None, ticket=t, now=now)
+        count += 1
+    unfinished = session.exec(
+        select(RepairTicket)
+        .where(col(RepairTicket.state).in_(OPEN), col(RepairTicket.escalated_unfinished_at).is_(None),
+               col(RepairTicket.created_at) <= now - timedelta(days=FINISH_WITHIN_SCHOOL_DAYS))
+        .order_by(col(RepairTicket.id))
+        .with_for_update(skip_locked=True)
+    ).all()
+    for t in unfinished:
+        if finish_deadline(t) > now:
+            continue
+        t.escalated_unfinished_at = now
+        session.add(t)
+        who = f"，维修工：{_name(session, t.assignee_id)}" if t.assignee_id else ""
+        _record(session, t, "超时提醒", None, now, t.state, "2个工作日内未完成，已告知后勤管理员")
+        _tell(session, admins,
+              f"报修超时未完成：{t.ref}（{summary(t)}）报修于{t.created_at:%m-%d %H:%M}，2个工作日内仍未修好"
+              f"（当前状态：{t.state}{who}）。",
+              actor_id=None, ticket=t, now=now)
+        count += 1
+    return count
