@@ -19,6 +19,7 @@ from sqlmodel import select
 
 from bot.app import create_app
 from bot.config import Settings
+from bot.fakewechat import FakeWeChat
 from bot.runtime import Runtime
 from storage.clock import FrozenClock, set_clock, Clock
 from storage.db import Database, all_tables
@@ -30,6 +31,7 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 APP_ID = "wx2c2769f8efd9abc2"
 TOKEN = "spamtest"
+APP_SECRET = "test-secret"
 START = datetime(2026, 12, 1, 9, 0)  # a Tuesday in term time
 
 
@@ -100,14 +102,29 @@ def clock() -> Iterator[FrozenClock]:
     set_clock(Clock())
 
 
+@pytest.fixture(scope="session")
+def fake_wechat_server() -> Iterator[FakeWeChat]:
+    """The fake WeChat API (bot.fakewechat) on loopback, one per test session."""
+    fake = FakeWeChat(appid=APP_ID, secret=APP_SECRET).start()
+    yield fake
+    fake.stop()
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def fake_wechat(fake_wechat_server: FakeWeChat) -> FakeWeChat:
+    """The fake WeChat API, fresh for this test: no calls recorded, no tokens, no faults."""
+    fake_wechat_server.reset()
+    return fake_wechat_server
+
+
+@pytest.fixture
+def settings(database_url: str, fake_wechat: FakeWeChat) -> Settings:
     return Settings(
         wechat_token=TOKEN,
         wechat_app_id=APP_ID,
-        wechat_app_secret="test-secret",
+        wechat_app_secret=APP_SECRET,
         wechat_aes_key=AES_KEY,
-        wechat_api_base_url="http://127.0.0.1:9",  # replaced by the fake WeChat server where a test needs it
+        wechat_api_base_url=fake_wechat.base_url,
         database_url=database_url,
         redis_url=REDIS_URL if kv_backend() == "redis" else None,
         secret_key="test-secret-key-0123456789",
