@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,11 +52,23 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             # Take the write lock at BEGIN so concurrent writers queue instead of failing mid-transaction.
             event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        # SQLite allows one writer: queue this process's transactions on a lock instead of letting them
+        # spin in SQLite's busy handler (which sleeps in coarse steps and wrecks tail latency).
+        self._writer = threading.RLock() if self.is_sqlite else None
         load_models()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on any exception."""
+        if self._writer is None:
+            with self._session() as s:
+                yield s
+        else:
+            with self._writer, self._session() as s:
+                yield s
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
         try:
             session = Session(self.engine, expire_on_commit=False)
         except (OperationalError, DBAPIError) as exc:  # pragma: no cover - creation is lazy

@@ -1,0 +1,98 @@
+"""Benchmark: signed `帮助` messages through the real server (uvicorn, one worker) vs a bare ASGI app.
+
+    .venv/bin/python bench/webhook.py [--seconds 5] [--concurrency 16] [--db sqlite|postgres]
+
+Both servers run on this machine in the same run, driven by the same load generator (bench/loadgen.py,
+in this process); the ratio of throughputs is what the issue's target is about (>= 0.6, p99 < 50 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.loadgen import run, sign, text_message, wait_port  # noqa: E402
+
+TOKEN = "bench-token"
+OPENID = "o_bench_teacher"
+
+
+def serve(app: str, port: int, env: dict[str, str]) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+           "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    wait_port("127.0.0.1", port)
+    return proc
+
+
+def prepare(db_url: str) -> None:
+    from storage import people
+    from storage.clock import Clock
+    from storage.db import Database
+
+    db = Database(db_url)
+    db.migrate()
+    with db.session() as s:
+        if people.actor_by_openid(s, OPENID) is None:
+            p = people.create_person(s, "压测老师", ["teacher"], now=Clock().now())
+            p.openid = OPENID
+            s.add(p)
+    db.dispose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/houqin_bench")
+    ap.add_argument("--redis-url", default=None, help="e.g. redis://127.0.0.1:6379/13 (default: in-process store)")
+    args = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="houqin-bench-")
+    if args.db == "postgres":
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", args.pg_url.rsplit("/", 1)[1]],
+                       stderr=subprocess.DEVNULL)
+        db_url = args.pg_url
+    else:
+        db_url = f"sqlite:///{tmp}/bench.db"
+    prepare(db_url)
+    env = dict(os.environ, DATABASE_URL=db_url, WECHAT_TOKEN=TOKEN, SCHEDULER="off", SENDER="off",
+               WECHAT_API_BASE_URL="http://127.0.0.1:9", PYTHONPATH=str(ROOT))
+    env.pop("REDIS_URL", None)
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url
+
+    ts, nonce = str(int(time.time())), "bench"
+    path = f"/wechat?signature={sign(TOKEN, ts, nonce)}&timestamp={ts}&nonce={nonce}"
+    results = []
+    for label, app, port, expect in [
+        ("bare ASGI (fixed XML)", "bench.bare_app:app", 18081, b"ok"),
+        ("houqin 帮助 (signed)", "bot.app:app", 18082, "我的信息".encode()),
+    ]:
+        proc = serve(app, port, env)
+        try:
+            run(label, "127.0.0.1", port, path, lambda: text_message(OPENID, "帮助"), seconds=1.0,
+                concurrency=args.concurrency, expect=expect)  # warm-up
+            results.append(run(label, "127.0.0.1", port, path, lambda: text_message(OPENID, "帮助"),
+                               seconds=args.seconds, concurrency=args.concurrency, expect=expect))
+        finally:
+            proc.terminate()
+            proc.wait()
+    for r in results:
+        print(r.line())
+    bare, ours = results
+    print(f"ratio houqin/bare = {ours.rps / bare.rps:.2f}   (db={args.db}, kv={'redis' if args.redis_url else 'memory'},"
+          f" concurrency={args.concurrency}, {os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()
