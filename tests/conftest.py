@@ -63,7 +63,10 @@ def database(database_url: str) -> Iterator[Database]:
 
 
 def wipe(db: Database) -> None:
-    tables = [t for t in all_tables()]
+    from sqlalchemy import inspect
+
+    present = set(inspect(db.engine).get_table_names())
+    tables = [t for t in all_tables() if t in present]  # a model whose migration is not written yet is skipped
     with db.engine.begin() as conn:
         if db.is_sqlite:
             for t in reversed(tables):
