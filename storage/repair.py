@@ -295,7 +295,7 @@ def create_ticket(session: Session, actor: Actor, place: str, description: str, 
     else:
         urgent_tag = "【紧急】" if urgent else ""
         _tell(session, _admin_ids(session),
-              f"新报修 {ticket.ref}{urgent_tag}待派单：{ticket.place}，{ticket.description}（类别：{ticket.category}，"
+              f"新报修 {ticket.ref}{urgent_tag} 待派单：{ticket.place}，{ticket.description}（类别：{ticket.category}，"
               f"报修人：{actor.name}）。回复「派单 {ticket.ref} 维修工姓名」派单。",
               actor_id=actor.id, ticket=ticket, now=now)
     return ticket
