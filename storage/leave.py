@@ -148,7 +148,7 @@ def bound_parents(session: Session, student_id: int) -> list[int]:
     stmt = (
         select(Person.id)
         .join(ParentLink, col(ParentLink.parent_id) == col(Person.id))
-        .where(ParentLink.student_id == student_id, col(Person.openid).is_not(None), Person.active == True)  # noqa: E712
+        .where(ParentLink.student_id == student_id, col(Person.openid).is_not(None), Person.active == True)
         .order_by(col(Person.id))
     )
     return [pid for pid in session.exec(stmt).all() if pid is not None]
@@ -288,9 +288,9 @@ def request_leave(
     """A new slip. From the class's head teacher it is approved at once; otherwise it waits for them."""
     if not actor.has("teacher", "head_teacher", "parent"):
         raise UserError("无权限：请假仅限教师、班主任和家长使用。")
-    if actor.has("parent") and not actor.has("teacher", "head_teacher"):
-        if student.id not in {k.id for k in children_of(session, actor.id)}:
-            raise UserError("家长只能为自己的孩子请假。")
+    parent_only = actor.has("parent") and not actor.has("teacher", "head_teacher")
+    if parent_only and student.id not in {k.id for k in children_of(session, actor.id)}:
+        raise UserError("家长只能为自己的孩子请假。")
     reason = reason.strip()
     if not reason:
         raise UserError(f"请写明事由，例如：请假 {student.name} 今天14:00-16:00 看病")
@@ -414,7 +414,7 @@ def decide(session: Session, actor: Actor, n: int, approve: bool, note: str | No
                 reject_reason=None if approve else note)
     verb = "批准" if approve else "驳回"
     _history(session, slip, ("代" if deputy else "") + verb, actor.id, now, note or None)
-    decider = f"{actor.name}（代班主任）" if deputy else f"班主任 {actor.name}"
+    decider = f"{actor.name} 代班主任审批" if deputy else f"班主任 {actor.name}"
     if approve:
         text = f"{ref(slip)} {who(session, slip)} {slip_span(slip)} 的请假已批准（{decider}）。"
     else:
@@ -514,8 +514,8 @@ def record_return(session: Session, guard: Actor, n: int, *, now: datetime) -> L
     session.add(LeaveGateEvent(slip_id=slip.id, kind="return", guard_id=guard.id, at=now))
     _history(session, slip, "返校", guard.id, now)
     session.flush()
-    late = " （已超过请假结束时间）" if now > slip.ends_at else ""
-    text = f"{who(session, slip)} 已于 {fmt_time(now)} 返校（{ref(slip)}，门卫 {guard.name}）。{late}".rstrip()
+    late = "，已超过请假结束时间" if now > slip.ends_at else ""
+    text = f"{who(session, slip)} 已于 {fmt_time(now)} 返校（{ref(slip)}，门卫 {guard.name}）{late}。"
     told = [*bound_parents(session, slip.student_id), slip.requester_id]
     if slip.overdue_notified_at is not None:
         told.append(head_teacher_id(session, slip.class_id))  # type: ignore[arg-type]  # they were alerted
@@ -616,7 +616,7 @@ def alert_overdue(session: Session, *, now: datetime) -> int:
     """A student out on a slip that expects a return, not back 30 min after the window ends: the head
     teacher (or the admins, when the class has none) is told, once."""
     stmt = select(LeaveSlip).where(
-        LeaveSlip.state == OUT, LeaveSlip.expects_return == True,  # noqa: E712
+        LeaveSlip.state == OUT, LeaveSlip.expects_return == True,
         col(LeaveSlip.returned_at).is_(None), col(LeaveSlip.overdue_notified_at).is_(None),
         col(LeaveSlip.ends_at) <= now - OVERDUE_AFTER,
     )
