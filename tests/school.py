@@ -4,7 +4,7 @@ and the pushes each person received (as the fake WeChat server got them)."""
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
@@ -13,16 +13,21 @@ from storage import outbox as ob
 from storage import people
 from tests.support import Wx
 
+if TYPE_CHECKING:
+    from bot.fakewechat import FakeWeChat
+
 
 def openid_for(name: str) -> str:
     return "o" + hashlib.md5(name.encode()).hexdigest()[:27]
 
 
 class Chat:
-    def __init__(self, wx: Wx, rt: Runtime) -> None:
+    def __init__(self, wx: Wx, rt: Runtime, fake: "FakeWeChat | None" = None) -> None:
         self.wx = wx
         self.rt = rt
+        self.fake = fake  # default: the fake serving rt.settings.wechat_api_base_url
         self.received: dict[str, list[str]] = {}
+        self._seen: set[int] = set()  # fake calls already collected into `received`
 
     # --- people ---
     def person(self, name: str, *roles: str, bind: bool = True, klass: str | None = None,
@@ -55,21 +60,23 @@ class Chat:
 
     # --- pushes ---
     def deliver(self) -> int:
-        """Send everything queued in the outbox (to the fake WeChat server) and collect it per person."""
+        """Send everything due in the outbox through the real sender to the fake WeChat server, and collect
+        what it received per OpenID (a template message counts as the text the sender put in it)."""
+        from bot.fakewechat import FakeWeChat
+        from bot.sender import OutboxSender
+
+        fake = self.fake or FakeWeChat.at(self.rt.settings.wechat_api_base_url)
+        assert fake is not None, f"no fake WeChat server at {self.rt.settings.wechat_api_base_url}"
+        with OutboxSender(self.rt) as sender:
+            while sender.run_once() > 0:
+                pass
         delivered = 0
-        with self.rt.db.session() as s:
-            rows = s.exec(select(ob.OutboxMessage).where(ob.OutboxMessage.state == ob.PENDING)
-                          .order_by(ob.OutboxMessage.id)).all()
-            for row in rows:
-                person = s.get(people.Person, row.person_id) if row.person_id else None
-                openid = person.openid if person else row.openid
-                if person is not None and not person.subscribed:
-                    row.state = ob.SKIPPED
-                else:
-                    self.received.setdefault(openid or "", []).append(row.text)
-                    row.state = ob.SENT
-                    delivered += 1
-                s.add(row)
+        for call in fake.sends():
+            if call.seq in self._seen:
+                continue
+            self._seen.add(call.seq)
+            self.received.setdefault(call.touser or "", []).append(call.text or "")
+            delivered += 1
         return delivered
 
     def pushes(self, name: str) -> list[str]:
