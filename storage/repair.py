@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Index, case, func
+from sqlalchemy import Index, func
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage import outbox
@@ -46,10 +46,13 @@ RECENT = 10  # 我的报修 shows this many
 
 
 class RepairTicket(SQLModel, table=True):
-    __table_args__ = (Index("ix_repairticket_state_created", "state", "created_at"),)
+    __table_args__ = (
+        Index("ix_repairticket_state_created", "state", "created_at"),
+        Index("ix_repairticket_assignee_state", "assignee_id", "state"),  # a worker's open load
+    )
     id: int | None = Field(default=None, primary_key=True)
     reporter_id: int = Field(foreign_key="person.id", index=True)
-    assignee_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    assignee_id: int | None = Field(default=None, foreign_key="person.id")
     place: str = Field(max_length=MAX_PLACE)
     description: str = Field(max_length=MAX_DESCRIPTION)
     category: str = Field(max_length=20)
@@ -304,25 +307,29 @@ def create_ticket(session: Session, actor: Actor, place: str, description: str, 
 def pick_worker(session: Session, category: str) -> Person | None:
     """Round robin among bound workers of this category: least open load, then least recently assigned, then id."""
     workers = [p for p in people_with_role(session, "worker") if p.openid and category in worker_categories(p)]
-    if not workers:
-        return None
-    ids = [w.id for w in workers]
-    rows = session.exec(
-        select(
-            RepairTicket.assignee_id,
-            func.sum(case((col(RepairTicket.state).in_(WORKING), 1), else_=0)),
-            func.max(RepairTicket.assigned_at),
-        )
-        .where(col(RepairTicket.assignee_id).in_(ids))
-        .group_by(RepairTicket.assignee_id)
-    ).all()
-    load = {aid: (int(n or 0), last) for aid, n, last in rows}
-
-    def key(w: Person) -> tuple[int, datetime, int]:
-        n, last = load.get(w.id, (0, None))
-        return n, last or datetime.min, w.id or 0
-
-    return min(workers, key=key)
+    if len(workers) <= 1:
+        return workers[0] if workers else None
+    loads: dict[int | None, int] = {
+        aid: int(n)
+        for aid, n in session.exec(
+            select(RepairTicket.assignee_id, func.count())
+            .where(col(RepairTicket.assignee_id).in_([w.id for w in workers]), col(RepairTicket.state).in_(WORKING))
+            .group_by(col(RepairTicket.assignee_id))
+        ).all()
+    }
+    least = min(loads.get(w.id, 0) for w in workers)
+    tied = [w for w in workers if loads.get(w.id, 0) == least]
+    if len(tied) == 1:
+        return tied[0]
+    # Only ties need the (longer) look at past assignments.
+    last: dict[int | None, datetime | None] = dict(
+        session.exec(
+            select(RepairTicket.assignee_id, func.max(RepairTicket.assigned_at))
+            .where(col(RepairTicket.assignee_id).in_([w.id for w in tied]))
+            .group_by(col(RepairTicket.assignee_id))
+        ).all()
+    )
+    return min(tied, key=lambda w: (last.get(w.id) or datetime.min, w.id or 0))
 
 
 def assign(session: Session, actor: Actor, n: int, worker_name: str, *, now: datetime) -> tuple[RepairTicket, Person]:
@@ -585,7 +592,7 @@ def stats(session: Session, start: date, end: date) -> RepairStats:
     spans = session.exec(select(RepairTicket.created_at, RepairTicket.finished_at)
                          .where(*in_range, col(RepairTicket.finished_at).is_not(None))).all()
     hours = [(f - c).total_seconds() / 3600 for c, f in spans if f is not None]
-    rated, avg_rating = session.exec(select(func.count(RepairTicket.rating), func.avg(RepairTicket.rating))
+    rated, avg_rating = session.exec(select(func.count(col(RepairTicket.rating)), func.avg(col(RepairTicket.rating)))
                                      .where(*in_range, col(RepairTicket.rating).is_not(None))).one()
     return RepairStats(
         start=start, end=end, total=sum(by_state.values()),
