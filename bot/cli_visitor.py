@@ -17,7 +17,7 @@ def blacklist_add(
     value: Annotated[str, typer.Argument(help="手机号或18位身份证号")],
     reason: Annotated[str, typer.Option("--reason", help="原因")] = "",
 ) -> None:
-    """加入黑名单：houqin blacklist add 13812341111 --reason 多次冒充家长"""
+    """加入黑名单：houqin blacklist add 13900001234 --reason 多次冒充家长"""
     from bot.cli import fail, runtime
     from storage import visitor
     from storage.errors import UserError
@@ -37,7 +37,7 @@ def blacklist_add(
 
 @blacklist_app.command("remove")
 def blacklist_remove(value: Annotated[str, typer.Argument(help="手机号或18位身份证号")]) -> None:
-    """移出黑名单：houqin blacklist remove 13812341111"""
+    """移出黑名单：houqin blacklist remove 13900001234"""
     from bot.cli import fail, runtime
     from storage import visitor
     from storage.errors import UserError

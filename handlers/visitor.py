@@ -25,7 +25,7 @@ def _hours(ctx: Context) -> float:
     return float(ctx.options.get("visitor_long_stay_hours") or visitor.LONG_STAY_HOURS)
 
 
-@command("访客", "访客登记", roles={"guard"}, help="访客 张三 13812341111 送货 找王老师 苏E12345 2人（登记入校）")
+@command("访客", "访客登记", roles={"guard"}, help="访客 张三 13900001234 送货 找王老师 苏E12345 2人（登记入校）")
 def check_in(ctx: Context) -> str:
     if not ctx.rest:
         return USAGE
@@ -79,7 +79,7 @@ def deny(ctx: Context) -> str:
 
 
 @command("预约", "访客预约", roles={"teacher", "head_teacher", "admin"},
-         help="预约 张三 13812341111 明天9:00 送材料（预约访客）")
+         help="预约 张三 13900001234 明天9:00 送材料（预约访客）")
 def book(ctx: Context) -> str:
     if not ctx.args:
         return BOOK_USAGE

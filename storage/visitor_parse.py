@@ -14,9 +14,9 @@ from datetime import date
 
 from storage.errors import UserError
 
-EXAMPLE = "访客 张三 13812341111 送货 找王老师 苏E12345 2人"
+EXAMPLE = "访客 张三 13900001234 送货 找王老师 苏E12345 2人"
 USAGE = f"格式：访客 <姓名> <手机> <事由>，可加 找<被访人>、车牌、18位身份证号、<人数>人。例如：{EXAMPLE}"
-BOOK_USAGE = "格式：预约 <姓名> <手机> <时间> <事由>，例如：预约 张三 13812341111 明天9:00 送材料"
+BOOK_USAGE = "格式：预约 <姓名> <手机> <时间> <事由>，例如：预约 张三 13900001234 明天9:00 送材料"
 
 _SPLIT = re.compile(r"[\s,，、;；]+")
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
@@ -39,7 +39,7 @@ _PLATE = re.compile(
 )
 _COUNT = re.compile(r"^(\d{1,3}|[一二两三四五六七八九十]{1,3})[人位名]$")
 _CN_NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_HOST = re.compile(r"^找(.+)$")
+_HOST = re.compile(r"^找(.{2,})$")  # 找人 is a purpose, not a host called 人
 _HINTED = re.compile(r"^([^()]+)\((.+)\)$")
 MAX_PARTY = 99
 
@@ -115,7 +115,7 @@ def check_phone(token: str | None, usage: str = USAGE) -> str:
         raise UserError(f"缺少手机号：请在姓名后写访客的手机号。{usage}")
     phone = normalise_phone(token)
     if not _PHONE.match(phone):
-        raise UserError("手机号不对：须为大陆手机号，1开头、第二位为3-9，共11位数字，例如 13812341111。")
+        raise UserError("手机号不对：须为大陆手机号，1开头、第二位为3-9，共11位数字，例如 13900001234。")
     return phone
 
 
