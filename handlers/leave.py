@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from handlers.base import Context, command
-from handlers.text import parse_ref
+from handlers.text import parse_ref, tokens
 from handlers.timeexpr import Span, TimeParseError, split_time_prefix
 from storage import leave
 from storage.errors import UserError
@@ -32,29 +32,74 @@ def _span(text: str, now: datetime) -> tuple[Span, str]:
     return value, rest
 
 
+def _starts_with_span(text: str, now: datetime) -> bool:
+    """Whether the text opens with a time span. A span that is recognised but wrong (an end before its start)
+    is reported at once rather than taken for a student's name."""
+    try:
+        split_time_prefix(text, now, "span")
+    except TimeParseError as exc:
+        if str(exc).startswith("无法识别"):
+            return False
+        raise UserError(str(exc)) from None
+    return True
+
+
+def _lead(text: str) -> str:
+    """Drop the separators (spaces, commas after NFKC) a spoken or typed argument list leaves in front."""
+    return text.strip().lstrip(" ,").strip()
+
+
+def _first(text: str) -> tuple[str, str]:
+    """The first argument and the text after it, as typed."""
+    toks = tokens(text)
+    if not toks:
+        return "", ""
+    return toks[0].text, (text[toks[1].start :] if len(toks) > 1 else "")
+
+
+def _take_class(ctx: Context, text: str) -> tuple[str | None, str]:
+    """A leading class name: `七(3)班 李明 …`, or glued to the name as speech recognition writes it
+    (`七(3)班李明 …`)."""
+    s = ctx.session
+    first, after = _first(text)
+    if first and leave.is_class_name(s, first) and not leave.is_student_token(s, first):
+        return first, after
+    glued = leave.class_name_prefix(s, text)
+    if glued and len(text) > len(glued):
+        return glued, _lead(text[len(glued) :])
+    return None, text
+
+
+def _take_student(ctx: Context, text: str, span_may_follow: bool) -> tuple[str | None, str]:
+    """A leading student name (or 学号), also glued to what follows (`李明明天全天 发烧`); None when the text
+    opens with the time span instead (a parent's only child)."""
+    s = ctx.session
+    first, after = _first(text)
+    if not first:
+        return None, ""
+    if leave.is_student_token(s, first):
+        return first, after
+    if span_may_follow and _starts_with_span(text, ctx.now):
+        return None, text
+    glued = leave.student_name_prefix(s, text)
+    if glued:
+        return glued, _lead(text[len(glued) :])
+    return first, after  # not in the roster: the service says so
+
+
 @command("请假", roles={"teacher", "head_teacher", "parent"}, record="QJ",
          help="请假 李明 今天14:00-16:00 看病（重名时加班级：请假 七(3)班 李明 …）")
 def request(ctx: Context) -> str:
-    if not ctx.args:
+    if not ctx.rest:
         return USAGE
-    s, args, i = ctx.session, ctx.args, 0
-    klass = None
-    if leave.is_class_name(s, args[0]) and not leave.is_student_token(s, args[0]):
-        klass, i = args[0], 1
-    name: str | None = None
-    if i < len(args) and leave.is_student_token(s, args[i]):
-        name = args[i]
-        span, reason = _span(ctx.after(i + 1), ctx.now)
-    else:
-        try:  # no name: a parent's only child (the service decides whether that is allowed)
-            span, reason = _span(ctx.after(i), ctx.now)
-        except UserError:
-            if i >= len(args):
-                raise UserError(USAGE) from None
-            name = args[i]  # not a time, so meant as a name: the service says it is not in the roster
-            leave.student_for_request(s, ctx.me, name, klass)
-            span, reason = _span(ctx.after(i + 1), ctx.now)
+    s = ctx.session
+    klass, text = _take_class(ctx, _lead(ctx.rest))
+    name, text = _take_student(ctx, text, span_may_follow=True)
+    if not text:
+        raise UserError(USAGE)
     student = leave.student_for_request(s, ctx.me, name, klass)
+    span, reason = _span(text, ctx.now)
+    reason = _lead(reason)
     slip = leave.request_leave(s, ctx.me, student, span.start, span.end, reason, now=ctx.now)
     what = f"{leave.ref(slip)}：{leave.who(s, slip)}，{leave.slip_span(slip)}，事由：{slip.reason}"
     back = "" if slip.expects_return else "（不返校）"
@@ -115,12 +160,12 @@ def check(ctx: Context) -> str:
     n = _slip_number(ctx)
     if n is not None:
         return leave.check_slip(ctx.session, n, ctx.now)
-    s, args = ctx.session, ctx.args
-    if len(args) >= 2 and leave.is_class_name(s, args[0]) and not leave.is_student_token(s, args[0]):
-        student = leave.find_student(s, args[1], args[0], example=f"核验 七(3)班 {args[1]}")
-    else:
-        student = leave.find_student(s, args[0], example=f"核验 七(3)班 {args[0]}")
-    return leave.check_student(s, student, ctx.now)
+    klass, text = _take_class(ctx, _lead(ctx.rest))
+    name, _ = _take_student(ctx, text, span_may_follow=False)
+    if not name:
+        return "请写明学生姓名，例如：核验 七(3)班 李明"
+    student = leave.find_student(ctx.session, name, klass, example=f"核验 七(3)班 {name}")
+    return leave.check_student(ctx.session, student, ctx.now)
 
 
 @command("出校", roles={"guard", "admin"}, record="QJ", help="出校 QJ5（登记学生出校）")

@@ -213,6 +213,24 @@ def is_student_token(session: Session, token: str) -> bool:
     return session.exec(stmt).first() is not None
 
 
+def class_name_prefix(session: Session, text: str) -> str | None:
+    """The longest class of the roster that `text` starts with, ending at a 班 (`七(3)班李明` → 七(3)班)."""
+    cuts = [text[: i + 1] for i, ch in enumerate(text[:30]) if ch == "班"]
+    if not cuts:
+        return None
+    names = session.exec(select(SchoolClass.name).where(col(SchoolClass.name).in_(cuts))).all()
+    return max(names, key=len) if names else None
+
+
+def student_name_prefix(session: Session, text: str) -> str | None:
+    """The longest student name of the roster that `text` starts with (`李明明天全天` → 李明)."""
+    cuts = [text[:k] for k in range(1, min(len(text) - 1, 10) + 1)]
+    if not cuts:
+        return None
+    names = session.exec(select(Student.name).where(col(Student.name).in_(cuts)).distinct()).all()
+    return max(names, key=len) if names else None
+
+
 def _class_names(session: Session, students: Iterable[Student]) -> str:
     return "、".join(class_name(session, s) for s in students)
 
@@ -574,6 +592,35 @@ def today_for(session: Session, actor: Actor, now: datetime) -> list[LeaveSlip]:
     if scope is not None:
         stmt = stmt.where(col(LeaveSlip.class_id).in_(scope or [-1]))
     return list(session.exec(stmt.order_by(col(LeaveSlip.starts_at), col(LeaveSlip.id))).all())
+
+
+def pending_count(session: Session, now: datetime) -> int:
+    """Pending slips still worth deciding (the console's dashboard)."""
+    stmt = select(LeaveSlip.id).where(LeaveSlip.state == PENDING, col(LeaveSlip.ends_at) > now)
+    return len(session.exec(stmt).all())
+
+
+LEDGER_COLUMNS = ("编号", "班级", "学生", "学号", "开始", "结束", "事由", "返校", "申请人", "状态",
+                  "审批人", "代批", "驳回理由", "出校时间", "返校时间")
+
+
+def ledger_rows(session: Session, date_from: datetime, date_to: datetime, now: datetime) -> list[dict[str, Any]]:
+    """The leave ledger (台账) for slips whose window touches [date_from, date_to): one dict per slip, keyed by
+    LEDGER_COLUMNS, for the console's lists and XLSX export."""
+    stmt = (select(LeaveSlip)
+            .where(col(LeaveSlip.starts_at) < date_to, col(LeaveSlip.ends_at) >= date_from)
+            .order_by(col(LeaveSlip.starts_at), col(LeaveSlip.id)))
+    rows = []
+    for slip in session.exec(stmt).all():
+        student = student_of(session, slip)
+        rows.append(dict(zip(LEDGER_COLUMNS, (
+            ref(slip), class_of(session, slip).name, student.name, student.student_no, slip.starts_at,
+            slip.ends_at, slip.reason, "是" if slip.expects_return else "否",
+            person_name(session, slip.requester_id), status_text(slip, now),
+            person_name(session, slip.decided_by_id) if slip.decided_by_id else "",
+            "是" if slip.deputy else "", slip.reject_reason or "", slip.exited_at, slip.returned_at,
+        ), strict=True)))
+    return rows
 
 
 # --------------------------------------------------------------------------------------------------------

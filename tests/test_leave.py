@@ -117,6 +117,9 @@ def test_teacher_head_teacher_guard_parent(school, clock, rt):  # type: ignore[n
     assert "不可出校" in chat.say("刘门卫", "核验 七(3)班 李明")  # the slip is used up
 
     with rt.db.session() as s:
+        assert leave.pending_count(s, clock.now()) == 0
+        [row] = leave.ledger_rows(s, at(0), at(0, day=2), clock.now())
+        assert row["编号"] == "QJ1" and row["审批人"] == "王老师" and row["出校时间"] == at(13, 30)
         actions = [e.action for e in leave.history(s, 1)]
         gate = [(g.kind, g.at) for g in leave.gate_events(s, 1)]
     assert actions == ["申请", "批准", "出校", "返校"]
@@ -179,6 +182,16 @@ def test_request_refusals_and_ambiguous_names(school, clock, rt):  # type: ignor
 
     reply = chat.say("张老师", "请假 张伟 今天下午 回家 不返校")
     assert "不返校" in reply and not slip(rt, 2).expects_return
+
+
+def test_glued_and_spoken_requests(school, clock, rt):  # type: ignore[no-untyped-def]
+    chat = school
+    reply = chat.wx.voice(chat_openid("张老师"), "请假，七(3)班李明，明天全天，发烧。")  # speech recognition
+    assert "QJ1" in reply and "李明（七(3)班）" in reply and "12月2日 07:00-18:00" in reply
+    reply = chat.say("张老师", "请假 八(1)班 李明明天下午 比赛")
+    assert "QJ2" in reply and "李明（八(1)班）" in reply and "12月2日 12:00-18:00" in reply
+    assert "结束时间早于开始时间" in chat.say("李明家长", "请假 明天16:00-14:00 发烧")
+    assert "QJ1" in chat.say("刘门卫", "核验七(3)班李明")
 
 
 # --------------------------------------------------------------------------------------------------------
