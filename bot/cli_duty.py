@@ -1,0 +1,163 @@
+"""`houqin duty import|generate|list` (holiday duty rota) and `houqin scheduler` (reminders and periodic jobs
+in a process of their own, for SCHEDULER=off in the web workers)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import signal
+import threading
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+duty_app = typer.Typer(help="节假日行政值日（值班表）", no_args_is_help=True)
+
+
+def _times():  # type: ignore[no-untyped-def]
+    from bot.config import Settings
+    from jobs.builtin import config_path, load_config
+
+    return load_config(config_path(Settings().config_file)).duty
+
+
+def _day(value: str, what: str) -> date:
+    from storage.duty import parse_date
+
+    try:
+        return parse_date(value)
+    except ValueError:
+        from bot.cli import fail
+
+        fail(f"{what}日期格式不对：{value}（应为 2026-10-01）")
+        raise  # unreachable: fail() exits
+
+
+def _read_csv(file: Path) -> list[list[str]]:
+    from bot.cli import fail
+    from handlers.text import normalise
+
+    if not file.exists():
+        fail(f"文件不存在：{file}")
+    raw = file.read_bytes()
+    for enc in ("utf-8-sig", "gb18030"):
+        try:
+            text = raw.decode(enc)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        fail("无法识别文件编码，请保存为 UTF-8 CSV")
+        return []
+    return [[normalise(c) for c in row] for row in csv.reader(io.StringIO(text))]
+
+
+@duty_app.command("import")
+def duty_import(file: Path) -> None:
+    """导入值班表 CSV（日期,领导）：领导按姓名查找；有任何错误则整表不导入。"""
+    from bot.cli import fail, runtime
+    from storage import duty
+    from storage.errors import UserError
+
+    rows = _read_csv(file)
+    rt = runtime()
+    try:
+        with rt.db.session() as s:
+            done, errors, warnings = duty.import_rows(s, rows, now=rt.clock.now(), times=_times())
+            lines = [f"{r.day:%Y-%m-%d} {duty.fmt_date(r.day)[-4:]} {s.get(duty.Person, r.leader_id).name}"  # type: ignore[union-attr]
+                     for r in done]
+    except UserError as exc:
+        fail(exc.message)
+        return
+    for w in warnings:
+        typer.echo(w, err=True)
+    if errors:
+        for e in errors:
+            typer.echo(e, err=True)
+        fail(f"值班表有 {len(errors)} 行错误，未导入任何内容，请改正后重试。")
+    typer.echo(f"已导入 {len(done)} 天的值班安排：")
+    for line in lines:
+        typer.echo(line)
+
+
+@duty_app.command("generate")
+def duty_generate(
+    from_: Annotated[str, typer.Option("--from", help="开始日期，如 2026-10-01")],
+    to: Annotated[str, typer.Option("--to", help="结束日期（含），如 2026-10-31")],
+) -> None:
+    """按法定节假日和周末（调休上班日除外）轮流安排校领导值班。"""
+    from bot.cli import fail, runtime
+    from storage import duty
+    from storage.errors import UserError
+    from storage.schoolcal import CalendarUnavailable
+
+    start, end = _day(from_, "开始"), _day(to, "结束")
+    rt = runtime()
+    try:
+        with rt.db.session() as s:
+            rows = duty.generate(s, start, end, now=rt.clock.now(), times=_times())
+            lines = [f"{r.day:%Y-%m-%d} {duty.fmt_date(r.day)[-4:]} {s.get(duty.Person, r.leader_id).name}"  # type: ignore[union-attr]
+                     for r in rows]
+    except CalendarUnavailable as exc:
+        fail(f"无法生成值班表：{exc}。")
+        return
+    except UserError as exc:
+        fail(exc.message)
+        return
+    if not rows:
+        typer.echo(f"{start:%Y-%m-%d} 至 {end:%Y-%m-%d} 没有节假日或周末，无需值班。")
+        return
+    typer.echo(f"已生成 {start:%Y-%m-%d} 至 {end:%Y-%m-%d} 的值班表，共 {len(rows)} 天：")
+    for line in lines:
+        typer.echo(line)
+
+
+@duty_app.command("list")
+def duty_list() -> None:
+    """列出今天起的值班安排。"""
+    from bot.cli import runtime
+    from storage import duty
+
+    rt = runtime()
+    with rt.db.session() as s:
+        rows = duty.coming(s, rt.clock.now().date(), limit=1000)
+        for r, p in rows:
+            typer.echo(f"{r.day:%Y-%m-%d} {duty.fmt_date(r.day)[-4:]} {p.name}")
+    if not rows:
+        typer.echo("暂无值班安排。")
+
+
+def scheduler() -> None:
+    """单独运行提醒与定时任务（Web 进程设 SCHEDULER=off 时使用）；同时发送消息队列（SENDER=on 时）。"""
+    import logging
+
+    from bot.cli import runtime
+    from jobs.scheduler import start_scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rt = runtime()
+    if rt.settings.sender == "on":
+        try:
+            from bot.sender import start_sender
+        except ModuleNotFoundError:  # pragma: no cover - the sender ships with the kernel
+            pass
+        else:
+            rt.background.append(start_sender(rt))
+    rt.background.append(start_scheduler(rt))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    typer.echo("调度器已启动（提醒与定时任务），Ctrl+C 退出。")
+    stop.wait()
+    rt.close()
+    typer.echo("调度器已停止。")
+
+
+def register(app: typer.Typer) -> None:
+    if getattr(app, "_houqin_duty", False):  # tests may load the plugins more than once
+        return
+    app.add_typer(duty_app, name="duty")
+    app.command("scheduler")(scheduler)
+    app._houqin_duty = True  # type: ignore[attr-defined]

@@ -1,0 +1,135 @@
+"""The scheduler: a 0.5 s tick that fires due reminders, plus every periodic job of the registry at its interval.
+
+APScheduler 3.x (BackgroundScheduler, in-memory job store) is only the timer. Nothing about *what* is due lives
+in APScheduler: the state is in our own tables, so every process may run this scheduler (each uvicorn worker,
+and/or `houqin scheduler`) and the outcome is the same as with one:
+
+* Reminders: Reminder.next_due_at is advanced in the same transaction that inserts the occurrence, UNIQUE
+  (reminder_id, due_at), and its outbox rows (unique dedup_key). Rows are selected FOR UPDATE SKIP LOCKED on
+  PostgreSQL, so two ticks never work on the same reminder at once; the unique key is the backstop.
+* Periodic jobs run on wall-clock aligned slots (slot = ⌊epoch / interval⌋); a job first claims its slot with
+  UPDATE periodicjobstate SET last_slot = :slot WHERE last_slot < :slot, in its own transaction — a second
+  process blocks on that row, then finds the slot taken and does nothing. A job that fails rolls back its claim.
+* A Redis lease lock (`kv_lock`) makes one process do the reminder tick at a time, which spares the database
+  the duplicate work; it is an optimisation, not what makes delivery exactly once.
+
+We deliberately do not use APScheduler's SQLAlchemyJobStore: in 3.x a job store must not be shared by several
+schedulers (each would run every job), and a persistent store would only duplicate state our tables hold.
+Restarts need nothing special: what was due while down is in the database, and the first tick (at start-up)
+fires what is less than an hour late and records the rest as missed (storage.reminder.fire_due).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from jobs import reminder as reminder_jobs
+from jobs.builtin import config_path, load_config
+from jobs.registry import PeriodicJob, load_jobs
+from storage import reminder as rem
+from storage.kv import kv_lock
+
+log = logging.getLogger("houqin.scheduler")
+
+TICK_SECONDS = 0.5
+TICK_LOCK = "scheduler:reminders"
+_EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)  # the origin of every aligned interval (a Monday, 00:00 UTC)
+
+
+class Scheduler:
+    def __init__(self, rt: Any, tick_seconds: float | None = None) -> None:
+        self.rt = rt
+        self.settings = reminder_jobs.ReminderSettings()
+        try:
+            cfg = load_config(config_path(rt.settings.config_file))
+            self.settings = reminder_jobs.ReminderSettings(cfg.missed_grace_minutes, cfg.receipt_minutes)
+            tick_seconds = tick_seconds or cfg.tick_seconds
+        except Exception as exc:  # a broken config file must not stop reminders: defaults, loudly
+            log.error("scheduler: config file not usable (%s); using defaults", exc)
+        reminder_jobs.SETTINGS = self.settings
+        self.tick_seconds = tick_seconds or TICK_SECONDS
+        self.jobs: dict[str, PeriodicJob] = dict(load_jobs())
+        self._aps: BackgroundScheduler | None = None
+        self._ensured: set[str] = set()
+        self._failing = False
+
+    # --- lifecycle ---
+    def start(self) -> "Scheduler":
+        aps = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1})
+        aps.add_job(self.tick, IntervalTrigger(seconds=self.tick_seconds), id="reminders",
+                    next_run_time=datetime.now(timezone.utc), misfire_grace_time=None)
+        for job in self.jobs.values():
+            aps.add_job(self.run_periodic, IntervalTrigger(seconds=job.seconds, start_date=_EPOCH), args=[job],
+                        id=f"periodic:{job.name}", misfire_grace_time=max(1, job.seconds))
+        aps.start()
+        self._aps = aps
+        log.info("scheduler started: tick %.2fs, periodic jobs: %s", self.tick_seconds, ", ".join(self.jobs) or "-")
+        return self
+
+    def stop(self) -> None:
+        if self._aps is not None:
+            self._aps.shutdown(wait=True)
+            self._aps = None
+
+    # --- reminders ---
+    def tick(self) -> int:
+        """Fire everything due now; returns the number of outbox rows queued. Safe in any number of processes."""
+        queued = 0
+        try:
+            with kv_lock(self.rt.kv, TICK_LOCK, ttl=30.0, wait=0) as held:
+                if not held:
+                    return 0
+                while True:
+                    with self.rt.db.session() as session:
+                        report = reminder_jobs.fire(session, self.rt.clock.now(), self.settings)
+                    # After the commit, so the sender finds the rows.
+                    if report.outbox:
+                        queued += report.outbox
+                        self.rt.wake_sender()
+                    if report.sent or report.missed:
+                        log.info("reminders: %d sent, %d missed, %d pushes queued", report.sent, report.missed,
+                                 report.outbox)
+                    if report.reminders < self.settings.batch:
+                        break
+            if self._failing:
+                log.warning("scheduler tick recovered")
+                self._failing = False
+        except Exception:
+            if not self._failing:  # log a database outage once, not twice a second
+                log.exception("scheduler tick failed; retrying every tick")
+            self._failing = True
+        return queued
+
+    # --- periodic jobs ---
+    def run_periodic(self, job: PeriodicJob, slot: int | None = None) -> str | None:
+        """Run `job` for its current slot unless another process already has. Returns its result."""
+        slot = slot if slot is not None else int(time.time() // job.seconds)
+        try:
+            if job.name not in self._ensured:
+                with self.rt.db.session() as session:
+                    rem.ensure_job_row(session, job.name)
+                self._ensured.add(job.name)
+            with self.rt.db.session() as session:
+                now = self.rt.clock.now()
+                if not rem.claim_slot(session, job.name, slot, now):
+                    return None
+                result = job.fn(session, now)
+                rem.record_job_result(session, job.name, result)
+            if result:
+                log.info("job %s: %s", job.name, result)
+            self.rt.wake_sender()
+            return result
+        except Exception:
+            log.exception("periodic job %s failed (slot %d)", job.name, slot)
+            return None
+
+
+def start_scheduler(rt: Any) -> Scheduler:
+    """Called by bot.app when SCHEDULER=on, and by `houqin scheduler`. The returned object has .stop()."""
+    return Scheduler(rt).start()

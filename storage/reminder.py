@@ -1,0 +1,695 @@
+"""Reminders 提醒 (TX): one-off and recurring pushes, fired exactly once per due time, with optional receipts.
+
+Exactly once comes from the database, not from which process runs the timer. A Reminder keeps its next due
+time (`next_due_at`, indexed; NULL once it is finished or cancelled). Firing it inserts a ReminderOccurrence —
+UNIQUE (reminder_id, due_at) — together with one outbox row per recipient (each with a unique dedup_key) and
+advances `next_due_at`, all in one transaction. A second process that looks at the same reminder either skips
+it (PostgreSQL: FOR UPDATE SKIP LOCKED), sees it already advanced, or finds the occurrence already there and
+writes nothing. Recipients of `@教师`-style targets are resolved when the reminder fires, so a recurring
+reminder reaches the staff of the day, not those of the day it was set.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import Text, UniqueConstraint, update
+from sqlmodel import Column, Field, Session, SQLModel, col, select
+
+from storage import outbox
+from storage.errors import NotFound, UserError
+from storage.people import ROLES, STAFF, Actor, Person, find_people, people_with_role
+from storage.schoolcal import WEEKDAY_NAMES, CalendarUnavailable, Recurrence, shift_to_school_day
+
+ONCE = "once"
+ACTIVE, DONE, CANCELLED, STOPPED = "active", "done", "cancelled", "stopped"
+STATE_ZH = {ACTIVE: "待提醒", DONE: "已结束", CANCELLED: "已取消", STOPPED: "已停止"}
+SENT, MISSED = "sent", "missed"
+SOURCE_CHAT, SOURCE_BUILTIN, SOURCE_DUTY = "chat", "builtin", "duty"
+
+MISSED_GRACE = timedelta(hours=1)  # later than this after its time (server down): recorded as missed, not sent
+RECEIPT_MINUTES = 30  # unacknowledged this long after firing → the admins are told
+MAX_MISSED_RECORDED = 50  # a recurring reminder down for weeks: record this many missed, then jump ahead
+
+# `@对象` words → target specs; people by name otherwise.
+TARGET_WORDS: dict[str, str] = {
+    "全体": "all", "所有人": "all", "全部": "all", "大家": "all", "全体教职工": "all",
+    "教师": "role:teacher", "老师": "role:teacher", "全体教师": "role:teacher",
+    "班主任": "role:head_teacher", "门卫": "role:guard", "保安": "role:guard",
+    "维修工": "role:worker", "维修": "role:worker", "师傅": "role:worker",
+    "领导": "role:leader", "校领导": "role:leader",
+    "管理员": "role:admin", "后勤管理员": "role:admin", "后勤": "role:admin",
+}  # fmt: skip
+SELF_WORDS = ("我", "自己", "本人")
+
+
+class Reminder(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    creator_id: int | None = Field(default=None, foreign_key="person.id", index=True)  # None: built-in / duty
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    targets: str = Field(default="[]", max_length=2000)  # JSON list of specs: "all", "role:guard", "person:7"
+    target_label: str = Field(default="", max_length=500)  # as typed, for lists and replies: "@门卫 @王老师"
+    kind: str = Field(default=ONCE, max_length=10)  # once | daily | weekly | monthly | workday
+    at: str | None = Field(default=None, max_length=8)  # recurring: time of day "HH:MM:SS"
+    weekday: int | None = None
+    day: int | None = None
+    school_days_only: bool = False  # built-in events: a holiday moves it to the next school day
+    first_due_at: datetime
+    # The one column the scheduler's tick reads: indexed, NULL when nothing more is due.
+    next_due_at: datetime | None = Field(default=None, index=True)
+    needs_receipt: bool = False
+    receipt_minutes: int | None = None  # None: the configured default
+    source: str = Field(default=SOURCE_CHAT, max_length=10)
+    builtin_key: str | None = Field(default=None, unique=True, max_length=120)  # built-ins and duty: idempotent
+    state: str = Field(default=ACTIVE, max_length=10)
+    created_at: datetime
+    cancelled_at: datetime | None = None
+    cancelled_by: int | None = None
+    last_fired_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"TX{self.id}"
+
+    @property
+    def recurrence(self) -> Recurrence | None:
+        if self.kind == ONCE or self.at is None:
+            return None
+        return Recurrence(self.kind, time.fromisoformat(self.at), weekday=self.weekday, day=self.day)  # type: ignore[arg-type]
+
+
+class ReminderOccurrence(SQLModel, table=True):
+    """One due time of a reminder: sent once, or recorded as missed. The unique key is the exactly-once gate."""
+
+    __table_args__ = (UniqueConstraint("reminder_id", "due_at", name="uq_reminder_occurrence"),)
+    id: int | None = Field(default=None, primary_key=True)
+    reminder_id: int = Field(foreign_key="reminder.id")
+    due_at: datetime
+    fired_at: datetime
+    status: str = Field(default=SENT, max_length=10)  # sent | missed
+    recipients: int = 0
+    # When unacknowledged receipts escalate to the admins; NULL when none asked, all acknowledged, or escalated.
+    receipt_due_at: datetime | None = Field(default=None, index=True)
+    escalated_at: datetime | None = None
+
+
+class ReminderReceipt(SQLModel, table=True):
+    """A recipient's 回执 for one occurrence: the row exists from firing on; acked_at says it was given."""
+
+    occurrence_id: int = Field(foreign_key="reminderoccurrence.id", primary_key=True)
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    acked_at: datetime | None = None
+    how: str | None = Field(default=None, max_length=4)  # 收到 | 完成
+    note: str | None = Field(default=None, max_length=500)
+
+
+class PeriodicJobState(SQLModel, table=True):
+    """The last time slot each periodic job ran in: claimed in the job's own transaction, once per slot."""
+
+    name: str = Field(primary_key=True, max_length=80)
+    last_slot: int = 0
+    last_run_at: datetime | None = None
+    last_result: str | None = Field(default=None, max_length=500)
+
+
+__all__ = [
+    "Reminder", "ReminderOccurrence", "ReminderReceipt", "PeriodicJobState", "create", "cancel", "upcoming",
+    "acknowledge", "fire_due", "escalate_receipts", "parse_targets", "fmt_moment", "describe_when",
+]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------------
+# Formatting
+
+
+def fmt_day(d: datetime, now: datetime | None = None) -> str:
+    year = f"{d.year}年" if now is not None and d.year != now.year else ""
+    return f"{year}{d.month}月{d.day}日（周{WEEKDAY_NAMES[d.weekday()]}）"
+
+
+def fmt_moment(dt: datetime, now: datetime | None = None) -> str:
+    """`12月2日 08:00（周三）`; seconds only when set (`30秒后`), the year only when not this year."""
+    clock = dt.strftime("%H:%M:%S" if dt.second else "%H:%M")
+    year = f"{dt.year}年" if now is not None and dt.year != now.year else ""
+    return f"{year}{dt.month}月{dt.day}日 {clock}（周{WEEKDAY_NAMES[dt.weekday()]}）"
+
+
+def describe_when(r: Reminder, now: datetime | None = None) -> str:
+    rec = r.recurrence
+    if rec is None:
+        return fmt_moment(r.next_due_at or r.first_due_at, now)
+    text = rec.describe()
+    if r.school_days_only:
+        text += "（遇节假日顺延）"
+    return text
+
+
+# --------------------------------------------------------------------------------------------------------
+# Targets
+
+
+def parse_targets(session: Session, actor: Actor | None, labels: Iterable[str]) -> list[str]:
+    """`@门卫`, `@王老师` … → specs. Unknown or ambiguous names are a clear error; no labels → the sender."""
+    specs: list[str] = []
+    for raw in labels:
+        label = raw.strip().lstrip("@").strip()
+        if not label:
+            continue
+        if label in TARGET_WORDS:
+            spec = TARGET_WORDS[label]
+        elif label in SELF_WORDS:
+            if actor is None:
+                raise UserError(f"无法识别提醒对象：@{label}")
+            spec = f"person:{actor.id}"
+        else:
+            found = find_people(session, label)
+            if not found:
+                raise UserError(
+                    f"找不到提醒对象「{label}」。可以写 @全体 @教师 @班主任 @门卫 @维修工 @领导，或 @姓名（已登记的人员）"
+                )
+            if len(found) > 1:
+                raise UserError(f"有 {len(found)} 位名为「{label}」的人员，无法确定提醒谁，请联系后勤管理员区分姓名")
+            spec = f"person:{found[0].id}"
+        if spec not in specs:
+            specs.append(spec)
+    if not specs:
+        if actor is None:
+            raise UserError("请写明提醒对象，例如 @全体")
+        specs.append(f"person:{actor.id}")
+    return specs
+
+
+def only_self(specs: list[str], actor: Actor) -> bool:
+    return specs == [f"person:{actor.id}"]
+
+
+class Recipients:
+    """Resolves target specs to bound, active people; cached for one batch of firings."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._cache: dict[str, list[tuple[int, str | None]]] = {}
+
+    def _people(self, spec: str) -> list[tuple[int, str | None]]:
+        if spec not in self._cache:
+            if spec == "all":
+                found = people_with_role(self.session, *sorted(STAFF))
+            elif spec.startswith("role:"):
+                found = people_with_role(self.session, spec[5:])
+            elif spec.startswith("person:"):
+                p = self.session.get(Person, int(spec[7:]))
+                found = [p] if p is not None and p.active else []
+            else:
+                found = []
+            self._cache[spec] = [(p.id, p.openid) for p in found if p.id is not None]
+        return self._cache[spec]
+
+    def resolve(self, specs: Iterable[str]) -> list[tuple[int, str | None]]:
+        out: dict[int, str | None] = {}
+        for spec in specs:
+            for pid, openid in self._people(spec):
+                out.setdefault(pid, openid)
+        return list(out.items())
+
+
+def reach(session: Session, specs: list[str]) -> tuple[int, int]:
+    """(people targeted, of whom bound to WeChat)."""
+    people = Recipients(session).resolve(specs)
+    return len(people), sum(1 for _, openid in people if openid)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Creating, listing, cancelling
+
+
+def _advance(r: Reminder, due: datetime) -> datetime | None:
+    """The due time after `due`, or None for a one-off. May raise CalendarUnavailable (工作日, school days)."""
+    rec = r.recurrence
+    if rec is None:
+        return None
+    nxt = rec.next_after(due)
+    if r.school_days_only:
+        nxt = shift_to_school_day(nxt)
+        if nxt <= due:  # defensive: a shift never goes backwards, but never loop on the same time
+            nxt = rec.next_after(nxt)
+    return nxt
+
+
+def first_due(when: datetime | Recurrence, now: datetime, school_days_only: bool = False) -> datetime:
+    if isinstance(when, Recurrence):
+        due = when.next_after(now)
+    else:
+        due = when
+    if school_days_only:
+        due = shift_to_school_day(due)
+    return due
+
+
+def create(
+    session: Session,
+    actor: Actor | None,
+    when: datetime | Recurrence,
+    text: str,
+    specs: list[str],
+    *,
+    now: datetime,
+    needs_receipt: bool = False,
+    target_label: str = "",
+    source: str = SOURCE_CHAT,
+    builtin_key: str | None = None,
+    school_days_only: bool = False,
+    receipt_minutes: int | None = None,
+) -> Reminder:
+    """A new reminder. Admins and leaders may remind anyone; everyone else only themselves."""
+    text = text.strip()
+    if not text:
+        raise UserError("请写上提醒内容，例如：提醒 明天8:00 交教案")
+    if len(text) > 500:
+        raise UserError("提醒内容太长了（最多500字）")
+    if actor is not None and not actor.has("admin", "leader") and not only_self(specs, actor):
+        raise UserError("无权限：只有后勤管理员、校领导可以提醒他人；给自己设提醒不写@对象即可，例如：提醒 明天8:00 交教案")
+    try:
+        due = first_due(when, now, school_days_only)
+    except CalendarUnavailable as exc:
+        raise UserError(str(exc)) from None
+    if due <= now:
+        raise UserError(f"时间已过：{fmt_moment(due, now)}。请写将来的时间，例如：明天8:00、10分钟后")
+    rec = when if isinstance(when, Recurrence) else None
+    r = Reminder(
+        creator_id=actor.id if actor else None,
+        text=text,
+        targets=json.dumps(specs),
+        target_label=target_label,
+        kind=rec.kind if rec else ONCE,
+        at=rec.at.isoformat() if rec else None,
+        weekday=rec.weekday if rec else None,
+        day=rec.day if rec else None,
+        school_days_only=school_days_only,
+        first_due_at=due,
+        next_due_at=due,
+        needs_receipt=needs_receipt,
+        receipt_minutes=receipt_minutes,
+        source=source,
+        builtin_key=builtin_key,
+        created_at=now,
+    )
+    session.add(r)
+    session.flush()
+    return r
+
+
+def get_visible(session: Session, actor: Actor, n: int) -> Reminder:
+    """A reminder its creator or an admin may manage; anything else is 未找到 (no leak)."""
+    r = session.get(Reminder, n)
+    if r is None or not (actor.has("admin") or r.creator_id == actor.id):
+        raise NotFound(f"TX{n}")
+    return r
+
+
+def upcoming(session: Session, actor: Actor, limit: int = 30) -> tuple[list[Reminder], int]:
+    """Active reminders, soonest first: the admin sees all (holiday-duty ones are in 值班表), others their own."""
+    stmt = select(Reminder).where(col(Reminder.next_due_at).is_not(None))
+    if actor.has("admin"):
+        stmt = stmt.where(Reminder.source != SOURCE_DUTY)
+    else:
+        stmt = stmt.where(Reminder.creator_id == actor.id)
+    rows = list(session.exec(stmt.order_by(col(Reminder.next_due_at), col(Reminder.id))).all())
+    return rows[:limit], len(rows)
+
+
+def cancel(session: Session, actor: Actor, n: int, *, now: datetime) -> Reminder:
+    r = get_visible(session, actor, n)
+    if r.state != ACTIVE:
+        raise UserError(f"{r.ref} {STATE_ZH.get(r.state, r.state)}，无需取消。")
+    r.state, r.next_due_at, r.cancelled_at, r.cancelled_by = CANCELLED, None, now, actor.id
+    session.add(r)
+    # Stop escalating receipts of its past occurrences too: the admin does not want to hear about it any more.
+    session.execute(
+        update(ReminderOccurrence)
+        .where(col(ReminderOccurrence.reminder_id) == r.id, col(ReminderOccurrence.receipt_due_at).is_not(None))
+        .values(receipt_due_at=None)
+    )
+    return r
+
+
+# --------------------------------------------------------------------------------------------------------
+# Receipts
+
+
+@dataclass
+class Ack:
+    reminder: Reminder
+    occurrence: ReminderOccurrence
+    receipt: ReminderReceipt
+    already: bool = False
+
+
+def acknowledge(session: Session, actor: Actor, n: int, *, done: bool, note: str, now: datetime) -> Ack:
+    """`收到 TX3` / `完成 TX3 情况`: the recipient's receipt for the latest occurrence sent to them."""
+    r = session.get(Reminder, n)
+    if r is None:
+        raise NotFound(f"TX{n}")
+    row = session.exec(
+        select(ReminderReceipt, ReminderOccurrence)
+        .join(ReminderOccurrence, col(ReminderOccurrence.id) == col(ReminderReceipt.occurrence_id))
+        .where(ReminderOccurrence.reminder_id == n, ReminderReceipt.person_id == actor.id)
+        .order_by(col(ReminderOccurrence.due_at).desc())
+    ).first()
+    if row is None:
+        if not r.needs_receipt:
+            if actor.has("admin") or r.creator_id == actor.id or _targets_me(session, r, actor):
+                raise UserError(f"{r.ref} 不需要回执。")
+            raise NotFound(r.ref)
+        if actor.has("admin") or r.creator_id == actor.id or _targets_me(session, r, actor):
+            if r.last_fired_at is None:
+                raise UserError(f"{r.ref} 还没到提醒时间（{describe_when(r, now)}），到时再回复即可。")
+            raise UserError(f"{r.ref} 没有发给您，无需回执。")
+        raise NotFound(r.ref)
+    receipt, occ = row
+    if receipt.acked_at is not None and (not done or (receipt.how == "完成" and not note)):
+        return Ack(r, occ, receipt, already=True)
+    receipt.acked_at = receipt.acked_at or now
+    receipt.how = "完成" if done else "收到"
+    if note:
+        receipt.note = note[:500]
+    session.add(receipt)
+    session.flush()
+    if occ.receipt_due_at is not None:
+        left = session.exec(
+            select(ReminderReceipt.person_id).where(
+                ReminderReceipt.occurrence_id == occ.id, col(ReminderReceipt.acked_at).is_(None)
+            )
+        ).first()
+        if left is None:
+            occ.receipt_due_at = None  # everyone answered: nothing to escalate
+            session.add(occ)
+    if done and note:
+        # A finding ("3楼灭火器压力不足") is worth passing on: to whoever set the reminder, else the admins.
+        who = [r.creator_id] if r.creator_id else [p.id for p in people_with_role(session, "admin")]
+        text = f"【回执】{actor.name} 完成 {r.ref}「{short(r.text)}」：{note[:300]}"
+        outbox.notify(session, [pid for pid in who if pid != actor.id], "reminder", text, now=now)
+    return Ack(r, occ, receipt)
+
+
+def _targets_me(session: Session, r: Reminder, actor: Actor) -> bool:
+    return any(pid == actor.id for pid, _ in Recipients(session).resolve(json.loads(r.targets)))
+
+
+def escalate_receipts(session: Session, now: datetime, limit: int = 200) -> int:
+    """Occurrences whose receipts are overdue: tell the admins who has not answered — once (escalated_at)."""
+    occs = session.exec(
+        select(ReminderOccurrence)
+        .where(col(ReminderOccurrence.receipt_due_at) <= now)
+        .order_by(col(ReminderOccurrence.receipt_due_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    told = 0
+    admins = [p.id for p in people_with_role(session, "admin")] if occs else []
+    for occ in occs:
+        pending = session.exec(
+            select(Person.name)
+            .join(ReminderReceipt, col(ReminderReceipt.person_id) == col(Person.id))
+            .where(ReminderReceipt.occurrence_id == occ.id, col(ReminderReceipt.acked_at).is_(None))
+            .order_by(col(Person.id))
+        ).all()
+        occ.receipt_due_at, occ.escalated_at = None, now
+        session.add(occ)
+        if not pending:
+            continue
+        r = session.get(Reminder, occ.reminder_id)
+        assert r is not None
+        names = "、".join(pending[:20]) + (f" 等{len(pending)}人" if len(pending) > 20 else "")
+        text = (f"【回执未确认】{r.ref}「{short(r.text)}」（{fmt_moment(occ.due_at, now)}）"
+                f"已过 {_minutes(occ, r)} 分钟，尚有 {len(pending)} 人未回执：{names}")
+        for admin in admins:
+            outbox.enqueue(session, admin, "reminder", text, now=now,
+                           dedup_key=f"tx{r.id}:{occ.due_at:%Y%m%d%H%M%S}:esc:{admin}",
+                           data={"reminder": r.id, "escalation": True})
+        told += 1
+    return told
+
+
+def _minutes(occ: ReminderOccurrence, r: Reminder) -> int:
+    return int((occ.escalated_at - occ.fired_at).total_seconds() // 60) if occ.escalated_at else 0
+
+
+def short(text: str, n: int = 30) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Firing
+
+
+@dataclass
+class FireReport:
+    reminders: int = 0  # reminders looked at
+    sent: int = 0  # occurrences sent
+    missed: int = 0  # occurrences recorded as missed
+    outbox: int = 0  # outbox rows queued
+    lags: list[float] = field(default_factory=list)  # seconds from due time to `now`, per sent occurrence
+
+    def __bool__(self) -> bool:
+        return bool(self.reminders)
+
+
+def push_text(r: Reminder, creator: str | None) -> str:
+    if r.source == SOURCE_DUTY:
+        return r.text  # already worded as a duty notice
+    by = f"{creator} 设置" if creator else "后勤处"
+    lines = [f"【提醒】{r.text}", f"（{r.ref} · {by}）"]
+    if r.needs_receipt:
+        lines.append(f"请回复「收到 {r.ref}」确认，完成后可回复「完成 {r.ref} 情况」。")
+    return "\n".join(lines)
+
+
+def _insert_occurrence(session: Session, values: dict[str, object]) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the id when this process won the occurrence, else None."""
+    table = ReminderOccurrence.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise RuntimeError(f"unsupported database: {dialect}")
+    stmt = (insert(table).values(**values)
+            .on_conflict_do_nothing(index_elements=["reminder_id", "due_at"]).returning(table.c.id))
+    return session.execute(stmt).scalar_one_or_none()  # type: ignore[no-any-return]
+
+
+def fire_due(
+    session: Session,
+    now: datetime,
+    *,
+    grace: timedelta = MISSED_GRACE,
+    receipt_minutes: int = RECEIPT_MINUTES,
+    limit: int = 500,
+) -> FireReport:
+    """Fire every reminder due by `now` (at most `limit`), in the caller's transaction.
+
+    Less than `grace` late: sent (one outbox row per bound recipient). Later (the server was down): recorded
+    as missed and the admins are told, once per reminder. Recurring reminders are advanced past `now`.
+    """
+    rows = session.exec(
+        select(Reminder)
+        .where(col(Reminder.next_due_at) <= now)
+        .order_by(col(Reminder.next_due_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # PostgreSQL: another process's batch is skipped, not waited for
+    ).all()
+    report = FireReport(reminders=len(rows))
+    if not rows:
+        return report
+    recipients = Recipients(session)
+    creators: dict[int, str] = {}
+    admins: list[int] | None = None
+    for r in rows:
+        if r.state != ACTIVE or r.next_due_at is None:  # defensive: a stale row
+            r.next_due_at = None
+            session.add(r)
+            continue
+        due: datetime | None = r.next_due_at
+        missed: list[datetime] = []
+        fired: list[datetime] = []
+        stopped: CalendarUnavailable | None = None
+        try:
+            while due is not None and now - due > grace:
+                if len(missed) < MAX_MISSED_RECORDED:
+                    missed.append(due)
+                    due = _advance(r, due)
+                else:  # down for weeks: jump straight to the first time still within the grace
+                    rec = r.recurrence
+                    assert rec is not None
+                    due = first_due(rec, now - grace, r.school_days_only)
+            while due is not None and due <= now:
+                fired.append(due)
+                due = _advance(r, due)
+        except CalendarUnavailable as exc:
+            due, stopped = None, exc
+        for d in missed:
+            if _insert_occurrence(session, dict(reminder_id=r.id, due_at=d, fired_at=now, status=MISSED)):
+                report.missed += 1
+        if missed:
+            if admins is None:
+                admins = [p.id for p in people_with_role(session, "admin") if p.id is not None]
+            more = f"等 {len(missed)} 次" if len(missed) > 1 else ""
+            text = (f"【错过的提醒】{r.ref}「{short(r.text)}」原定 {fmt_moment(missed[0], now)}{more}，"
+                    f"因服务未运行超过 {int(grace.total_seconds() // 60)} 分钟未发送，已记为错过。")
+            for admin in admins:
+                outbox.enqueue(session, admin, "reminder", text, now=now,
+                               dedup_key=f"tx{r.id}:{missed[0]:%Y%m%d%H%M%S}:missed:{admin}",
+                               data={"reminder": r.id, "missed": True})
+                report.outbox += 1
+        for d in fired:
+            people = recipients.resolve(json.loads(r.targets))
+            receipt_due = now + timedelta(minutes=r.receipt_minutes or receipt_minutes) if r.needs_receipt else None
+            occ_id = _insert_occurrence(session, dict(
+                reminder_id=r.id, due_at=d, fired_at=now, status=SENT, recipients=len(people),
+                receipt_due_at=receipt_due if people else None,
+            ))
+            if occ_id is None:
+                continue  # another process fired this occurrence: it queued the pushes
+            if r.creator_id is not None and r.creator_id not in creators:
+                creator = session.get(Person, r.creator_id)
+                creators[r.creator_id] = creator.name if creator else ""
+            text = push_text(r, creators.get(r.creator_id) if r.creator_id else None)
+            data = {"reminder": r.id, "due": d.isoformat()}
+            for pid, openid in people:
+                if r.needs_receipt:
+                    session.add(ReminderReceipt(occurrence_id=occ_id, person_id=pid))
+                if not openid:
+                    continue  # not bound yet: nothing to push to
+                outbox.enqueue(session, pid, "duty" if r.source == SOURCE_DUTY else "reminder", text, now=now,
+                               data=data, dedup_key=f"tx{r.id}:{d:%Y%m%d%H%M%S}:{pid}")
+                report.outbox += 1
+            report.sent += 1
+            report.lags.append((now - d).total_seconds())
+            r.last_fired_at = now
+        r.next_due_at = due
+        if due is None:
+            r.state = STOPPED if stopped else DONE
+            if stopped:
+                _tell_stopped(session, r, stopped, now)
+                report.outbox += 1
+        session.add(r)
+    session.flush()
+    return report
+
+
+def _tell_stopped(session: Session, r: Reminder, exc: CalendarUnavailable, now: datetime) -> None:
+    who = [r.creator_id] if r.creator_id else [p.id for p in people_with_role(session, "admin")]
+    text = f"【提醒已停止】{r.ref}「{short(r.text)}」：{exc}，无法计算下次提醒时间。"
+    for pid in who:
+        outbox.enqueue(session, pid, "reminder", text, now=now, dedup_key=f"tx{r.id}:stopped:{exc.year}:{pid}")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Built-in and duty reminders: kept in step with their source by a stable key
+
+
+def upsert_keyed(
+    session: Session,
+    key: str,
+    when: datetime | Recurrence,
+    text: str,
+    specs: list[str],
+    *,
+    now: datetime,
+    source: str,
+    target_label: str = "",
+    needs_receipt: bool = False,
+    school_days_only: bool = False,
+) -> tuple[Reminder | None, str]:
+    """Create or update the reminder with builtin_key `key`. Returns (reminder, "created"|"updated"|"kept"|"past").
+
+    One the admin cancelled stays cancelled (editable by the admin); one whose time has passed is not created.
+    """
+    existing = session.exec(select(Reminder).where(Reminder.builtin_key == key)).first()
+    due = first_due(when, now, school_days_only)
+    rec = when if isinstance(when, Recurrence) else None
+    if existing is None:
+        if due <= now:
+            return None, "past"
+        r = create(session, None, when, text, specs, now=now, needs_receipt=needs_receipt, target_label=target_label,
+                   source=source, builtin_key=key, school_days_only=school_days_only)
+        return r, "created"
+    if existing.state == CANCELLED:
+        return existing, "kept"
+    changed = (existing.text != text or existing.targets != json.dumps(specs)
+               or existing.needs_receipt != needs_receipt or existing.kind != (rec.kind if rec else ONCE)
+               or existing.at != (rec.at.isoformat() if rec else None)
+               or existing.weekday != (rec.weekday if rec else None) or existing.day != (rec.day if rec else None)
+               or existing.school_days_only != school_days_only
+               or (rec is None and existing.first_due_at != due))
+    if not changed:
+        return existing, "kept"
+    existing.text, existing.targets, existing.target_label = text, json.dumps(specs), target_label
+    existing.needs_receipt, existing.school_days_only = needs_receipt, school_days_only
+    existing.kind = rec.kind if rec else ONCE
+    existing.at = rec.at.isoformat() if rec else None
+    existing.weekday, existing.day = (rec.weekday, rec.day) if rec else (None, None)
+    existing.first_due_at = due
+    if due > now:
+        existing.next_due_at, existing.state = due, ACTIVE
+    elif existing.state == ACTIVE and rec is None:
+        existing.next_due_at, existing.state = None, DONE
+    session.add(existing)
+    return existing, "updated"
+
+
+def retire_keyed(session: Session, prefix: str, keep: set[str], *, now: datetime) -> int:
+    """Cancel active keyed reminders under `prefix` that are no longer wanted (an event removed from the config)."""
+    rows = session.exec(
+        select(Reminder).where(col(Reminder.builtin_key).startswith(prefix), Reminder.state == ACTIVE)
+    ).all()
+    n = 0
+    for r in rows:
+        if r.builtin_key not in keep:
+            r.state, r.next_due_at, r.cancelled_at = CANCELLED, None, now
+            session.add(r)
+            n += 1
+    return n
+
+
+def role_label(spec: str) -> str:
+    if spec == "all":
+        return "全体"
+    if spec.startswith("role:"):
+        return ROLES.get(spec[5:], spec[5:])
+    return spec
+
+
+def claim_slot(session: Session, name: str, slot: int, now: datetime) -> bool:
+    """Claim time slot `slot` of periodic job `name` in this transaction; False if it already ran (or is running).
+
+    The UPDATE … WHERE last_slot < slot takes the row lock: a second process waits for the first to commit, then
+    finds the slot taken. The caller must make sure the row exists (ensure_job_row) in an earlier transaction.
+    """
+    result = session.execute(
+        update(PeriodicJobState)
+        .where(col(PeriodicJobState.name) == name, col(PeriodicJobState.last_slot) < slot)
+        .values(last_slot=slot, last_run_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def ensure_job_row(session: Session, name: str) -> None:
+    table = PeriodicJobState.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    session.execute(insert(table).values(name=name, last_slot=0).on_conflict_do_nothing(index_elements=["name"]))
+
+
+def record_job_result(session: Session, name: str, result: str | None) -> None:
+    if result:
+        session.execute(update(PeriodicJobState).where(col(PeriodicJobState.name) == name)
+                        .values(last_result=result[:500]))
+
