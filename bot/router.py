@@ -76,7 +76,10 @@ class Router:
         except (DatabaseUnavailable, OperationalError):
             raise  # the webhook answers 503 so that WeChat retries
         except Exception:
-            log.exception("handler failed: openid=%s type=%s text=%r", inbound.openid, inbound.type, inbound.text[:100])
+            # The text may hold phone or ID numbers: log only its first word (the command) and length.
+            word = inbound.text.split()[0][:10] if inbound.text.split() else ""
+            log.exception("handler failed: openid=%s type=%s command=%r length=%d", inbound.openid, inbound.type,
+                          word, len(inbound.text))
             reply = SORRY
         reply = self._page(inbound.openid, reply) if reply else reply
         return reply
