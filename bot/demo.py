@@ -1,0 +1,209 @@
+"""The demo school for `houqin demo`: people of every role (pre-bound to fake OpenIDs), two classes with
+students, a parent, a newcomer with an invite code, built-in reminders and the coming holiday-duty rota.
+
+Everything is built through the same services the CLI uses, so the demo behaves like a real school.
+Parts owned by optional modules (duty rota, built-in reminders) are skipped with a note when the module,
+its tables or the official calendar for the year are missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import inspect
+from sqlmodel import Session
+
+from storage import people
+from storage.db import Database
+
+DB_NAME = "houqin-demo.db"
+CONFIG_NAME = "houqin-demo.toml"
+NEWCOMER_OPENID = "oDemoNewcomer0000000000000000"  # the simulator's "新用户": not bound until it sends 绑定
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    name: str
+    roles: tuple[str, ...]
+    klass: str | None = None
+    categories: tuple[str, ...] = ()
+    students: tuple[str, ...] = ()
+    phone: str | None = None
+    bound: bool = True
+
+
+STUDENTS: tuple[tuple[str, str, str], ...] = (
+    ("2025101", "王小明", "七(1)班"),
+    ("2025102", "李华", "七(1)班"),
+    ("2025103", "张婷", "七(1)班"),
+    ("2025104", "赵子涵", "七(1)班"),
+    ("2025301", "陈晨", "七(3)班"),
+    ("2025302", "刘洋", "七(3)班"),
+    ("2025303", "孙悦", "七(3)班"),
+    ("2025304", "周一鸣", "七(3)班"),
+)
+
+PEOPLE: tuple[DemoPerson, ...] = (
+    DemoPerson("王主任", ("admin",), phone="13800000001"),
+    DemoPerson("李校长", ("leader",), phone="13800000002"),
+    DemoPerson("赵副校长", ("leader",), phone="13800000003"),
+    DemoPerson("刘老师", ("head_teacher",), klass="七(1)班"),
+    DemoPerson("周老师", ("head_teacher",), klass="七(3)班"),
+    DemoPerson("张老师", ("teacher",)),
+    DemoPerson("陈老师", ("teacher",)),
+    DemoPerson("孙师傅", ("guard",)),
+    DemoPerson("李师傅", ("worker",), categories=("电",)),
+    DemoPerson("钱师傅", ("worker",), categories=("水",)),
+    DemoPerson("王小明妈妈", ("parent",), students=("2025101",)),
+    DemoPerson("吴老师", ("teacher",), bound=False),  # binds from the simulator's 新用户 with the invite code
+)
+
+
+def demo_openid(name: str) -> str:
+    """A stable fake OpenID (28 characters, like WeChat's) for a demo person."""
+    return "oDemo" + hashlib.sha1(name.encode()).hexdigest()[:23]
+
+
+@dataclass
+class DemoSchool:
+    people: list[tuple[str, str, str]] = field(default_factory=list)  # (name, roles in Chinese, openid or 未绑定)
+    classes: list[str] = field(default_factory=list)
+    students: int = 0
+    invite_code: str | None = None
+    invite_for: str | None = None
+    notes: list[str] = field(default_factory=list)  # what was built or skipped (duty rota, reminders)
+
+
+def build(session: Session, now: datetime) -> DemoSchool:
+    """Fill an empty, migrated database with the demo school."""
+    school = DemoSchool()
+    n, errors = people.import_students(session, [list(r) for r in STUDENTS])
+    assert not errors, errors
+    school.students = n
+    school.classes = sorted({k for _, _, k in STUDENTS})
+    for spec in PEOPLE:
+        p = people.create_person(session, spec.name, list(spec.roles), now=now, class_name=spec.klass,
+                                 student_nos=list(spec.students) or None, categories=list(spec.categories) or None)
+        p.phone = spec.phone
+        if spec.bound:
+            p.openid = demo_openid(spec.name)
+            p.bound_at = now
+            p.last_inbound_at = now  # as if they had written lately: customer-service messages may reach them
+        else:
+            inv = people.new_invite(session, p, now=now)
+            school.invite_code, school.invite_for = inv.code, spec.name
+        session.add(p)
+        assert p.id is not None
+        school.people.append((spec.name, people.role_names(people.roles_of(session, p.id)), p.openid or "未绑定"))
+    session.flush()
+    school.notes.append(_duty_rota(session, now))
+    return school
+
+
+def _has_tables(session: Session, *names: str) -> bool:
+    present = set(inspect(session.connection()).get_table_names())
+    return all(n in present for n in names)
+
+
+def _optional(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise
+
+
+def _last_calendar_day() -> date | None:
+    cal = _optional("storage.schoolcal")
+    if cal is None:
+        return None
+    return date(cal.supported_years()[1], 12, 31)
+
+
+def _duty_rota(session: Session, now: datetime) -> str:
+    """The holiday-duty rota of the leaders for the coming six weeks (as far as the official calendar goes)."""
+    duty = _optional("storage.duty")
+    if duty is None or not _has_tables(session, "dutyrota", "reminder"):
+        return "值班表：本版本尚无值班模块，未生成。"
+    start = now.date()
+    end = start + timedelta(days=42)
+    last = _last_calendar_day()
+    if last is not None and end > last:
+        end = last
+    if end < start:
+        return f"值班表：日历数据不包含 {start.year} 年，未生成（可用 houqin duty import 导入）。"
+    from storage.schoolcal import CalendarUnavailable
+
+    try:
+        rows = duty.generate(session, start, end, now=now)
+    except CalendarUnavailable as exc:
+        return f"值班表：{exc}，未生成。"
+    if not rows:
+        return "值班表：近期没有节假日或周末，未生成。"
+    return f"值班表：已生成 {start:%m-%d} 至 {end:%m-%d} 的节假日值班（{len(rows)} 天，{len(duty.leaders(session))} 位校领导轮值）。"
+
+
+def write_config(path: Path, now: datetime) -> Path:
+    """A term calendar for the built-in reminders (fire drill the day after tomorrow, term as far as the
+    official calendar goes) in the format of houqin.example.toml."""
+    today = now.date()
+    if today.month >= 9:
+        start, end = date(today.year, 9, 1), date(today.year + 1, 1, 20)
+    elif today.month >= 2:
+        start, end = date(today.year, 2, 20), date(today.year, 7, 10)
+    else:
+        start, end = date(today.year - 1, 9, 1), date(today.year, 1, 20)
+    last = _last_calendar_day()
+    lines = ["# 演示学校的学期日历（houqin demo 自动生成）"]
+    if last is None or end <= last:
+        lines += ["[term]", 'name = "演示学期"', f"start = {start.isoformat()}", f"end = {end.isoformat()}", ""]
+    drill = datetime.combine(today + timedelta(days=2), time(15, 0))
+    if last is None or drill.date() <= last:
+        lines += ["[fire_drill]", f'times = ["{drill:%Y-%m-%d %H:%M}"]', 'place = "操场"', ""]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def builtin_reminders(session: Session, config: Path, now: datetime) -> str:
+    """What `houqin init` does: the built-in schedules from the term calendar (skipped when unavailable)."""
+    builtin = _optional("jobs.builtin")
+    if builtin is None or not _has_tables(session, "reminder"):
+        return "内置提醒：本版本尚无提醒模块，未建立。"
+    from storage.errors import UserError
+
+    try:
+        summary = builtin.sync_builtin(session, builtin.load_config(str(config)), now)
+    except UserError as exc:
+        return f"内置提醒：{exc.message}"
+    lines = str(summary).split("\n")
+    return next((line for line in lines if line.startswith("内置提醒")), lines[0])
+
+
+def create(data_dir: Path, now: datetime, *, keep: bool = False) -> tuple[str, DemoSchool | None]:
+    """The demo database under `data_dir` (wiped unless `keep` and it exists). Returns (URL, school or None
+    when an existing database was kept)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db_file = data_dir / DB_NAME
+    url = "sqlite:///" + str(db_file.resolve())
+    if keep and db_file.exists():
+        Database(url).migrate()  # a newer version may have added tables
+        return url, None
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(db_file) + suffix).unlink(missing_ok=True)
+    db = Database(url)
+    try:
+        db.migrate()
+        config = write_config(data_dir / CONFIG_NAME, now)
+        with db.session() as s:
+            school = build(s, now)
+        with db.session() as s:  # its own transaction: a refusal here keeps the people
+            school.notes.append(builtin_reminders(s, config, now))
+    finally:
+        db.dispose()
+    return url, school
