@@ -9,7 +9,7 @@ from handlers.base import Context, command, dialog
 from handlers.text import normalise, parse_ref
 from storage import repair
 from storage.errors import UserError
-from storage.people import STAFF, Person
+from storage.people import STAFF
 from storage.repair import RepairTicket
 
 URGENT_WORDS = frozenset({"紧急", "加急", "急"})
@@ -27,12 +27,11 @@ def _state_line(t: RepairTicket, assignee: str) -> str:
     return f"{t.state}（维修工：{assignee}）" if assignee else t.state
 
 
-def _created(ctx: Context, t: RepairTicket, photos: int = 0) -> str:
+def _created(t: RepairTicket, worker: repair.Worker | None, photos: int = 0) -> str:
     urgent = "【紧急】" if t.urgent else ""
     with_photos = f"，照片{photos}张" if photos else ""
-    if t.assignee_id is not None:
-        who = ctx.session.get(Person, t.assignee_id)
-        state = f"{t.state}（维修工：{who.name if who else '?'}）"
+    if worker is not None:
+        state = f"{t.state}（维修工：{worker.name}）"
     else:
         state = f"{t.state}（等待后勤管理员派单）"
     return (f"已报修 {t.ref}{urgent}：{t.place}，{t.description}（类别：{t.category}{with_photos}）。\n"
@@ -54,8 +53,8 @@ def report(ctx: Context) -> str:
     place, description = args[skip], ctx.after(skip + 1)
     if not description:
         raise UserError(f"请写上故障描述，例如：报修 {place} 灯不亮（也可以只发「报修」按提示填写）")
-    ticket = repair.create_ticket(ctx.session, ctx.me, place, description, urgent=urgent, now=ctx.now)
-    return _created(ctx, ticket)
+    ticket, worker = repair.create_ticket(ctx.session, ctx.me, place, description, urgent=urgent, now=ctx.now)
+    return _created(ticket, worker)
 
 
 @dialog(DIALOG)
@@ -93,13 +92,13 @@ def report_step(ctx: Context, state: dict[str, Any]) -> str:
             ctx.save_dialog(DIALOG, state)
             return f"已收到第{len(photos)}张照片。继续发送，或回复「完成」提交报修。"
         if text in DONE_WORDS:
-            ticket = repair.create_ticket(
+            ticket, worker = repair.create_ticket(
                 ctx.session, ctx.me, str(state.get("place", "")), str(state.get("description", "")),
                 urgent=bool(state.get("urgent")), now=ctx.now,
                 photos=[repair.Photo(p.get("media_id"), p.get("pic_url")) for p in photos],
             )
             ctx.end_dialog()  # only once the ticket exists: a refusal leaves the dialog where it was
-            return _created(ctx, ticket, len(photos))
+            return _created(ticket, worker, len(photos))
         return "请发送现场照片，或回复「完成」提交报修（没有照片回复「跳过」，发送「取消」放弃）。"
     ctx.end_dialog()  # a state we do not know (e.g. written by an older version): start over
     return "报修对话已失效，请重新发送「报修」。"

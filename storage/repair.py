@@ -12,12 +12,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Index, func
+from sqlalchemy import Index, func, insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage import outbox
 from storage.errors import NotFound, UserError
-from storage.people import Actor, Person, find_people, people_with_role
+from storage.people import Actor, Person, PersonRole, find_people, people_with_role
 from storage.repair_categories import KEYWORDS, NEUTRAL, OTHER
 from storage.schoolcal import CalendarUnavailable, add_school_days
 
@@ -141,23 +141,40 @@ def _check(ticket: RepairTicket, action: str) -> Transition:
     return t
 
 
-def _apply(session: Session, ticket: RepairTicket, action: str, actor_id: int | None, now: datetime,
-           note: str | None = None, verb: str | None = None) -> None:
-    """Move the ticket along the table and record who, when and why."""
+def _move(ticket: RepairTicket, action: str, now: datetime) -> str:
+    """Move the ticket along the table (in memory); returns the state it left."""
     t = _check(ticket, action)
     before = ticket.state
     ticket.state = t.target
     if t.stamp:
         setattr(ticket, t.stamp, now)
+    return before
+
+
+def _apply(session: Session, ticket: RepairTicket, action: str, actor_id: int | None, now: datetime,
+           note: str | None = None, verb: str | None = None) -> None:
+    """Move the ticket along the table and record who, when and why."""
+    before = _move(ticket, action, now)
     session.add(ticket)
-    _record(session, ticket, verb or t.verb, actor_id, now, before, note)
+    _record(session, ticket, verb or TRANSITIONS[action].verb, actor_id, now, before, ticket.state, note)
+
+
+def _entry(ticket: RepairTicket, action: str, actor_id: int | None, now: datetime, before: str | None,
+           after: str, note: str | None = None) -> dict[str, object]:
+    assert ticket.id is not None
+    return {"ticket_id": ticket.id, "at": now, "actor_id": actor_id, "action": action, "from_state": before,
+            "to_state": after, "note": note or None}
+
+
+def _write_history(session: Session, entries: list[dict[str, object]]) -> None:
+    # A plain multi-row INSERT: history rows are never read back in the same transaction, and skipping the
+    # ORM unit of work for them is a measurable share of the 报修 hot path.
+    session.execute(insert(RepairHistory), entries)
 
 
 def _record(session: Session, ticket: RepairTicket, action: str, actor_id: int | None, now: datetime,
-            before: str | None, note: str | None = None) -> None:
-    assert ticket.id is not None
-    session.add(RepairHistory(ticket_id=ticket.id, at=now, actor_id=actor_id, action=action, from_state=before,
-                              to_state=ticket.state, note=note or None))
+            before: str | None, after: str, note: str | None = None) -> None:
+    _write_history(session, [_entry(ticket, action, actor_id, now, before, after, note)])
 
 
 # --- categories -----------------------------------------------------------------------------------------
@@ -182,8 +199,9 @@ def guess_category(text: str) -> str:
     return best if scores[best] else OTHER
 
 
-def worker_categories(person: Person) -> set[str]:
-    return {c for c in re.split(r"[,，、\s]+", person.categories or "") if c}
+def split_categories(text: str | None) -> set[str]:
+    """A worker's categories as typed on the CLI: `电,水`, `电，水`, `电 水`, `电、水`."""
+    return {c for c in re.split(r"[,，、\s]+", text or "") if c}
 
 
 # --- loading and access ---------------------------------------------------------------------------------
@@ -265,8 +283,12 @@ class Photo:
 
 
 def create_ticket(session: Session, actor: Actor, place: str, description: str, *, now: datetime,
-                  urgent: bool = False, photos: list[Photo] | tuple[Photo, ...] = ()) -> RepairTicket:
-    """A new ticket, its category guessed from the text; given to a matching worker when there is one."""
+                  urgent: bool = False, photos: list[Photo] | tuple[Photo, ...] = ()
+                  ) -> tuple[RepairTicket, Worker | None]:
+    """A new ticket, its category guessed from the text; given to a matching worker when there is one.
+
+    Returns the ticket and the worker it was given to (None: it waits for an admin in 待派单).
+    """
     place = (place or "").strip()
     description = (description or "").strip()
     if not place:
@@ -282,18 +304,23 @@ def create_ticket(session: Session, actor: Actor, place: str, description: str, 
     ticket = RepairTicket(reporter_id=actor.id, place=place, description=description,
                           category=guess_category(f"{place} {description}"), urgent=urgent, state=PENDING,
                           created_at=now)
+    # Decide the assignment before the first INSERT, so the ticket is written once, already in its state
+    # (one INSERT instead of INSERT + UPDATE: this is the hot path of the busiest command).
+    worker = pick_worker(session, ticket.category)
+    if worker is not None:
+        _move(ticket, "assign", now)
+        ticket.assignee_id = worker.id
     session.add(ticket)
     session.flush()  # the id is the ticket number
     assert ticket.id is not None
-    _record(session, ticket, "报修", actor.id, now, None, "紧急" if urgent else None)
+    history = [_entry(ticket, "报修", actor.id, now, None, PENDING, "紧急" if urgent else None)]
+    if worker is not None:
+        history.append(_entry(ticket, "自动派单", None, now, PENDING, ticket.state,
+                              f"按类别「{ticket.category}」派给{worker.name}"))
+    _write_history(session, history)
     for ph in photos:
         session.add(RepairPhoto(ticket_id=ticket.id, media_id=ph.media_id, pic_url=ph.pic_url, created_at=now))
-    worker = pick_worker(session, ticket.category)
     if worker is not None:
-        assert worker.id is not None
-        _apply(session, ticket, "assign", None, now, note=f"按类别「{ticket.category}」派给{worker.name}",
-               verb="自动派单")
-        ticket.assignee_id = worker.id
         _tell(session, [worker.id], _worker_push(ticket, actor.name), actor_id=None, ticket=ticket, now=now)
     else:
         urgent_tag = "【紧急】" if urgent else ""
@@ -301,12 +328,28 @@ def create_ticket(session: Session, actor: Actor, place: str, description: str, 
               f"新报修 {ticket.ref}{urgent_tag} 待派单：{ticket.place}，{ticket.description}（类别：{ticket.category}，"
               f"报修人：{actor.name}）。回复「派单 {ticket.ref} 维修工姓名」派单。",
               actor_id=actor.id, ticket=ticket, now=now)
-    return ticket
+    return ticket, worker
 
 
-def pick_worker(session: Session, category: str) -> Person | None:
-    """Round robin among bound workers of this category: least open load, then least recently assigned, then id."""
-    workers = [p for p in people_with_role(session, "worker") if p.openid and category in worker_categories(p)]
+@dataclass(frozen=True)
+class Worker:
+    id: int
+    name: str
+
+
+def pick_worker(session: Session, category: str) -> Worker | None:
+    """Round robin among bound workers of this category: least open load, then least recently assigned, then id.
+
+    Runs on every report, so it reads three columns rather than whole people (the busiest command's hot path).
+    """
+    rows = session.exec(
+        select(Person.id, Person.name, Person.categories)
+        .join(PersonRole, col(PersonRole.person_id) == col(Person.id))
+        .where(PersonRole.role == "worker", col(Person.active).is_(True), col(Person.openid).is_not(None),
+               col(Person.categories).contains(category, autoescape=True))
+        .order_by(col(Person.id))
+    ).all()
+    workers = [Worker(pid, name) for pid, name, cats in rows if pid is not None and category in split_categories(cats)]
     if len(workers) <= 1:
         return workers[0] if workers else None
     loads: dict[int | None, int] = {
@@ -329,7 +372,7 @@ def pick_worker(session: Session, category: str) -> Person | None:
             .group_by(col(RepairTicket.assignee_id))
         ).all()
     )
-    return min(tied, key=lambda w: (last.get(w.id) or datetime.min, w.id or 0))
+    return min(tied, key=lambda w: (last.get(w.id) or datetime.min, w.id))
 
 
 def assign(session: Session, actor: Actor, n: int, worker_name: str, *, now: datetime) -> tuple[RepairTicket, Person]:
@@ -474,7 +517,8 @@ def nudge(session: Session, actor: Actor, n: int, *, now: datetime) -> tuple[Rep
         targets = [p.id for p in admins]
         names = ["后勤管理员"] if admins else []
         hint = f"请尽快派单：派单 {ticket.ref} 维修工姓名"
-    _record(session, ticket, "催办", actor.id, now, ticket.state, f"提醒{'、'.join(names)}" if names else None)
+    told = f"提醒{'、'.join(names)}" if names else None
+    _record(session, ticket, "催办", actor.id, now, ticket.state, ticket.state, told)
     _tell(session, targets, base + hint, actor_id=actor.id, ticket=ticket, now=now)
     return ticket, names
 
@@ -646,7 +690,7 @@ def escalate(session: Session, now: datetime) -> int:
         session.add(t)
         who = f"已派给{_name(session, t.assignee_id)}，尚未接单" if t.assignee_id else "尚未派单"
         limit = "30分钟" if t.urgent else "2小时"
-        _record(session, t, "超时提醒", None, now, t.state, f"{limit}内未接单，已告知后勤管理员")
+        _record(session, t, "超时提醒", None, now, t.state, t.state, f"{limit}内未接单，已告知后勤管理员")
         _tell(session, admins,
               f"报修超时未接单：{t.ref}{'【紧急】' if t.urgent else ''}（{summary(t)}）报修已{_duration(now - t.created_at)}，"
               f"{who}。" + (f"请派单：派单 {t.ref} 维修工姓名" if not t.assignee_id else f"可改派：派单 {t.ref} 维修工姓名"),
@@ -665,7 +709,7 @@ def escalate(session: Session, now: datetime) -> int:
         t.escalated_unfinished_at = now
         session.add(t)
         who = f"，维修工：{_name(session, t.assignee_id)}" if t.assignee_id else ""
-        _record(session, t, "超时提醒", None, now, t.state, "2个工作日内未完成，已告知后勤管理员")
+        _record(session, t, "超时提醒", None, now, t.state, t.state, "2个工作日内未完成，已告知后勤管理员")
         _tell(session, admins,
               f"报修超时未完成：{t.ref}（{summary(t)}）报修于{t.created_at:%m-%d %H:%M}，2个工作日内仍未修好"
               f"（当前状态：{t.state}{who}）。",
