@@ -1,0 +1,326 @@
+"""The demo school (bot/demo.py), the chat simulator API (bot/simulator.py) and `houqin simulate`."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from fastapi.testclient import TestClient
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from bot import cli_demo, demo
+from bot.config import REAL_WECHAT_API
+from bot.fakewechat import TINY_JPEG, FakeWeChat
+from bot.runtime import Runtime
+from storage import people
+
+HAS_REPAIRS = importlib.util.find_spec("handlers.repair") is not None
+
+
+@pytest.fixture
+def school(rt: Runtime) -> demo.DemoSchool:
+    with rt.db.session() as s:
+        return demo.build(s, rt.clock.now())
+
+
+@pytest.fixture
+def sim(client: TestClient, school: demo.DemoSchool, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    monkeypatch.setenv("HOUQIN_SIMULATOR", "1")
+    return client
+
+
+def oid(name: str) -> str:
+    return demo.demo_openid(name)
+
+
+def say(sim: TestClient, name: str, text: str) -> str:
+    resp = sim.post("/simulator/api/send", json={"openid": oid(name), "text": text})
+    assert resp.status_code == 200, resp.text
+    data = resp.json()
+    assert data["status"] == 200, data
+    return str(data["reply"])
+
+
+def deliver(rt: Runtime) -> None:
+    """What the background sender does in the demo: send what is due to the fake WeChat server."""
+    from bot.sender import OutboxSender
+
+    with OutboxSender(rt) as sender:
+        while sender.run_once() > 0:
+            pass
+
+
+def events(sim: TestClient, after: int = 0) -> list[dict[str, Any]]:
+    resp = sim.get(f"/simulator/api/events?after={after}")
+    assert resp.status_code == 200
+    return list(resp.json()["events"])
+
+
+# --- the demo school ---
+
+def test_demo_school_has_every_role(rt: Runtime, school: demo.DemoSchool) -> None:
+    with rt.db.session() as s:
+        everyone = {p.name: (p, people.roles_of(s, p.id)) for p, _ in people.list_people(s)}  # type: ignore[arg-type]
+        for role in people.ROLES:
+            assert people.people_with_role(s, role), f"no {role} in the demo school"
+        assert everyone["王主任"][1] == {"admin"}
+        assert len(people.people_with_role(s, "leader")) == 2
+        heads = {k.name: s.get(people.Person, k.head_teacher_id).name  # type: ignore[union-attr]
+                 for k in s.exec(select(people.SchoolClass)).all()}
+        assert heads == {"七(1)班": "刘老师", "七(3)班": "周老师"}
+        assert everyone["李师傅"][0].categories == "电" and everyone["钱师傅"][0].categories == "水"
+        kids = people.children_of(s, everyone["王小明妈妈"][0].id)  # type: ignore[arg-type]
+        assert [k.name for k in kids] == ["王小明"]
+        students = s.exec(select(people.Student)).all()
+        assert len(students) == school.students == 8
+        bound = [p for p, _ in everyone.values() if p.openid]
+        assert all(p.openid == oid(p.name) for p in bound)
+        assert everyone["吴老师"][0].openid is None  # left for the simulator's 新用户 to bind
+    assert school.invite_for == "吴老师" and school.invite_code and len(school.invite_code) == 6
+    assert school.classes == ["七(1)班", "七(3)班"]
+
+
+def test_demo_school_has_a_duty_rota(rt: Runtime, school: demo.DemoSchool) -> None:
+    duty = pytest.importorskip("storage.duty")
+    with rt.db.session() as s:
+        rows = duty.coming(s, rt.clock.now().date())
+    assert rows, school.notes  # December 2026 has weekends: the leaders take turns
+    assert {p.name for _, p in rows} == {"李校长", "赵副校长"}
+    assert any(n.startswith("值班表：已生成") for n in school.notes)
+
+
+def test_create_wipes_unless_kept(tmp_path: Path) -> None:
+    now = datetime(2026, 12, 1, 9, 0)
+    url, school = demo.create(tmp_path, now)
+    assert school is not None and (tmp_path / demo.DB_NAME).exists()
+    from storage.db import Database
+
+    db = Database(url)
+    with db.session() as s:
+        people.create_person(s, "临时工", ["teacher"], now=now)
+    db.dispose()
+
+    def names() -> set[str]:
+        d = Database(url)
+        with d.session() as s:
+            got = {p.name for p, _ in people.list_people(s)}
+        d.dispose()
+        return got
+
+    _, kept = demo.create(tmp_path, now, keep=True)
+    assert kept is None and "临时工" in names()
+    _, again = demo.create(tmp_path, now)
+    assert again is not None and "临时工" not in names() and "张老师" in names()
+
+
+def test_demo_settings_are_safe_mode_without_credentials() -> None:
+    s = cli_demo.demo_settings("sqlite:///demo.db", "http://127.0.0.1:9")
+    assert s.wechat_aes_key and len(s.wechat_aes_key) == 43
+    assert s.wechat_api_base_url == "http://127.0.0.1:9" and s.redis_url is None
+    assert s.scheduler == "on" and s.sender == "on" and s.env == "development"
+    from bot.crypto import Cipher
+
+    Cipher(s.wechat_token, s.wechat_aes_key, s.wechat_app_id)  # a valid EncodingAESKey
+
+
+# --- the simulator's switch ---
+
+def test_simulator_is_off_unless_enabled(client: TestClient, school: demo.DemoSchool,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOUQIN_SIMULATOR", raising=False)
+    assert client.get("/simulator").status_code == 404
+    assert client.get("/simulator/api/people").status_code == 404
+    assert client.post("/simulator/api/send", json={"openid": oid("张老师"), "text": "帮助"}).status_code == 404
+    monkeypatch.setenv("HOUQIN_SIMULATOR", "0")
+    assert client.get("/simulator/api/events").status_code == 404
+
+
+def test_simulator_refuses_when_outbound_goes_to_real_wechat(sim: TestClient, rt: Runtime,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rt.settings, "wechat_api_base_url", REAL_WECHAT_API)
+    assert sim.get("/simulator").status_code == 404
+    assert sim.post("/simulator/api/send", json={"openid": oid("张老师"), "text": "帮助"}).status_code == 404
+
+
+# --- the page and its API ---
+
+def test_page_and_assets_load(sim: TestClient) -> None:
+    page = sim.get("/simulator")
+    assert page.status_code == 200 and "聊天模拟器" in page.text and "simulator.js" in page.text
+    for name in ("simulator.js", "simulator.css"):
+        assert sim.get(f"/simulator/assets/{name}").status_code == 200
+    assert sim.get("/simulator/assets/..%2Fsimulator.py").status_code == 404
+
+
+def test_people_list_in_role_order_with_the_newcomer(sim: TestClient, school: demo.DemoSchool) -> None:
+    data = sim.get("/simulator/api/people").json()
+    names = [p["name"] for p in data["people"]]
+    assert names[0] == "王主任" and names[-1] == "王小明妈妈"
+    assert "吴老师" not in names  # not bound yet
+    liu = next(p for p in data["people"] if p["name"] == "刘老师")
+    assert liu["roles"] == "教师、班主任" and liu["detail"] == "七(1)班" and liu["openid"] == oid("刘老师")
+    assert next(p for p in data["people"] if p["name"] == "李师傅")["detail"] == "类别：电"
+    assert data["newcomer"]["openid"] == demo.NEWCOMER_OPENID
+    assert school.invite_code in data["newcomer"]["detail"]
+    assert data["safe_mode"] is True  # the test settings carry an EncodingAESKey
+
+
+def test_help_through_the_webhook_in_safe_mode(sim: TestClient) -> None:
+    reply = say(sim, "张老师", "帮助")
+    assert "报修" in reply
+    got = events(sim)
+    assert [(e["kind"], e["openid"]) for e in got] == [("in", oid("张老师")), ("reply", oid("张老师"))]
+    assert got[0]["text"] == "帮助" and got[1]["text"] == reply
+
+
+def test_plaintext_mode_when_no_aes_key(sim: TestClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rt, "cipher", None)
+    assert "报修" in say(sim, "张老师", "帮助")
+    assert sim.get("/simulator/api/people").json()["safe_mode"] is False
+
+
+def test_a_refusal_by_the_webhook_shows_as_an_error(sim: TestClient, rt: Runtime,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator only signs like WeChat; the webhook still decides (here: plaintext refused)."""
+    monkeypatch.setattr(rt, "cipher", None)
+    monkeypatch.setattr(rt.settings, "wechat_require_safe_mode", True)
+    data = sim.post("/simulator/api/send", json={"openid": oid("张老师"), "text": "帮助"}).json()
+    assert data["status"] == 403 and data["answer"]["kind"] == "error" and "403" in data["answer"]["text"]
+
+
+@pytest.mark.skipif(not HAS_REPAIRS, reason="repairs module not present")
+def test_repair_report_pushes_to_the_auto_assigned_worker(sim: TestClient, rt: Runtime) -> None:
+    reply = say(sim, "张老师", "报修 教学楼301 灯不亮")
+    assert "BX1" in reply
+    before = events(sim)
+    deliver(rt)
+    pushes = [e for e in events(sim, before[-1]["id"]) if e["kind"] == "push"]
+    assert pushes, "no push reached the fake WeChat server"
+    push = pushes[0]
+    assert push["openid"] == oid("李师傅") and push["to_name"] == "李师傅"
+    assert "BX1" in push["text"] and push["channel"] in ("custom", "template")
+    assert events(sim, push["id"]) == []  # each push once
+
+
+@pytest.mark.skipif(not HAS_REPAIRS, reason="repairs module not present")
+def test_repair_dialog_with_a_photo(sim: TestClient, fake_wechat: FakeWeChat) -> None:
+    assert "地点" in say(sim, "张老师", "报修")
+    say(sim, "张老师", "教学楼301")
+    assert "照片" in say(sim, "张老师", "灯不亮")
+    png = base64.b64encode(TINY_JPEG).decode()
+    resp = sim.post("/simulator/api/send", json={"openid": oid("张老师"), "type": "image",
+                                                 "image": "data:image/jpeg;base64," + png}).json()
+    assert "第1张" in resp["reply"]
+    media = resp["sent"]["media"]
+    assert sim.get(media).content == TINY_JPEG
+    media_id = media.rsplit("/", 1)[1]
+    assert fake_wechat._state.media[media_id][0] == TINY_JPEG  # /cgi-bin/media/get answers that picture
+    assert "BX1" in say(sim, "张老师", "完成")
+
+
+def test_menu_click_runs_the_command(sim: TestClient) -> None:
+    menu = sim.get("/simulator/api/people").json()["menu"]
+    if menu is not None:
+        keys = [b.get("key") for top in menu["button"] for b in [top, *(top.get("sub_button") or [])]]
+        assert "帮助" in keys
+    data = sim.post("/simulator/api/send",
+                    json={"openid": oid("张老师"), "type": "click", "key": "帮助", "label": "帮助"}).json()
+    assert data["status"] == 200 and "报修" in data["reply"]
+    assert data["sent"]["text"] == "[菜单] 帮助"
+
+
+def test_newcomer_binds_with_the_invite_code(sim: TestClient, school: demo.DemoSchool) -> None:
+    new = demo.NEWCOMER_OPENID
+    first = sim.post("/simulator/api/send", json={"openid": new, "text": "报修 教学楼301 灯不亮"}).json()
+    assert "绑定" in first["reply"]
+    bound = sim.post("/simulator/api/send", json={"openid": new, "text": f"绑定 {school.invite_code}"}).json()
+    assert "吴老师" in bound["reply"]
+    data = sim.get("/simulator/api/people").json()
+    assert data["newcomer"] is None
+    assert next(p for p in data["people"] if p["name"] == "吴老师")["openid"] == new
+
+
+BAD_REQUESTS: list[tuple[dict[str, Any], str]] = [
+    ({"openid": "bad openid!", "text": "帮助"}, "openid"),
+    ({"openid": "oDemoX", "text": "   "}, "不能为空"),
+    ({"openid": "oDemoX", "type": "video"}, "不支持"),
+    ({"openid": "oDemoX", "type": "click"}, "菜单"),
+    ({"openid": "oDemoX", "type": "image", "image": "data:text/plain;base64,aGk="}, "图片"),
+    ({"openid": "oDemoX", "type": "image", "image": "***"}, "图片数据"),
+    ({"openid": "oDemoX", "text": "长" * 2001}, "太长"),
+]
+
+
+def test_bad_requests_get_a_clear_error(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOUQIN_SIMULATOR", "1")
+    for body, message in BAD_REQUESTS:
+        resp = client.post("/simulator/api/send", json=body)
+        assert resp.status_code == 400 and message in resp.json()["error"], (body, resp.text)
+    assert client.post("/simulator/api/send", content=b"not json").status_code == 400
+    assert client.post("/simulator/api/send", json=["a list"]).status_code == 400
+
+
+# --- houqin simulate ---
+
+@pytest.mark.skipif(not HAS_REPAIRS, reason="repairs module not present")
+def test_simulate_repl_prints_replies_and_pushes(sim: TestClient, rt: Runtime) -> None:
+    out: list[str] = []
+    lines = iter(["我的任务", "/退出"])
+
+    def read(prompt: str) -> str:
+        assert prompt == "李师傅> "
+        line = next(lines)
+        if line == "我的任务":  # meanwhile a teacher reports a fault and the sender delivers the push
+            say(sim, "张老师", "报修 教学楼301 灯不亮")
+            deliver(rt)
+        return line
+
+    cli_demo.repl(sim, "李师傅", read=read, out=out.append, follow=False)
+    text = "\n".join(out)
+    assert "以 李师傅（维修工）的身份" in out[0]
+    assert "公众号：" in text and "BX1" in text
+    pushes = [line for line in out if line.startswith(("[客服消息", "[模板消息"))]
+    assert len(pushes) == 1 and "BX1" in pushes[0]
+
+
+def test_simulate_help_and_unknown_person(sim: TestClient) -> None:
+    out: list[str] = []
+    lines = iter(["帮助"])
+
+    def read(prompt: str) -> str:
+        for line in lines:
+            return line
+        raise EOFError  # Ctrl+D ends it
+
+    cli_demo.repl(sim, "张老师", read=read, out=out.append, follow=False)
+    assert any("公众号：" in line and "报修" in line for line in out)
+    with pytest.raises(cli_demo.SimulateError, match="张老师"):
+        cli_demo.find_person(sim, "不存在的人")
+
+
+def test_simulate_against_a_server_without_simulator(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOUQIN_SIMULATOR", raising=False)
+    with pytest.raises(cli_demo.SimulateError, match="houqin demo"):
+        cli_demo.find_person(client, "张老师")
+
+
+@pytest.fixture
+def cli() -> Iterator[typer.Typer]:
+    app = typer.Typer()
+    cli_demo.register(app)
+    yield app
+
+
+def test_cli_commands_are_registered(cli: typer.Typer) -> None:
+    runner = CliRunner()
+    assert "--data-dir" in runner.invoke(cli, ["demo", "--help"]).output
+    assert "--as" in runner.invoke(cli, ["simulate", "--help"]).output
+    result = runner.invoke(cli, ["simulate", "--as", "张老师", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 1 and "houqin demo" in result.output

@@ -1,0 +1,149 @@
+"""The chat simulator in a real headless browser, against the real `houqin demo` server process.
+
+Needs Debian's chromium (/usr/bin/chromium, installed by .ci/run); without it this test fails, it does not
+skip. Screenshots go to $HOUQIN_SCREENSHOTS when set (docs/simulator-*.png are made that way), else to a
+temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+HAS_REPAIRS = (ROOT / "handlers" / "repair.py").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`houqin demo` as its own process, on a free port, with a temporary data directory."""
+    data = tmp_path_factory.mktemp("demo-data")
+    port = free_port()
+    log = (data / "server.log").open("w+")
+    env = {k: v for k, v in os.environ.items() if k not in ("HOUQIN_SIMULATOR", "DATABASE_URL", "REDIS_URL")}
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "demo", "--port", str(port), "--data-dir", str(data)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"houqin demo exited with {proc.returncode}:\n{log.read()}")
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"houqin demo did not answer within 60 s:\n{log.read()}")
+            time.sleep(0.2)
+        log.seek(0)
+        assert f"{base}/simulator" in log.read()  # the URL it tells the user to open
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (the browser tests need it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    target = os.environ.get("HOUQIN_SCREENSHOTS")
+    path = Path(target) if target else tmp_path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def send(page, text: str) -> None:  # type: ignore[no-untyped-def]
+    page.fill("#text", text)
+    page.press("#text", "Enter")
+
+
+def test_chat_in_the_simulator(demo_server: str, browser, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(demo_server + "/simulator")
+    expect(page.locator(".person")).to_have_count(12)  # 11 bound demo people and the 新用户
+    page.click('.person[data-name="张老师"]')
+    expect(page.locator("#who-name")).to_have_text("张老师")
+
+    send(page, "帮助")
+    reply = page.locator('#messages .row.bot .bubble.reply').last
+    expect(reply).to_contain_text("报修", timeout=10_000)
+    expect(page.locator('#messages .row.mine .bubble').last).to_have_text("帮助")
+
+    if HAS_REPAIRS:
+        send(page, "报修 教学楼301 灯不亮")
+        expect(page.locator('#messages .row.bot .bubble.reply').last).to_contain_text("BX1", timeout=10_000)
+        # The electrician is assigned automatically; the push reaches the fake WeChat server, and the page
+        # (polling every second) shows it in the feed and in 李师傅's chat.
+        feed = page.locator(".feed-item").filter(has_text="李师傅")
+        expect(feed.first).to_contain_text("BX1", timeout=15_000)
+        expect(page.locator('.person[data-name="李师傅"] .badge')).to_have_text("1")
+        page.click('.person[data-name="李师傅"]')
+        expect(page.locator("#messages .card").first).to_contain_text("BX1")
+        send(page, "接单 BX1")
+        expect(page.locator('#messages .row.bot .bubble.reply').last).to_contain_text("BX1", timeout=10_000)
+        page.click('.person[data-name="张老师"]')  # the reporter is told the worker started
+        expect(page.locator("#messages .card").last).to_contain_text("BX1", timeout=15_000)
+    page.screenshot(path=str(shots / "simulator-desktop.png"))
+    page.close()
+
+
+def test_simulator_on_a_phone(demo_server: str, browser, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                              has_touch=True)
+    page = ctx.new_page()
+    page.goto(demo_server + "/simulator")
+    # On a phone the list of people opens as a drawer over the chat.
+    expect(page.locator("#people-panel")).to_be_in_viewport()
+    page.click('.person[data-name="王小明妈妈"]')
+    expect(page.locator("#people-panel")).not_to_be_in_viewport()
+    send(page, "我的信息")
+    expect(page.locator('#messages .row.bot .bubble.reply').last).to_contain_text("王小明", timeout=10_000)
+    send(page, "帮助")
+    expect(page.locator('#messages .row.bot .bubble.reply').last).to_contain_text("请假", timeout=10_000)
+    box = page.locator("#composer").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 391  # nothing wider than the phone
+    page.screenshot(path=str(shots / "simulator-phone.png"))
+    ctx.close()
