@@ -1,0 +1,750 @@
+"""The admin console `/admin`: dashboard, ledgers (台账) with search and Excel export, people and invites.
+
+Server-rendered Jinja2 pages in Chinese, one small stylesheet, no JavaScript framework: the console must work in
+WeChat's built-in browser on a phone and with no internet. Admins read and change; leaders only read. Every
+change goes through the same domain service as the chat command (assignment: `storage.repair.assign`,
+reminders: `storage.reminder.create`, ID reveal: `storage.visitor.reveal_id_number`, which logs it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from bot import console_auth as auth
+from bot.console_auth import ConsoleError, ConsoleUser, require_admin, require_user, runtime
+from storage import ledger
+from storage.db import DatabaseUnavailable
+from storage.errors import NotFound, UserError
+from storage.ledger import Filters
+from storage.people import ROLES
+
+log = logging.getLogger("houqin.console")
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static" / "admin"
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals["ROLES"] = ROLES
+templates.env.filters["dt"] = ledger.fmt_dt
+templates.env.filters["hm"] = lambda v: f"{v:%H:%M}" if v else ""
+templates.env.filters["d"] = lambda v: f"{v:%Y-%m-%d}" if v else ""
+
+FLASH_COOKIE = "houqin_flash"
+
+NAV: list[tuple[str, str, str]] = [
+    ("dashboard", "/admin", "首页"),
+    ("repairs", "/admin/repairs", "报修"),
+    ("visitors", "/admin/visitors", "访客"),
+    ("leave", "/admin/leave", "请假"),
+    ("reminders", "/admin/reminders", "提醒"),
+    ("duty", "/admin/duty", "值班"),
+    ("people", "/admin/people", "人员"),
+    ("blacklist", "/admin/blacklist", "黑名单"),
+    ("outbox", "/admin/outbox", "消息"),
+]
+
+
+class ConsoleRoute(APIRoute):
+    """Turns the console's refusals into pages: login redirect, 403 page, a Chinese error, 503."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                response = await original(request)
+            except ConsoleError as exc:
+                if exc.location:
+                    return RedirectResponse(exc.location, status_code=303)
+                return error_page(request, exc.status, exc.message)
+            except NotFound as exc:
+                return error_page(request, 404, exc.message)
+            except UserError as exc:
+                return error_page(request, 400, exc.message)
+            except DatabaseUnavailable:
+                log.exception("console: database unavailable")
+                return error_page(request, 503, "数据库暂时无法访问，请稍后再试。")
+            # Pages carry personal data: never cached by the browser or a proxy, never framed.
+            response.headers.setdefault("Cache-Control", "no-store")
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            response.headers.setdefault("Referrer-Policy", "same-origin")
+            return response
+
+        return handler
+
+
+router = APIRouter(prefix="/admin", route_class=ConsoleRoute, include_in_schema=False)
+
+
+# --- rendering helpers --------------------------------------------------------------------------------------
+
+
+def _flash_serializer(request: Request) -> URLSafeSerializer:
+    return URLSafeSerializer(runtime(request).settings.secret_key, salt="houqin-console-flash")
+
+
+def redirect(request: Request, url: str, message: str | None = None, error: bool = False) -> RedirectResponse:
+    """After a change (POST), back to a page, with a one-time message (a signed cookie, not the URL)."""
+    response = RedirectResponse(url, status_code=303)
+    if message:
+        value = _flash_serializer(request).dumps({"m": message, "e": error})
+        response.set_cookie(FLASH_COOKIE, value, path=auth.COOKIE_PATH, httponly=True, samesite="lax",
+                            secure=request.url.scheme == "https")
+    return response
+
+
+def _take_flash(request: Request) -> dict[str, Any] | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    try:
+        data = _flash_serializer(request).loads(raw)
+        return {"message": str(data["m"]), "error": bool(data["e"])}
+    except (BadSignature, KeyError, TypeError):
+        return None
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    rt = runtime(request)
+    user = context.pop("user", None) or auth.current_user(request)
+    flash = _take_flash(request)
+    ctx = {
+        "user": user,
+        "csrf": user.csrf if user else "",
+        "nav": NAV,
+        "school": rt.settings.school_name,
+        "now": rt.clock.now(),
+        "flash": flash,
+        **context,
+    }
+    response = templates.TemplateResponse(request, template, ctx, status_code=status_code)
+    if flash is not None:
+        response.delete_cookie(FLASH_COOKIE, path=auth.COOKIE_PATH)
+    return response
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    try:
+        user = auth.current_user(request)
+    except Exception:  # noqa: BLE001 - the error page itself must not fail (database down)
+        user = None
+    rt = runtime(request)
+    ctx = {"user": user, "csrf": user.csrf if user else "", "nav": NAV, "school": rt.settings.school_name,
+           "now": rt.clock.now(), "flash": None, "status": status, "message": message, "active": ""}
+    return templates.TemplateResponse(request, "admin/error.html", ctx, status_code=status)
+
+
+async def form_of(request: Request, user: ConsoleUser) -> dict[str, str]:
+    """The POSTed form, after its CSRF token is checked."""
+    form = await request.form()
+    auth.check_csrf(user, str(form.get("csrf") or ""))
+    return {k: str(v) for k, v in form.items() if isinstance(v, str)}
+
+
+def _filters(request: Request, **defaults: str) -> Filters:
+    p = request.query_params
+    return Filters(
+        q=(p.get("q") or "").strip()[:100],
+        start=ledger.parse_date(p.get("from")),
+        end=ledger.parse_date(p.get("to")),
+        state=p.get("state", defaults.get("state", "")) or "",
+        kind=p.get("kind", defaults.get("kind", "")) or "",
+        flag=p.get("flag", defaults.get("flag", "")) or "",
+    )
+
+
+def _page_no(request: Request) -> int:
+    try:
+        return max(1, min(10_000, int(request.query_params.get("page") or 1)))
+    except ValueError:
+        return 1
+
+
+def _query_without_page(request: Request) -> str:
+    return urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "page"])
+
+
+def _ref(text: str, prefix: str) -> int:
+    from handlers.text import parse_ref
+
+    return parse_ref(text, prefix)
+
+
+def _need(request: Request, table: str, title: str) -> None:
+    with runtime(request).db.session() as s:
+        if not ledger.has_table(s, table):
+            raise ConsoleError(404, f"{title}功能尚未启用（数据库未迁移到最新版本，请运行 houqin init）。")
+
+
+# --- static files -------------------------------------------------------------------------------------------
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    path = (STATIC / name).resolve()
+    if path.parent != STATIC.resolve() or not path.is_file():
+        return Response("未找到", status_code=404)
+    response = FileResponse(path)
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+# --- login --------------------------------------------------------------------------------------------------
+
+
+def _safe_next(value: str | None) -> str:
+    # Only a path inside the console: never an open redirect to another site.
+    if value and value.startswith("/admin") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/admin"
+
+
+def _login_page(request: Request, status: int = 200, error: str = "", name: str = "") -> HTMLResponse:
+    token, cookie = auth.login_token(request)
+    response = render(request, "admin/login.html", status_code=status, user=None, login_csrf=token, error=error,
+                      name=name, next=_safe_next(request.query_params.get("next")), active="")
+    auth.set_login_cookie(request, response, cookie)
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> Response:
+    if auth.current_user(request) is not None:
+        return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+    return _login_page(request)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    name = str(form.get("name") or "").strip()[:50]
+    password = str(form.get("password") or "")[:200]
+    if not auth.check_login_token(request, str(form.get("csrf") or "")):
+        return _login_page(request, 403, "页面已过期（安全校验未通过），请重新登录。", name)
+    if not name or not password:
+        return _login_page(request, 400, "请输入姓名和密码。", name)
+    if auth.login_blocked(request, name):
+        return _login_page(request, 429, "登录失败次数过多，请 15 分钟后再试。", name)
+    found = auth.attempt_login(request, name, password)
+    if found is None:
+        log.info("console login failed for %r from %s", name, auth.client_ip(request))
+        return _login_page(request, 401, "姓名或密码错误（仅后勤管理员和校领导可以登录）。", name)
+    actor, person = found
+    log.info("console login: %s (%s)", actor.name, auth.client_ip(request))
+    response = RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
+    auth.start_session(request, response, actor, person)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    user = require_user(request)
+    await form_of(request, user)
+    response = RedirectResponse("/admin/login", status_code=303)
+    auth.end_session(request, response, user)
+    return response
+
+
+# --- dashboard ----------------------------------------------------------------------------------------------
+
+
+@router.get("", response_class=HTMLResponse)
+def dashboard(request: Request) -> Response:
+    user = require_user(request)
+    rt = runtime(request)
+    with rt.db.session() as s:
+        board = ledger.dashboard(s, rt.clock.now())
+    return render(request, "admin/dashboard.html", user=user, board=board, active="dashboard",
+                  age=ledger.age_text)
+
+
+@router.get("/", include_in_schema=False)
+def dashboard_slash() -> Response:
+    return RedirectResponse("/admin", status_code=307)
+
+
+# --- repairs ------------------------------------------------------------------------------------------------
+
+
+@router.get("/repairs", response_class=HTMLResponse)
+def repairs(request: Request) -> Response:
+    user = require_user(request)
+    _need(request, "repairticket", "报修")
+    from storage import repair
+
+    rt = runtime(request)
+    f = _filters(request)
+    with rt.db.session() as s:
+        page = ledger.repairs(s, f, _page_no(request))
+        workers = [w.name for w in ledger.workers(s)]
+    return render(request, "admin/repairs.html", user=user, page=page, f=f, active="repairs",
+                  states=["未完成", *repair.STATES], categories=ledger.repair_categories(), workers=workers,
+                  query=_query_without_page(request), export_query=urlencode(request.query_params),
+                  age=ledger.age_text, open_states=repair.OPEN)
+
+
+@router.get("/repairs/{ref}", response_class=HTMLResponse)
+def repair_detail(request: Request, ref: str) -> Response:
+    user = require_user(request)
+    _need(request, "repairticket", "报修")
+    from storage import repair
+
+    rt = runtime(request)
+    n = _ref(ref, "BX")
+    with rt.db.session() as s:
+        info = repair.details(s, user.actor, n)
+        photos = repair.photos_of(s, n)
+        workers = [w.name for w in ledger.workers(s)]
+    return render(request, "admin/repair_detail.html", user=user, info=info, t=info.ticket, photos=photos,
+                  workers=workers, active="repairs", open_states=repair.OPEN,
+                  can_assign=info.ticket.state in repair.TRANSITIONS["assign"].sources)
+
+
+@router.post("/repairs/{ref}/assign")
+async def repair_assign(request: Request, ref: str) -> Response:
+    user = require_admin(request, require_user(request))
+    form = await form_of(request, user)
+    from storage import repair
+
+    rt = runtime(request)
+    n = _ref(ref, "BX")
+    back = _safe_next(form.get("back")) if form.get("back") else f"/admin/repairs/BX{n}"
+    try:
+        with rt.db.session() as s:
+            ticket, worker = repair.assign(s, user.actor, n, form.get("worker", ""), now=rt.clock.now())
+            text = f"已将 {ticket.ref} 派给{worker.name}，已通知维修工和报修人。"
+    except UserError as exc:
+        return redirect(request, back, exc.message, error=True)
+    rt.wake_sender()
+    return redirect(request, back, text)
+
+
+@router.post("/repairs/{ref}/cancel")
+async def repair_cancel(request: Request, ref: str) -> Response:
+    user = require_admin(request, require_user(request))
+    form = await form_of(request, user)
+    from storage import repair
+
+    rt = runtime(request)
+    n = _ref(ref, "BX")
+    try:
+        with rt.db.session() as s:
+            ticket = repair.cancel(s, user.actor, n, form.get("reason") or None, now=rt.clock.now())
+            text = f"已取消 {ticket.ref}。"
+    except UserError as exc:
+        return redirect(request, f"/admin/repairs/BX{n}", exc.message, error=True)
+    rt.wake_sender()
+    return redirect(request, f"/admin/repairs/BX{n}", text)
+
+
+# --- visitors -----------------------------------------------------------------------------------------------
+
+
+@router.get("/visitors", response_class=HTMLResponse)
+def visitors(request: Request) -> Response:
+    user = require_user(request)
+    _need(request, "visitorentry", "访客")
+    rt = runtime(request)
+    f = _filters(request)
+    with rt.db.session() as s:
+        page = ledger.visitors(s, f, _page_no(request), secret_key=rt.settings.secret_key)
+        reveals = ledger.reveal_log(s, 20) if user.is_admin else []
+    return render(request, "admin/visitors.html", user=user, page=page, f=f, active="visitors", reveals=reveals,
+                  query=_query_without_page(request), export_query=urlencode(request.query_params))
+
+
+@router.post("/visitors/{ref}/reveal", response_class=HTMLResponse)
+async def visitor_reveal(request: Request, ref: str) -> Response:
+    """An admin sees one full ID number (or phone); the visitor service logs who and when."""
+    user = require_admin(request, require_user(request))
+    form = await form_of(request, user)
+    from storage import visitor
+
+    rt = runtime(request)
+    n = _ref(ref, "FK")
+    what = "phone" if form.get("field") == "phone" else "id_number"
+    reveal = visitor.reveal_phone if what == "phone" else visitor.reveal_id_number
+    try:
+        with rt.db.session() as s:
+            value = reveal(s, user.actor, n, rt.clock.now(), secret_key=rt.settings.secret_key)
+            entry = visitor.get_entry(s, n)
+    except UserError as exc:
+        return redirect(request, "/admin/visitors", exc.message, error=True)
+    log.info("console: %s revealed the %s of FK%s", user.actor.name, what, n)
+    return render(request, "admin/reveal.html", user=user, entry=entry, value=value, active="visitors",
+                  label="手机号" if what == "phone" else "身份证号")
+
+
+@router.get("/blacklist", response_class=HTMLResponse)
+def blacklist(request: Request) -> Response:
+    user = require_user(request)
+    _need(request, "visitorblacklist", "黑名单")
+    rt = runtime(request)
+    f = _filters(request)
+    with rt.db.session() as s:
+        rows = ledger.blacklist(s, f)
+    return render(request, "admin/blacklist.html", user=user, rows=rows, f=f, active="blacklist",
+                  export_query=urlencode(request.query_params))
+
+
+@router.post("/blacklist")
+async def blacklist_add(request: Request) -> Response:
+    user = require_admin(request, require_user(request))
+    form = await form_of(request, user)
+    from storage import visitor
+
+    rt = runtime(request)
+    try:
+        with rt.db.session() as s:
+            row, created = visitor.blacklist_add(s, form.get("number", ""), form.get("reason", ""),
+                                                 now=rt.clock.now(), secret_key=rt.settings.secret_key,
+                                                 by=user.actor.name)
+            text = f"已{'加入' if created else '更新'}黑名单：{row.value_masked}"
+    except UserError as exc:
+        return redirect(request, "/admin/blacklist", exc.message, error=True)
+    return redirect(request, "/admin/blacklist", text)
+
+
+# --- leave slips --------------------------------------------------------------------------------------------
+
+
+@router.get("/leave", response_class=HTMLResponse)
+def leave_list(request: Request) -> Response:
+    user = require_user(request)
+    _need(request, "leaveslip", "请假")
+    from storage import leave
+
+    rt = runtime(request)
+    f = _filters(request)
+    now = rt.clock.now()
+    with rt.db.session() as s:
+        page = ledger.leave_slips(s, f, _page_no(request))
+        classes = ledger.class_names(s)
+    return render(request, "admin/leave.html", user=user, page=page, f=f, active="leave", classes=classes,
+                  states=[leave.PENDING, leave.APPROVED, leave.REJECTED, leave.OUT, leave.BACK],
+                  status=lambda slip: leave.status_text(slip, now), span=leave.slip_span,
+                  query=_query_without_page(request), export_query=urlencode(request.query_params))
+
+
+@router.get("/leave/{ref}", response_class=HTMLResponse)
+def leave_detail(request: Request, ref: str) -> Response:
+    user = require_user(request)
+    _need(request, "leaveslip", "请假")
+    from storage import leave
+    from storage.people import Person
+
+    rt = runtime(request)
+    n = _ref(ref, "QJ")
+    now = rt.clock.now()
+    with rt.db.session() as s:
+        slip = leave.get_slip(s, n)
+        events = leave.history(s, n)
+        names = {p.id: p.name for p in s.exec(_people_named({e.actor_id for e in events}, Person)).all()}
+        row = ledger.leave_slips(s, Filters(q=f"QJ{n}"), 1).items
+        gate = leave.gate_events(s, n)
+    return render(request, "admin/leave_detail.html", user=user, slip=slip, row=row[0] if row else None,
+                  events=events, names=names, gate=gate, status=leave.status_text(slip, now),
+                  span=leave.slip_span(slip), active="leave", pending=slip.state == leave.PENDING and now < slip.ends_at)
+
+
+def _people_named(ids: set[int | None], person: Any) -> Any:
+    from sqlmodel import col, select
+
+    return select(person).where(col(person.id).in_([i for i in ids if i] or [-1]))
+
+
+@router.post("/leave/{ref}/decide")
+async def leave_decide(request: Request, ref: str) -> Response:
+    """An admin decides as the head teacher's deputy, through the same service as 批准/驳回 in chat."""
+    user = require_admin(request, require_user(request))
+    form = await form_of(request, user)
+    from storage import leave
+
+    rt = runtime(request)
+    n = _ref(ref, "QJ")
+    approve = form.get("decision") == "approve"
+    try:
+        with rt.db.session() as s:
+            slip = leave.decide(s, user.actor, n, approve, form.get("note") or None, now=rt.clock.now())
+            text = f"已{'批准' if approve else '驳回'} {leave.ref(slip)}，已通知申请人。"
+    except UserError as exc:
+        return redirect(request, f"/admin/leave/QJ{n}", exc.message, error=True)
+    rt.wake_sender()
+    return redirect(request, f"/admin/leave/QJ{n}", text)
+
+
+# --- reminders ----------------------------------------------------------------------------------------------
+
+
+@router.get("/reminders", response_class=HTMLResponse)
+def reminders(request: Request) -> Response:
+    user = require_user(request)
+    _need(request, "reminder", "提醒")
+    from storage import reminder as rem
+
+    rt = runtime(request)
+    f = _filters(request)
+    with rt.db.session() as s:
+        page = ledger.reminders(s, f, _page_no(request))
+    return render(request, "admin/reminders.html", user=user, page=page, f=f, active="reminders",
+                  states=rem.STATE_ZH, sources={rem.SOURCE_CHAT: "聊天/后台", rem.SOURCE_BUILTIN: "内置",
+                                                 rem.SOURCE_DUTY: "值班"},
+                  query=_query_without_page(request), export_query=urlencode(request.query_params))
+
+
+@router.post("/reminders")
+async def reminder_create(request: Request) -> Response:
+    """A reminder from the console: the time parsed as in chat, created by `storage.reminder.create`."""
+    user = require_admin(request, require_user(request))
+    form = await form_of(request, user)
+    import re
+
+    from handlers.timeexpr import split_time_prefix
+    from storage import reminder as rem
+
+    rt = runtime(request)
+    now = rt.clock.now()
+    when_text = form.get("when", "").strip()
+    labels = [x for x in re.split(r"[\s,，、@]+", form.get("targets", "")) if x]
+    try:
+        if not when_text:
+            raise UserError("请填写提醒时间，例如：明天8:00、每周一 8:00、工作日 7:30")
+        when, rest = split_time_prefix(when_text, now, "when")
+        if rest:
+            raise UserError(f"时间「{when_text}」无法识别，例如：明天8:00、每周一 8:00、工作日 7:30")
+        with rt.db.session() as s:
+            specs = rem.parse_targets(s, user.actor, labels)
+            r = rem.create(s, user.actor, when, form.get("text", ""), specs, now=now,  # type: ignore[arg-type]
+                           needs_receipt=bool(form.get("receipt")),
+                           target_label=" ".join(f"@{x}" for x in labels))
+            total, bound = rem.reach(s, specs)
+            text = (f"已设置提醒 {r.ref}：{rem.describe_when(r, now)}，对象 {total} 人"
+                    + (f"（{total - bound} 人未绑定）" if bound < total else "") + "。")
+    except UserError as exc:
+        return redirect(request, "/admin/reminders", exc.message, error=True)
+    return redirect(request, "/admin/reminders", text)
+
+
+@router.get("/reminders/{ref}", response_class=HTMLResponse)
+def reminder_detail(request: Request, ref: str) -> Response:
+    user = require_user(request)
+    _need(request, "reminder", "提醒")
+    from storage import reminder as rem
+
+    rt = runtime(request)
+    n = _ref(ref, "TX")
+    with rt.db.session() as s:
+        info = ledger.reminder_details(s, n)
+    return render(request, "admin/reminder_detail.html", user=user, info=info, r=info.row.reminder,
+                  states=rem.STATE_ZH, active="reminders", active_state=rem.ACTIVE)
+
+
+@router.post("/reminders/{ref}/cancel")
+async def reminder_cancel(request: Request, ref: str) -> Response:
+    user = require_admin(request, require_user(request))
+    await form_of(request, user)
+    from storage import reminder as rem
+
+    rt = runtime(request)
+    n = _ref(ref, "TX")
+    try:
+        with rt.db.session() as s:
+            r = rem.cancel(s, user.actor, n, now=rt.clock.now())
+            text = f"已取消提醒 {r.ref}。"
+    except UserError as exc:
+        return redirect(request, f"/admin/reminders/TX{n}", exc.message, error=True)
+    return redirect(request, f"/admin/reminders/TX{n}", text)
+
+
+# --- duty rota ----------------------------------------------------------------------------------------------
+
+
+@router.get("/duty", response_class=HTMLResponse)
+def duty(request: Request) -> Response:
+    user = require_user(request)
+    _need(request, "dutyrota", "值班")
+    from storage.duty import fmt_date
+
+    rt = runtime(request)
+    today = rt.clock.now().date()
+    f = _filters(request)
+    if f.start is None and f.end is None and "from" not in request.query_params:
+        f = Filters(q=f.q, start=today)  # by default the coming rota
+    with rt.db.session() as s:
+        rows = ledger.duty_rota(s, f)
+    return render(request, "admin/duty.html", user=user, rows=rows, f=f, active="duty", today=today,
+                  fmt_date=fmt_date, export_query=urlencode({"from": f.start or "", "to": f.end or "", "q": f.q}))
+
+
+# --- people and invites -------------------------------------------------------------------------------------
+
+
+@router.get("/people", response_class=HTMLResponse)
+def people_page(request: Request) -> Response:
+    user = require_user(request)
+    rt = runtime(request)
+    f = _filters(request)
+    with rt.db.session() as s:
+        rows = ledger.people_list(s, f, rt.clock.now())
+    return render(request, "admin/people.html", user=user, rows=rows, f=f, active="people",
+                  export_query=urlencode(request.query_params))
+
+
+@router.post("/people/invite")
+async def people_invite(request: Request) -> Response:
+    """A new person and their invite code, through `storage.people.invite` (as `houqin invite`)."""
+    user = require_admin(request, require_user(request))
+    form = await request.form()
+    auth.check_csrf(user, str(form.get("csrf") or ""))
+    from handlers.text import normalise
+    from storage import people
+
+    rt = runtime(request)
+    roles = [str(r) for r in form.getlist("role") if str(r) in ROLES]
+
+    def split(value: object) -> list[str]:
+        import re
+
+        return [x for x in re.split(r"[\s,，、]+", str(value or "")) if x]
+
+    klass = normalise(str(form.get("klass") or "")).strip() or None
+    try:
+        with rt.db.session() as s:
+            person, inv = people.invite(s, str(form.get("name") or ""), roles, now=rt.clock.now(),
+                                        class_name=klass, student_nos=split(form.get("students")) or None,
+                                        categories=split(form.get("categories")) or None)
+            text = (f"已为 {person.name}（{people.role_names(people.roles_of(s, person.id))}）生成邀请码 {inv.code}，"  # type: ignore[arg-type]
+                    f"7天内有效。请对方在公众号发送：绑定 {inv.code}")
+    except UserError as exc:
+        return redirect(request, "/admin/people", exc.message, error=True)
+    return redirect(request, "/admin/people", text)
+
+
+@router.post("/people/{person_id}/reinvite")
+async def people_reinvite(request: Request, person_id: int) -> Response:
+    user = require_admin(request, require_user(request))
+    await form_of(request, user)
+    from storage import people
+
+    rt = runtime(request)
+    try:
+        with rt.db.session() as s:
+            person = s.get(people.Person, person_id)
+            if person is None:
+                raise UserError("未找到该人员")
+            if person.openid:
+                raise UserError(f"{person.name} 已绑定微信；如需更换微信，请先解除绑定。")
+            inv = people.new_invite(s, person, now=rt.clock.now())
+            text = f"已为 {person.name} 生成新邀请码 {inv.code}，7天内有效。请对方在公众号发送：绑定 {inv.code}"
+    except UserError as exc:
+        return redirect(request, "/admin/people", exc.message, error=True)
+    return redirect(request, "/admin/people", text)
+
+
+@router.post("/people/{person_id}/unbind")
+async def people_unbind(request: Request, person_id: int) -> Response:
+    user = require_admin(request, require_user(request))
+    await form_of(request, user)
+    rt = runtime(request)
+    try:
+        with rt.db.session() as s:
+            person = ledger.unbind(s, person_id)
+            text = f"已解除 {person.name} 的微信绑定；如需重新绑定，请生成新邀请码。"
+    except UserError as exc:
+        return redirect(request, "/admin/people", exc.message, error=True)
+    return redirect(request, "/admin/people", text)
+
+
+@router.post("/invites/{invite_id}/revoke")
+async def invite_revoke(request: Request, invite_id: int) -> Response:
+    user = require_admin(request, require_user(request))
+    await form_of(request, user)
+    rt = runtime(request)
+    try:
+        with rt.db.session() as s:
+            inv = ledger.revoke_invite(s, invite_id)
+            text = f"已作废邀请码 {inv.code}。"
+    except UserError as exc:
+        return redirect(request, "/admin/people", exc.message, error=True)
+    return redirect(request, "/admin/people", text)
+
+
+# --- outbox -------------------------------------------------------------------------------------------------
+
+
+@router.get("/outbox", response_class=HTMLResponse)
+def outbox_page(request: Request) -> Response:
+    user = require_user(request)
+    from storage import outbox as ob
+
+    rt = runtime(request)
+    f = _filters(request)
+    with rt.db.session() as s:
+        page = ledger.outbox_rows(s, f, _page_no(request))
+    return render(request, "admin/outbox.html", user=user, page=page, f=f, active="outbox", states=ob.STATES_ZH,
+                  kinds=ledger.OUTBOX_KINDS, failed=ob.FAILED, query=_query_without_page(request),
+                  export_query=urlencode(request.query_params))
+
+
+@router.post("/outbox/{msg_id}/retry")
+async def outbox_retry(request: Request, msg_id: int) -> Response:
+    user = require_admin(request, require_user(request))
+    form = await form_of(request, user)
+    rt = runtime(request)
+    back = _safe_next(form.get("back") or "/admin/outbox")
+    try:
+        with rt.db.session() as s:
+            ledger.retry_outbox(s, msg_id, now=rt.clock.now())
+    except UserError as exc:
+        return redirect(request, back, exc.message, error=True)
+    rt.wake_sender()
+    return redirect(request, back, f"消息 {msg_id} 已重新排队发送。")
+
+
+# --- exports ------------------------------------------------------------------------------------------------
+
+
+@router.get("/export", response_class=HTMLResponse)
+def export_page(request: Request) -> Response:
+    user = require_user(request)
+    today = runtime(request).clock.now().date()
+    return render(request, "admin/export.html", user=user, ledgers=ledger.LEDGERS, active="export",
+                  default_from=date(today.year, today.month, 1), default_to=today)
+
+
+@router.get("/export/{key}.xlsx")
+def export(request: Request, key: str) -> Response:
+    require_user(request)
+    rt = runtime(request)
+    f = _filters(request)
+    now = rt.clock.now()
+    with rt.db.session() as s:
+        sheet = ledger.export(s, key, f, now)
+    span = ""
+    if f.start or f.end:
+        span = f"{f.start or ''}至{f.end or ''}"
+    data = ledger.to_xlsx(sheet, span)
+    from urllib.parse import quote
+
+    filename = f"{sheet.title}{'_' + span if span else ''}_{now:%Y%m%d%H%M}.xlsx"
+    ascii_name = f"{key}_{now:%Y%m%d%H%M}.xlsx"
+    return Response(
+        data,
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"},
+    )
+
+
+def _now(request: Request) -> datetime:
+    return runtime(request).clock.now()
