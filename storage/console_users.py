@@ -34,7 +34,8 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4))
 
 
-def hash_password(password: str, *, n: int = _N, r: int = _R, p: int = _P) -> str:
+def hash_password(password: str, *, n: int | None = None, r: int = _R, p: int = _P) -> str:
+    n = n or _N
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=128 * 1024 * 1024, dklen=32)
     return f"{_SCHEME}${n}${r}${p}${_b64(salt)}${_b64(digest)}"

@@ -57,6 +57,12 @@ def signed_in(client: TestClient, name: str) -> str:
     return csrf_of(page.text)
 
 
+@pytest.fixture(autouse=True)
+def cheap_kdf(monkeypatch):  # type: ignore[no-untyped-def]
+    """The real cost (n=2**14) is for servers; tests hash dozens of times. The hash records its own cost."""
+    monkeypatch.setattr(console_users, "_N", 2**8)
+
+
 @pytest.fixture
 def school(chat, rt):  # type: ignore[no-untyped-def]
     chat.person("刘主任", "admin")
@@ -511,7 +517,8 @@ def test_cli_sets_a_console_password(school, client, database_url, monkeypatch):
 
 def test_password_hash_is_a_salted_kdf():
     a, b = console_users.hash_password("same-password"), console_users.hash_password("same-password")
-    assert a != b and a.startswith("scrypt$") and "same-password" not in a
+    assert a != b and a.startswith("scrypt$256$8$1$") and "same-password" not in a
+    assert console_users.verify_password("pw-at-full-cost", console_users.hash_password("pw-at-full-cost", n=2**14))
     assert console_users.verify_password("same-password", a)
     assert not console_users.verify_password("other-password", a)
     assert not console_users.verify_password("same-password", "garbage")
