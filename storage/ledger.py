@@ -438,13 +438,13 @@ def _delivery_rows(session: Session, f: Filters) -> list[DeliveryRow]:
     return out
 
 
-def next_reminders(session: Session, limit: int = 5) -> list[ReminderRow]:
+def next_reminders(session: Session, now: datetime, limit: int = 5) -> list[ReminderRow]:
     from storage.reminder import Reminder
 
     creator = aliased(Person)
     rows = session.exec(
         select(Reminder, creator.name).join(creator, col(creator.id) == col(Reminder.creator_id), isouter=True)
-        .where(col(Reminder.next_due_at).is_not(None))
+        .where(col(Reminder.next_due_at) >= now)
         .order_by(col(Reminder.next_due_at), col(Reminder.id)).limit(limit)
     ).all()
     return [_reminder_row(r, c) for r, c in rows]
@@ -700,7 +700,7 @@ def dashboard(session: Session, now: datetime) -> Dashboard:
     else:
         d.missing.append("值班")
     if has_table(session, "reminder"):
-        d.next_reminders = next_reminders(session)
+        d.next_reminders = next_reminders(session, now)
     else:
         d.missing.append("提醒")
     d.outbox_failed = int(session.exec(select(func.count()).select_from(ob.OutboxMessage)
