@@ -99,7 +99,8 @@ class Call:
 
     def as_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "path": self.path, "body": self.body, "access_token": self.access_token,
-                "query": self.query, "errcode": self.errcode, "http_status": self.http_status}
+                "query": self.query, "errcode": self.errcode, "http_status": self.http_status, "at": self.at,
+                "ok": self.ok, "text": self.text}
 
 
 @dataclass

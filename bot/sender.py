@@ -48,35 +48,35 @@ POLL_SECONDS = 0.5
 class RateLimiter:
     """At most `rate` sends start in any window of one second, across all threads of this process.
 
-    A sliding log: the k-th send may start only a full window after the (k-n)-th, with n = rate. A quiet
-    sender may burst up to n at once, but no one-second window ever holds more than n. (A token bucket
-    with a full bucket would allow close to 2n in the first second.)
+    A sliding log of the last n = rate grant times: a send may start only once the n-th latest one is a full
+    window old. A quiet sender may burst up to n at once, but no window ever holds more than n grants. (A
+    token bucket starting full would allow close to 2n in the first second.) Grants are taken at the moment
+    the send starts, never reserved ahead, and the window is `margin` seconds longer than a second so that
+    the jitter between starting a call and WeChat receiving it cannot push a window over the limit either.
     """
 
-    def __init__(self, rate: float, *, monotonic: Callable[[], float] = time.monotonic,
+    def __init__(self, rate: float, *, margin: float = 0.1, monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if rate <= 0:
             raise ValueError("send rate must be positive")
+        self.rate = rate
         self.n = max(1, int(rate))
-        self.window = self.n / rate
+        self.window = self.n / rate + margin
         self._starts: deque[float] = deque(maxlen=self.n)
         self._lock = threading.Lock()
         self._monotonic = monotonic
         self._sleep = sleep
 
     def acquire(self) -> float:
-        """Wait for a slot; returns the start time granted."""
-        with self._lock:  # reserve the slot under the lock, wait outside it
-            now = self._monotonic()
-            start = now
-            if self._starts:
-                start = max(start, self._starts[-1])
-                if len(self._starts) == self.n:
-                    start = max(start, self._starts[0] + self.window)
-            self._starts.append(start)
-        if start > now:
-            self._sleep(start - now)
-        return start
+        """Wait for a slot; returns the time it was granted (time.monotonic())."""
+        while True:
+            with self._lock:
+                now = self._monotonic()
+                if len(self._starts) < self.n or now >= self._starts[0] + self.window:
+                    self._starts.append(now)
+                    return now
+                wait = self._starts[0] + self.window - now
+            self._sleep(wait)
 
 
 @dataclass
@@ -121,6 +121,8 @@ class OutboxSender:
         self._own_api = api is None
         self.threads = threads
         self.limiter = RateLimiter(rate or rt.settings.send_rate_per_second)
+        # The limit is taken right before each request goes out (a token-refresh retry counts too).
+        self.api.throttle = lambda: self.limiter.acquire()
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
         self.base_delay = base_delay
@@ -233,7 +235,6 @@ class OutboxSender:
                 log.exception("outbox row %s: unexpected error", job.id)
 
     def _send_one(self, job: _Job) -> None:
-        self.limiter.acquire()
         msgid: str | None = None
         error: WeChatAPIError | None = None
         try:

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -115,6 +116,21 @@ class KVSessionStorage(SessionStorage):
         self.kv.delete(self.prefix + key)
 
 
+class _ThrottledSession(requests.Session):
+    """Waits for the API's throttle (the sender's rate limit) right before a call goes on the wire, so the
+    limit holds for what WeChat sees rather than for when a thread happened to start its work."""
+
+    def __init__(self, api: "WeChatAPI") -> None:
+        super().__init__()
+        self._api = api
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        throttle = self._api.throttle
+        if throttle is not None:
+            throttle()
+        return super().request(method, url, *args, **kwargs)
+
+
 class _Client(WeChatClient):
     """One thread's wechatpy client (requests.Session is not shared between threads)."""
 
@@ -122,6 +138,7 @@ class _Client(WeChatClient):
         super().__init__(api.appid, api.secret, session=KVSessionStorage(api.kv), timeout=api.timeout,
                          auto_retry=False)  # we retry ourselves: once, and with the refresh under a lock
         self._api = api
+        self._http = _ThrottledSession(api)
         self.API_BASE_URL = api.base_url + "/cgi-bin/"  # wechatpy reads it from the instance on every call
         self.used_token: str | None = None
 
@@ -158,7 +175,8 @@ class _Client(WeChatClient):
 
     def _fetch_token_from_wechat(self) -> None:
         # Replaces wechatpy's _fetch_access_token: its URL is hard-coded and it has no timeout.
-        res = self._http.get(
+        res = requests.Session.request(  # not throttled: the token fetch is not a message
+            self._http, "GET",
             self._api.base_url + "/cgi-bin/token",
             params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
             timeout=self.timeout,
@@ -184,7 +202,9 @@ class _Client(WeChatClient):
 class WeChatAPI:
     """The calls the bot makes. Thread-safe: each thread gets its own wechatpy client."""
 
-    def __init__(self, settings: Settings, kv: KV, *, timeout: float = 10.0) -> None:
+    def __init__(self, settings: Settings, kv: KV, *, timeout: float = 10.0,
+                 throttle: Callable[[], object] | None = None) -> None:
+        self.throttle = throttle  # called right before each API request (not the token fetch)
         self.appid = settings.wechat_app_id
         self.secret = settings.wechat_app_secret
         self.base_url = settings.wechat_api_base_url.rstrip("/")

@@ -401,17 +401,45 @@ def test_background_sender_woken_at_once(rt, fake_wechat):
 
 # --- the rate limiter ---
 
-def test_rate_limiter_never_exceeds_the_rate_in_any_second():
+def fake_time():  # a monotonic clock that sleeping moves forward
     now = [0.0]
-    limiter = RateLimiter(5, monotonic=lambda: now[0], sleep=lambda d: None)
+
+    def sleep(d: float) -> None:
+        now[0] += d
+
+    return (lambda: now[0]), sleep
+
+
+def test_rate_limiter_never_exceeds_the_rate_in_any_second():
+    monotonic, sleep = fake_time()
+    limiter = RateLimiter(5, margin=0.0, monotonic=monotonic, sleep=sleep)
     starts = [limiter.acquire() for _ in range(12)]
     assert starts == [0.0] * 5 + [1.0] * 5 + [2.0] * 2
     assert max(sum(1 for s in starts if t <= s < t + 1) for t in starts) == 5
 
 
+def test_rate_limiter_margin_widens_the_window():
+    monotonic, sleep = fake_time()
+    limiter = RateLimiter(2, margin=0.25, monotonic=monotonic, sleep=sleep)
+    assert [limiter.acquire() for _ in range(5)] == [0.0, 0.0, 1.25, 1.25, 2.5]
+
+
 def test_rate_limiter_below_one_per_second():
-    limiter = RateLimiter(0.5, monotonic=lambda: 0.0, sleep=lambda d: None)
+    monotonic, sleep = fake_time()
+    limiter = RateLimiter(0.5, margin=0.0, monotonic=monotonic, sleep=sleep)
     assert [limiter.acquire() for _ in range(3)] == [0.0, 2.0, 4.0]
+
+
+def test_sender_is_throttled_by_its_rate_limit(rt, fake_wechat):
+    with rt.db.session() as s:
+        for i in range(6):
+            ob.enqueue(s, None, "system", f"m{i}", now=rt.clock.now(), openid=f"o_{i}")
+    monotonic, sleep = fake_time()
+    with OutboxSender(rt, threads=1) as sender:  # one thread: the fake clock is not shared safely
+        sender.limiter = RateLimiter(2, margin=0.0, monotonic=monotonic, sleep=sleep)
+        assert sender.run_once() == 6
+    assert monotonic() == 2.0  # 6 sends at 2 per second: two waits of a second
+    assert len(fake_wechat.sends()) == 6
 
 
 # --- the menu ---
