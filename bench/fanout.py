@@ -27,16 +27,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import insert  # noqa: E402
-from sqlmodel import col, select  # noqa: E402
+from sqlalchemy import insert
+from sqlmodel import col, select
 
-from bot.config import Settings  # noqa: E402
-from bot.fakewechat import FakeWeChat  # noqa: E402
-from bot.runtime import Runtime  # noqa: E402
-from bot.sender import OutboxSender  # noqa: E402
-from storage import outbox  # noqa: E402
-from storage.kv import MemoryKV  # noqa: E402
-from storage.people import Person, PersonRole  # noqa: E402
+from bot.config import Settings
+from bot.fakewechat import FakeWeChat
+from bot.runtime import Runtime
+from bot.sender import OutboxSender
+from storage import outbox
+from storage.kv import MemoryKV
+from storage.people import Person, PersonRole
 
 
 def peak_per_window(times: list[float], window: float = 1.0) -> int:
@@ -60,7 +60,8 @@ class RemoteFake:
         """(openid, arrival time) of every delivered message; time.monotonic() is system-wide on Linux."""
         with urllib.request.urlopen(self.base_url + "/fake/received") as res:
             calls = json.load(res)
-        return [((c["body"] or {}).get("touser"), c["at"]) for c in calls if c["ok"] and "/message/" in c["path"]]
+        return [((c["body"] or {}).get("touser") or "", c["at"]) for c in calls
+                if c["ok"] and "/message/" in c["path"]]
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -118,7 +119,12 @@ def main() -> int:
     granted: list[float] = []
     with OutboxSender(rt, threads=args.threads) as sender:
         acquire = sender.limiter.acquire
-        sender.limiter.acquire = lambda: granted.append(acquire()) or granted[-1]  # type: ignore[method-assign]
+
+        def recorded() -> float:  # keep the grant times to measure the peak rate
+            granted.append(acquire())
+            return granted[-1]
+
+        sender.limiter.acquire = recorded  # type: ignore[method-assign]
         sender.api.access_token()  # the token fetch is not part of the fan-out
         started = time.monotonic()
         while sender.run_once(limit=args.batch) > 0:

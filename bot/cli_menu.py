@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
 
     @menu_app.command("push")
     def push(
-        file: Annotated[Optional[Path], typer.Option("--file", help="菜单 JSON 文件，默认 bot/menu.json")] = None,
+        file: Annotated[Path | None, typer.Option("--file", help="菜单 JSON 文件，默认 bot/menu.json")] = None,
     ) -> None:
         """把自定义菜单安装到公众号（报修 / 访客 / 请假 / 提醒 / 帮助）。"""
         from bot.cli import fail
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
 
     @menu_app.command("show")
     def show(
-        file: Annotated[Optional[Path], typer.Option("--file", help="菜单 JSON 文件，默认 bot/menu.json")] = None,
+        file: Annotated[Path | None, typer.Option("--file", help="菜单 JSON 文件，默认 bot/menu.json")] = None,
     ) -> None:
         """显示将要安装的菜单。"""
         from bot.cli import fail

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -137,7 +137,7 @@ def _norm(path: str) -> str:
 class FakeWeChat:
     """The fake API, its recorded calls and its fault switches. Thread-safe."""
 
-    _running: ClassVar[dict[str, "FakeWeChat"]] = {}
+    _running: ClassVar[dict[str, FakeWeChat]] = {}
 
     def __init__(self, appid: str | None = None, secret: str | None = None, *, templates: set[str] | None = None,
                  token_ttl: int = 7200, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -158,7 +158,7 @@ class FakeWeChat:
         self.app = self._build_app()
 
     # --- running it ---
-    def start(self) -> "FakeWeChat":
+    def start(self) -> FakeWeChat:
         import uvicorn
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -189,14 +189,16 @@ class FakeWeChat:
             self._thread.join(timeout=5)
         self._server = self._thread = None
 
-    def __enter__(self) -> "FakeWeChat":
-        return self.start() if self._server is None else self
+    def __enter__(self) -> Self:
+        if self._server is None:
+            self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     @classmethod
-    def at(cls, base_url: str) -> "FakeWeChat | None":
+    def at(cls, base_url: str) -> FakeWeChat | None:
         """The fake started in this process that serves `base_url`, if any."""
         return cls._running.get(base_url.rstrip("/"))
 
@@ -284,7 +286,7 @@ class FakeWeChat:
                     self._state.drops[path] -= 1
             if drop:
                 # uvicorn's `send` is a method of the request cycle, which holds the transport.
-                cycle = getattr(send, "__self__", None)
+                cycle: Any = getattr(send, "__self__", None)
                 transport = getattr(cycle, "transport", None)
                 if transport is not None:
                     transport.abort()

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import and_, or_, update
 from sqlmodel import col, select
@@ -129,7 +129,7 @@ class OutboxSender:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
-    def __enter__(self) -> "OutboxSender":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -291,7 +291,7 @@ class SenderThread:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="houqin-outbox", daemon=True)
 
-    def start(self) -> "SenderThread":
+    def start(self) -> SenderThread:
         self._thread.start()
         return self
 

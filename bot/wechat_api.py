@@ -120,11 +120,11 @@ class _ThrottledSession(requests.Session):
     """Waits for the API's throttle (the sender's rate limit) right before a call goes on the wire, so the
     limit holds for what WeChat sees rather than for when a thread happened to start its work."""
 
-    def __init__(self, api: "WeChatAPI") -> None:
+    def __init__(self, api: WeChatAPI) -> None:
         super().__init__()
         self._api = api
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         throttle = self._api.throttle
         if throttle is not None:
             throttle()
@@ -134,7 +134,7 @@ class _ThrottledSession(requests.Session):
 class _Client(WeChatClient):
     """One thread's wechatpy client (requests.Session is not shared between threads)."""
 
-    def __init__(self, api: "WeChatAPI") -> None:
+    def __init__(self, api: WeChatAPI) -> None:
         super().__init__(api.appid, api.secret, session=KVSessionStorage(api.kv), timeout=api.timeout,
                          auto_retry=False)  # we retry ourselves: once, and with the refresh under a lock
         self._api = api

@@ -115,7 +115,7 @@ def test_many_threads_with_an_expired_token_refresh_it_once(rt, fake_wechat):
     def send(i: int) -> None:
         try:
             api.send_text("o_x", f"t{i}")
-        except Exception as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001 - any failure is reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(8)]
@@ -180,11 +180,11 @@ def test_http_errors_classified():
 # --- the sender ---
 
 TRANSIENT_FAULTS = {
-    "busy(-1)": dict(errcode=-1),
-    "rate(45009)": dict(errcode=45009),
-    "http500": dict(errcode=None, http_status=500),
-    "http503": dict(errcode=None, http_status=503),
-    "token-refused-twice(40001)": dict(errcode=40001, times=2),
+    "busy(-1)": {"errcode": -1},
+    "rate(45009)": {"errcode": 45009},
+    "http500": {"errcode": None, "http_status": 500},
+    "http503": {"errcode": None, "http_status": 503},
+    "token-refused-twice(40001)": {"errcode": 40001, "times": 2},
 }
 
 
