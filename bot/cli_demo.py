@@ -101,6 +101,7 @@ def run_demo(port: int, host: str, data_dir: Path, keep: bool, fake_port: int) -
         f"  模拟微信服务器：{fake.base_url}（所有推送都发到这里，不连接真实微信）",
         "",
         f"  打开聊天模拟器：{sim_url}",
+        *_console_line(school, sim_url.rsplit("/", 1)[0], demo_school.CONSOLE_PASSWORD),
         "  终端版：houqin simulate --as 张老师",
         "  按 Ctrl+C 结束。",
         "=" * 60,
@@ -114,6 +115,12 @@ def run_demo(port: int, host: str, data_dir: Path, keep: bool, fake_port: int) -
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         fake.stop()
+
+
+def _console_line(school: Any, base: str, password: str) -> list[str]:
+    if school is None or not school.console:
+        return []
+    return [f"  管理后台：{base}/admin（{' 或 '.join(school.console)}，密码 {password}）"]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -154,14 +161,14 @@ class Session:
 
     def send(self, line: str) -> str:
         body: dict[str, Any] = {"openid": self.person["openid"], "type": "text", "text": line}
-        if line.startswith("/图片") or line.startswith("/image"):
+        if line.startswith(("/图片", "/image")):
             body = {"openid": self.person["openid"], "type": "image"}
             path = line.split(maxsplit=1)[1].strip() if len(line.split(maxsplit=1)) > 1 else ""
             if path:
                 import base64
 
                 body["image"] = base64.b64encode(Path(path).expanduser().read_bytes()).decode()
-        elif line.startswith("/菜单") or line.startswith("/click"):
+        elif line.startswith(("/菜单", "/click")):
             key = line.split(maxsplit=1)[1].strip() if len(line.split(maxsplit=1)) > 1 else ""
             body = {"openid": self.person["openid"], "type": "click", "key": key}
         with self.lock:
@@ -178,8 +185,9 @@ class Session:
         self.pushes()
         return reply
 
-    def pushes(self) -> list[str]:
-        """Print pushes to this person that arrived since the last look."""
+    def pushes(self, prompt: str | None = None) -> list[str]:
+        """Print pushes to this person that arrived since the last look (`prompt`: printed while the user
+        sits at this prompt, so start on a fresh line and show the prompt again after)."""
         with self.lock:
             got = _get(self.client, f"/simulator/api/events?after={self.last}")
             self.last = max(self.last, int(got["last"]))
@@ -187,15 +195,22 @@ class Session:
         for e in got["events"]:
             if e["kind"] == "push" and e["openid"] == self.person["openid"]:
                 label = "模板消息" if e.get("channel") == "template" else "客服消息"
-                self.out(_indent(f"[{label} {e['time']}]", e["text"]))
+                self.out(("\r" if prompt else "") + _indent(f"【{label} {e['time']}】", e["text"], sep=""))
                 texts.append(e["text"])
+        if texts and prompt:
+            sys.stdout.write(prompt)
+            sys.stdout.flush()
         return texts
 
 
-def _indent(label: str, text: str) -> str:
-    pad = " " * (len(label) + 2)
+def _indent(label: str, text: str, sep: str = "：") -> str:
+    """`label：first line` with the following lines under the first (Chinese characters are two columns)."""
+    import unicodedata
+
+    width = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in label + sep)
+    pad = " " * width
     first, *rest = text.split("\n")
-    return "\n".join([f"{label}：{first}"] + [pad + r for r in rest])
+    return "\n".join([f"{label}{sep}{first}"] + [pad + r for r in rest])
 
 
 def repl(client: httpx.Client, name: str, *, read: Callable[[str], str] = input,
@@ -204,6 +219,7 @@ def repl(client: httpx.Client, name: str, *, read: Callable[[str], str] = input,
     while waiting for input (a background poll every second)."""
     person = find_person(client, name)
     sess = Session(client, person, out)
+    prompt = f"{person['name']}> "
     out(f"以 {person['name']}（{person['roles']}）的身份和公众号对话。输入消息回车发送；"
         "/图片 [文件] 发送图片，/菜单 <命令> 点菜单，/退出 结束。")
     stop = threading.Event()
@@ -211,15 +227,15 @@ def repl(client: httpx.Client, name: str, *, read: Callable[[str], str] = input,
         def loop() -> None:
             while not stop.wait(1.0):
                 try:
-                    sess.pushes()
-                except Exception:  # the server went away: the next send says so
-                    pass
+                    sess.pushes(prompt)
+                except (httpx.HTTPError, SimulateError, ValueError):
+                    pass  # the server went away or restarted: the next send says so
 
         threading.Thread(target=loop, name="simulate-pushes", daemon=True).start()
     try:
         while True:
             try:
-                line = read(f"{person['name']}> ").strip()
+                line = read(prompt).strip()
             except (EOFError, KeyboardInterrupt):
                 out("")
                 break

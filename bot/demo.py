@@ -24,6 +24,8 @@ from storage.db import Database
 DB_NAME = "houqin-demo.db"
 CONFIG_NAME = "houqin-demo.toml"
 NEWCOMER_OPENID = "oDemoNewcomer0000000000000000"  # the simulator's "新用户": not bound until it sends 绑定
+CONSOLE_PASSWORD = "houqin-demo"  # /admin login of the demo's admin and leaders (a demo has nothing to protect)
+CONSOLE_USERS = ("王主任", "李校长")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class DemoSchool:
     students: int = 0
     invite_code: str | None = None
     invite_for: str | None = None
+    console: list[str] = field(default_factory=list)  # who may log in to /admin with CONSOLE_PASSWORD
     notes: list[str] = field(default_factory=list)  # what was built or skipped (duty rota, reminders)
 
 
@@ -102,6 +105,7 @@ def build(session: Session, now: datetime) -> DemoSchool:
         school.people.append((spec.name, people.role_names(people.roles_of(session, p.id)), p.openid or "未绑定"))
     session.flush()
     school.notes.append(_duty_rota(session, now))
+    school.console = _console_logins(session)
     return school
 
 
@@ -124,6 +128,23 @@ def _last_calendar_day() -> date | None:
     if cal is None:
         return None
     return date(cal.supported_years()[1], 12, 31)
+
+
+def _console_logins(session: Session) -> list[str]:
+    """Console passwords for the admin and a leader, when this version has the console."""
+    accounts = _optional("storage.console_users")
+    if accounts is None or not hasattr(accounts, "set_password"):
+        return []
+    from storage.errors import UserError
+
+    done = []
+    for name in CONSOLE_USERS:
+        try:
+            accounts.set_password(session, name, CONSOLE_PASSWORD)
+            done.append(name)
+        except UserError:
+            pass  # the console's rules changed (e.g. a longer password): the demo works without it
+    return done
 
 
 def _duty_rota(session: Session, now: datetime) -> str:

@@ -261,8 +261,8 @@ def list_people(request: Request) -> JSONResponse:
         if not newcomer_bound:
             stmt = (select(people.Invite, people.Person)
                     .join(people.Person, col(people.Person.id) == col(people.Invite.person_id))
-                    .where(people.Invite.used_at == None, people.Invite.revoked == False,  # noqa: E711,E712
-                           col(people.Invite.expires_at) > now, people.Person.openid == None)  # noqa: E711
+                    .where(col(people.Invite.used_at).is_(None), col(people.Invite.revoked).is_(False),
+                           col(people.Invite.expires_at) > now, col(people.Person.openid).is_(None))
                     .order_by(col(people.Invite.id)))
             row = s.exec(stmt).first()
             invite = {"code": row[0].code, "name": row[1].name} if row else None
@@ -297,7 +297,7 @@ def _menu() -> dict[str, Any] | None:
         from bot.cli_menu import load_menu
 
         return load_menu()
-    except Exception:  # the menu is a nicety: no menu file, no buttons
+    except (ImportError, ValueError):  # the menu is a nicety: no menu module or file, no buttons
         return None
 
 

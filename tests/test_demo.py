@@ -87,6 +87,14 @@ def test_demo_school_has_every_role(rt: Runtime, school: demo.DemoSchool) -> Non
     assert school.classes == ["七(1)班", "七(3)班"]
 
 
+def test_demo_admin_and_leader_may_log_in_to_the_console(rt: Runtime, school: demo.DemoSchool) -> None:
+    accounts = pytest.importorskip("storage.console_users")
+    assert school.console == ["王主任", "李校长"]
+    with rt.db.session() as s:
+        assert accounts.authenticate(s, "王主任", demo.CONSOLE_PASSWORD) is not None
+        assert accounts.authenticate(s, "张老师", demo.CONSOLE_PASSWORD) is None
+
+
 def test_demo_school_has_a_duty_rota(rt: Runtime, school: demo.DemoSchool) -> None:
     duty = pytest.importorskip("storage.duty")
     with rt.db.session() as s:
@@ -209,6 +217,20 @@ def test_repair_report_pushes_to_the_auto_assigned_worker(sim: TestClient, rt: R
     assert events(sim, push["id"]) == []  # each push once
 
 
+def test_pushes_from_a_fake_in_another_process(sim: TestClient, rt: Runtime, fake_wechat: FakeWeChat,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the fake WeChat server is not in this process, the simulator reads its /fake/received."""
+    from storage import outbox
+
+    with rt.db.session() as s:
+        li = people.find_people(s, "李师傅")[0]
+        outbox.enqueue(s, li.id, "system", "测试推送\n第二行", now=rt.clock.now())
+    deliver(rt)
+    monkeypatch.setattr(FakeWeChat, "at", classmethod(lambda cls, base_url: None))
+    pushes = [e for e in events(sim) if e["kind"] == "push"]
+    assert [(p["to_name"], p["text"]) for p in pushes] == [("李师傅", "测试推送\n第二行")]
+
+
 @pytest.mark.skipif(not HAS_REPAIRS, reason="repairs module not present")
 def test_repair_dialog_with_a_photo(sim: TestClient, fake_wechat: FakeWeChat) -> None:
     assert "地点" in say(sim, "张老师", "报修")
@@ -286,7 +308,7 @@ def test_simulate_repl_prints_replies_and_pushes(sim: TestClient, rt: Runtime) -
     text = "\n".join(out)
     assert "以 李师傅（维修工）的身份" in out[0]
     assert "公众号：" in text and "BX1" in text
-    pushes = [line for line in out if line.startswith(("[客服消息", "[模板消息"))]
+    pushes = [line for line in out if line.startswith(("【客服消息", "【模板消息"))]
     assert len(pushes) == 1 and "BX1" in pushes[0]
 
 
