@@ -174,6 +174,8 @@ class OutboxSender:
         query = select(M).where(due).order_by(col(M.next_attempt_at), col(M.id)).limit(limit)
         if not self.rt.db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
+        # The lease must outlast the whole batch even at a low rate limit, or a live sender's rows are retaken.
+        lease = max(self.lease, timedelta(seconds=2 * limit / self.limiter.rate + 30))
         jobs: list[_Job] = []
         settled = 0
         with self.rt.db.session() as s:
@@ -197,7 +199,7 @@ class OutboxSender:
                     template_id = None if row.force_cs else templates.get(row.kind)
                     row.channel = "template" if template_id else "custom"
                     row.state = ob.SENDING
-                    row.claimed_until = now + self.lease
+                    row.claimed_until = now + lease
                     row.attempts += 1
                     assert row.id is not None and openid is not None
                     jobs.append(_Job(row.id, openid, row.channel, template_id, row.text, _loads(row.data),
