@@ -73,6 +73,7 @@ def __getattr__(name: str) -> FastAPI:
     # `bot.app:app` is built lazily so that importing this module (tests, CLI) has no side effects.
     if name == "app":
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every sub-second tick at INFO
         application = create_app()
         globals()["app"] = application
         return application
