@@ -78,6 +78,7 @@ def test_report_needs_a_description_and_staff(school, chat, rt):
     chat.students(("2024001", "李明", "七(3)班"))
     chat.person("李爸爸", "parent", students=["2024001"])
     assert school.say("李爸爸", "报修 教学楼301 灯不亮").startswith("无权限")
+    assert "没有进行中的对话" in school.say("李爸爸", "取消")  # 取消 alone still gets a plain answer
     chat.person("钱师傅", "guard")
     assert "BX1" in school.say("钱师傅", "报修 门卫室 插座没电")
     assert ticket(rt, 1).category == "电"  # 门卫室 names a place, not a door fault
@@ -131,6 +132,15 @@ def test_dialog_skip_photos_and_urgent(school, rt):
     assert "BX1【紧急】" in reply and "李师傅" in reply
     assert ticket(rt, 1).urgent
     assert count_rows(rt, RepairPhoto) == 0
+
+
+def test_dialog_by_voice(school, rt):
+    school.say("王老师", "报修")
+    school.wx.voice(openid_for("王老师"), "行政楼一楼")  # WeChat's speech recognition is handled as text
+    school.wx.voice(openid_for("王老师"), "插座冒火花")
+    assert "BX1" in school.wx.voice(openid_for("王老师"), "跳过")
+    t = ticket(rt, 1)
+    assert (t.place, t.description, t.category) == ("行政楼一楼", "插座冒火花", "电")
 
 
 def test_dialog_refuses_images_before_the_photo_step(school, rt):
