@@ -9,11 +9,12 @@ reminders: `storage.reminder.create`, ID reveal: `storage.visitor.reveal_id_numb
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Coroutine
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -442,7 +443,6 @@ def leave_detail(request: Request, ref: str) -> Response:
     user = require_user(request)
     _need(request, "leaveslip", "请假")
     from storage import leave
-    from storage.people import Person
 
     rt = runtime(request)
     n = _ref(ref, "QJ")
@@ -450,18 +450,12 @@ def leave_detail(request: Request, ref: str) -> Response:
     with rt.db.session() as s:
         slip = leave.get_slip(s, n)
         events = leave.history(s, n)
-        names = {p.id: p.name for p in s.exec(_people_named({e.actor_id for e in events}, Person)).all()}
-        row = ledger.leave_slips(s, Filters(q=f"QJ{n}"), 1).items
-        gate = leave.gate_events(s, n)
-    return render(request, "admin/leave_detail.html", user=user, slip=slip, row=row[0] if row else None,
-                  events=events, names=names, gate=gate, status=leave.status_text(slip, now),
-                  span=leave.slip_span(slip), active="leave", pending=slip.state == leave.PENDING and now < slip.ends_at)
-
-
-def _people_named(ids: set[int | None], person: Any) -> Any:
-    from sqlmodel import col, select
-
-    return select(person).where(col(person.id).in_([i for i in ids if i] or [-1]))
+        names = {e.actor_id: leave.person_name(s, e.actor_id) for e in events if e.actor_id}
+        rows = ledger.leave_slips(s, Filters(q=f"QJ{n}"), 1).items
+    row = next((r for r in rows if r.slip.id == n), None)
+    return render(request, "admin/leave_detail.html", user=user, slip=slip, row=row, events=events, names=names,
+                  status=leave.status_text(slip, now), span=leave.slip_span(slip), active="leave",
+                  pending=slip.state == leave.PENDING and now < slip.ends_at)
 
 
 @router.post("/leave/{ref}/decide")
@@ -508,8 +502,6 @@ async def reminder_create(request: Request) -> Response:
     """A reminder from the console: the time parsed as in chat, created by `storage.reminder.create`."""
     user = require_admin(request, require_user(request))
     form = await form_of(request, user)
-    import re
-
     from handlers.timeexpr import split_time_prefix
     from storage import reminder as rem
 
@@ -583,8 +575,29 @@ def duty(request: Request) -> Response:
         f = Filters(q=f.q, start=today)  # by default the coming rota
     with rt.db.session() as s:
         rows = ledger.duty_rota(s, f)
-    return render(request, "admin/duty.html", user=user, rows=rows, f=f, active="duty", today=today,
+        leaders = [p.name for p in ledger.leaders(s)]
+    return render(request, "admin/duty.html", user=user, rows=rows, f=f, active="duty", today=today, leaders=leaders,
                   fmt_date=fmt_date, export_query=urlencode({"from": f.start or "", "to": f.end or "", "q": f.q}))
+
+
+@router.post("/duty")
+async def duty_change(request: Request) -> Response:
+    """Put a leader on a day, through the same service as 换班 in chat (which tells both leaders)."""
+    user = require_admin(request, require_user(request))
+    form = await form_of(request, user)
+    from storage import duty as duty_service
+
+    rt = runtime(request)
+    try:
+        day = ledger.parse_date(form.get("day"))
+        if day is None:
+            raise UserError("请选择日期")
+        with rt.db.session() as s:
+            text = duty_service.swap(s, user.actor, day, now=rt.clock.now(), leader_name=form.get("leader", ""))
+    except UserError as exc:
+        return redirect(request, "/admin/duty", exc.message, error=True)
+    rt.wake_sender()
+    return redirect(request, "/admin/duty", text)
 
 
 # --- people and invites -------------------------------------------------------------------------------------
@@ -614,8 +627,6 @@ async def people_invite(request: Request) -> Response:
     roles = [str(r) for r in form.getlist("role") if str(r) in ROLES]
 
     def split(value: object) -> list[str]:
-        import re
-
         return [x for x in re.split(r"[\s,，、]+", str(value or "")) if x]
 
     klass = normalise(str(form.get("klass") or "")).strip() or None
@@ -730,13 +741,11 @@ def export(request: Request, key: str) -> Response:
     f = _filters(request)
     now = rt.clock.now()
     with rt.db.session() as s:
-        sheet = ledger.export(s, key, f, now)
+        sheet = ledger.export(s, key, f, now, secret_key=rt.settings.secret_key)
     span = ""
     if f.start or f.end:
         span = f"{f.start or ''}至{f.end or ''}"
     data = ledger.to_xlsx(sheet, span)
-    from urllib.parse import quote
-
     filename = f"{sheet.title}{'_' + span if span else ''}_{now:%Y%m%d%H%M}.xlsx"
     ascii_name = f"{key}_{now:%Y%m%d%H%M}.xlsx"
     return Response(
@@ -744,7 +753,3 @@ def export(request: Request, key: str) -> Response:
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         headers={"Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"},
     )
-
-
-def _now(request: Request) -> datetime:
-    return runtime(request).clock.now()

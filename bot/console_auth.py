@@ -83,9 +83,9 @@ def client_ip(request: Request) -> str:
 
 
 def current_user(request: Request) -> ConsoleUser | None:
-    cached = getattr(request.state, "console_user", False)
-    if cached is not False:
-        return cached  # type: ignore[no-any-return]
+    cached: ConsoleUser | None | bool = getattr(request.state, "console_user", False)
+    if not isinstance(cached, bool):
+        return cached
     user = _load_user(request)
     request.state.console_user = user
     return user

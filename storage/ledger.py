@@ -160,14 +160,14 @@ def _repair_stmt(f: Filters) -> Any:
     if f.kind:
         stmt = stmt.where(RepairTicket.category == f.kind)
     if f.flag == "urgent":
-        stmt = stmt.where(RepairTicket.urgent == True)  # noqa: E712
+        stmt = stmt.where(RepairTicket.urgent == True)
     like = f.like
     if like:
         n = _ref_number(f.q, "BX")
-        conds = [col(RepairTicket.place).ilike(like, escape="\\"), col(RepairTicket.description).ilike(like, escape="\\"),
+        conds: list[Any] = [col(RepairTicket.place).ilike(like, escape="\\"), col(RepairTicket.description).ilike(like, escape="\\"),
                  col(reporter.name).ilike(like, escape="\\"), col(assignee.name).ilike(like, escape="\\")]
         if n is not None:
-            conds.append(RepairTicket.id == n)
+            conds.append(col(RepairTicket.id) == n)
         stmt = stmt.where(or_(*conds))
     stmt = stmt.where(*_in_range(col(RepairTicket.created_at), f))
     return stmt.order_by(col(RepairTicket.id).desc())
@@ -207,19 +207,19 @@ def _visitor_stmt(f: Filters, secret_key: str | None = None) -> Any:
     if f.flag == "in":
         stmt = stmt.where(col(VisitorEntry.checked_out_at).is_(None))
     elif f.flag == "blacklist":
-        stmt = stmt.where(VisitorEntry.blacklisted == True)  # noqa: E712
+        stmt = stmt.where(VisitorEntry.blacklisted == True)
     like = f.like
     if like:
-        conds = [col(VisitorEntry.name).ilike(like, escape="\\"), col(VisitorEntry.host_name).ilike(like, escape="\\"),
+        conds: list[Any] = [col(VisitorEntry.name).ilike(like, escape="\\"), col(VisitorEntry.host_name).ilike(like, escape="\\"),
                  col(VisitorEntry.purpose).ilike(like, escape="\\"), col(VisitorEntry.plate).ilike(like, escape="\\")]
         n = _ref_number(f.q, "FK")
         if n is not None:
-            conds.append(VisitorEntry.id == n)
+            conds.append(col(VisitorEntry.id) == n)
         digits = re.sub(r"\D", "", f.q)
         if secret_key and len(digits) == 11:  # a full phone number: matched through its keyed hash, never stored
             from storage.visitor import keyed_hash
 
-            conds.append(VisitorEntry.phone_hash == keyed_hash(secret_key, digits))
+            conds.append(col(VisitorEntry.phone_hash) == keyed_hash(secret_key, digits))
         stmt = stmt.where(or_(*conds))
     stmt = stmt.where(*_in_range(col(VisitorEntry.checked_in_at), f))
     return stmt.order_by(col(VisitorEntry.id).desc())
@@ -266,7 +266,8 @@ def _leave_stmt(f: Filters) -> Any:
 
     requester, decider = aliased(Person), aliased(Person)
     stmt = (
-        select(LeaveSlip, Student.name, Student.student_no, SchoolClass.name, requester.name, decider.name)
+        select(LeaveSlip, Student.name, Student.student_no, SchoolClass.name, requester.name,  # type: ignore[call-overload]
+               decider.name)
         .join(Student, col(Student.id) == col(LeaveSlip.student_id))
         .join(SchoolClass, col(SchoolClass.id) == col(LeaveSlip.class_id))
         .join(requester, col(requester.id) == col(LeaveSlip.requester_id), isouter=True)
@@ -278,12 +279,12 @@ def _leave_stmt(f: Filters) -> Any:
         stmt = stmt.where(SchoolClass.name == f.kind)
     like = f.like
     if like:
-        conds = [col(Student.name).ilike(like, escape="\\"), col(Student.student_no).ilike(like, escape="\\"),
+        conds: list[Any] = [col(Student.name).ilike(like, escape="\\"), col(Student.student_no).ilike(like, escape="\\"),
                  col(SchoolClass.name).ilike(like, escape="\\"), col(LeaveSlip.reason).ilike(like, escape="\\"),
                  col(requester.name).ilike(like, escape="\\")]
         n = _ref_number(f.q, "QJ")
         if n is not None:
-            conds.append(LeaveSlip.id == n)
+            conds.append(col(LeaveSlip.id) == n)
         stmt = stmt.where(or_(*conds))
     stmt = stmt.where(*_in_range(col(LeaveSlip.starts_at), f))
     return stmt.order_by(col(LeaveSlip.id).desc())
@@ -339,11 +340,11 @@ def _reminder_stmt(f: Filters) -> Any:
         stmt = stmt.where(Reminder.source == f.kind)
     like = f.like
     if like:
-        conds = [col(Reminder.text).ilike(like, escape="\\"), col(Reminder.target_label).ilike(like, escape="\\"),
+        conds: list[Any] = [col(Reminder.text).ilike(like, escape="\\"), col(Reminder.target_label).ilike(like, escape="\\"),
                  col(creator.name).ilike(like, escape="\\")]
         n = _ref_number(f.q, "TX")
         if n is not None:
-            conds.append(Reminder.id == n)
+            conds.append(col(Reminder.id) == n)
         stmt = stmt.where(or_(*conds))
     stmt = stmt.where(*_in_range(col(Reminder.first_due_at), f))
     return stmt.order_by(col(Reminder.id).desc())
@@ -466,6 +467,12 @@ def duty_rota(session: Session, f: Filters) -> list[tuple[Any, str]]:
     return [(r, n) for r, n in session.exec(stmt.order_by(col(DutyRota.day)).limit(EXPORT_LIMIT)).all()]
 
 
+def leaders(session: Session) -> list[Person]:
+    from storage.people import people_with_role
+
+    return people_with_role(session, "leader")
+
+
 def duty_today(session: Session, today: date) -> tuple[Any, Person] | None:
     from storage.duty import on_day
 
@@ -541,8 +548,8 @@ def people_list(session: Session, f: Filters, now: datetime) -> list[PersonRow]:
     for p in people_:
         assert p.id is not None
         rs = frozenset(roles.get(p.id, set()))
-        inv = invites.get(p.id)
-        out.append(PersonRow(p, rs, role_names(rs), inv, invite_state(inv, now), classes.get(p.id, []),
+        newest = invites.get(p.id)
+        out.append(PersonRow(p, rs, role_names(rs), newest, invite_state(newest, now), classes.get(p.id, []),
                              children.get(p.id, [])))
     return out
 
@@ -730,7 +737,7 @@ def export_repairs(session: Session, f: Filters, **_: Any) -> Sheet:
     rows = session.exec(_repair_stmt(f).order_by(None).order_by(col(RepairTicket.id)).limit(EXPORT_LIMIT)).all()
     ids = [t.id for t, _, _ in rows]
     photos = dict(session.exec(select(RepairPhoto.ticket_id, func.count()).where(col(RepairPhoto.ticket_id).in_(ids or [-1]))
-                               .group_by(RepairPhoto.ticket_id)).all())
+                               .group_by(col(RepairPhoto.ticket_id))).all())
     out = [[t.ref, fmt_dt(t.created_at), rep or "", t.place, t.description, t.category, _yes(t.urgent), t.state,
             asg or "", fmt_dt(t.assigned_at), fmt_dt(t.taken_at), fmt_dt(t.finished_at), t.finish_note or "",
             t.rating if t.rating is not None else "", t.rating_comment or "", fmt_dt(t.cancelled_at),
@@ -740,11 +747,11 @@ def export_repairs(session: Session, f: Filters, **_: Any) -> Sheet:
                  [8, 17, 10, 16, 30, 8, 6, 8, 10, 17, 17, 17, 20, 6, 20, 17, 7])
 
 
-def export_visitors(session: Session, f: Filters, **_: Any) -> Sheet:
+def export_visitors(session: Session, f: Filters, secret_key: str | None = None, **_: Any) -> Sheet:
     """Masked only: the export leaves the building, the full numbers never do."""
     from storage.visitor import VisitorEntry
 
-    rows = session.exec(_visitor_stmt(f).order_by(None).order_by(col(VisitorEntry.id)).limit(EXPORT_LIMIT)).all()
+    rows = session.exec(_visitor_stmt(f, secret_key).order_by(None).order_by(col(VisitorEntry.id)).limit(EXPORT_LIMIT)).all()
     out = [[f"FK{e.id}", e.name, e.phone_masked, e.id_masked or "", e.party, e.plate or "", e.purpose,
             e.host_name or "", guard or "", fmt_dt(e.checked_in_at), fmt_dt(e.checked_out_at),
             _yes(e.blacklisted)] for e, guard in rows]
@@ -782,9 +789,9 @@ def export_reminders(session: Session, f: Filters, **_: Any) -> Sheet:
 
 
 def export_duty(session: Session, f: Filters, **_: Any) -> Sheet:
-    from storage.duty import fmt_date
+    from storage.schoolcal import WEEKDAY_NAMES
 
-    out = [[r.day.isoformat(), fmt_date(r.day)[-4:-1], name,
+    out = [[r.day.isoformat(), "周" + WEEKDAY_NAMES[r.day.weekday()], name,
             {"generate": "自动排班", "import": "导入", "swap": "换班"}.get(r.source, r.source), fmt_dt(r.updated_at)]
            for r, name in duty_rota(session, f)]
     return Sheet("节假日行政值日", ["日期", "星期", "值班领导", "来源", "更新时间"], out, [12, 6, 12, 10, 17])
@@ -839,20 +846,20 @@ LEDGERS: dict[str, Ledger] = {
 }
 
 
-def export(session: Session, key: str, f: Filters, now: datetime) -> Sheet:
+def export(session: Session, key: str, f: Filters, now: datetime, secret_key: str | None = None) -> Sheet:
     ledger = LEDGERS.get(key)
     if ledger is None:
         raise NotFound(key)
     if not has_table(session, ledger.table):
         raise UserError(f"{ledger.title}尚未启用（数据库未迁移）")
-    return ledger.export(session, f, now=now)
+    return ledger.export(session, f, now=now, secret_key=secret_key)
 
 
 def to_xlsx(sheet: Sheet, subtitle: str = "") -> bytes:
     """One sheet: a title line, the Chinese headers (frozen, filterable), one row per record."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
+    from openpyxl import Workbook  # type: ignore[import-untyped]
+    from openpyxl.styles import Alignment, Font, PatternFill  # type: ignore[import-untyped]
+    from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
 
     wb = Workbook()
     ws = wb.active

@@ -86,7 +86,7 @@ PAGES = ["/admin", "/admin/repairs", "/admin/repairs/BX1", "/admin/visitors", "/
          "/admin/reminders", "/admin/reminders/TX1", "/admin/duty", "/admin/people", "/admin/blacklist",
          "/admin/outbox", "/admin/export"] + [f"/admin/export/{k}.xlsx" for k in ledger.LEDGERS]
 POSTS = ["/admin/repairs/BX1/assign", "/admin/repairs/BX1/cancel", "/admin/visitors/FK1/reveal", "/admin/blacklist",
-         "/admin/leave/QJ1/decide", "/admin/reminders", "/admin/reminders/TX1/cancel", "/admin/people/invite",
+         "/admin/leave/QJ1/decide", "/admin/reminders", "/admin/reminders/TX1/cancel", "/admin/duty", "/admin/people/invite",
          "/admin/people/1/unbind", "/admin/people/1/reinvite", "/admin/invites/1/revoke", "/admin/outbox/1/retry",
          "/admin/logout"]
 
@@ -553,3 +553,22 @@ def test_times_are_shown_as_stored_school_local(school, client, clock):
     school.say("王老师", "报修 教学楼301 灯不亮")
     signed_in(client, "刘主任")
     assert "2026-12-01 09:00" in client.get("/admin/repairs").text
+
+
+def test_duty_rota_and_a_change_from_the_console(school, client, rt, clock):
+    from storage import duty
+
+    school.person("钱校长", "leader")
+    with rt.db.session() as s:
+        duty.assign(s, clock.now().date(), people.find_people(s, "孙校长")[0], now=clock.now(), source="import")
+    csrf = signed_in(client, "刘主任")
+    page = client.get("/admin/duty").text
+    assert "孙校长" in page and "今天" in page
+    r = client.post("/admin/duty", data={"csrf": csrf, "day": "2026-12-01", "leader": "钱校长"})
+    assert "孙校长 → 钱校长" in r.text
+    assert "改由您担任节假日行政值日" in school.last_push("钱校长")
+    r = client.post("/admin/duty", data={"csrf": csrf, "day": "2026-12-05", "leader": "王老师"})
+    assert "不是校领导" in r.text
+    rows = xlsx_rows(client.get("/admin/export/duty.xlsx", params={"from": "2026-12-01", "to": "2026-12-31"}))
+    assert rows[0] == ("日期", "星期", "值班领导", "来源", "更新时间")
+    assert rows[1][:4] == ("2026-12-01", "周二", "钱校长", "换班")
