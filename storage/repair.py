@@ -167,9 +167,9 @@ def _entry(ticket: RepairTicket, action: str, actor_id: int | None, now: datetim
 
 
 def _write_history(session: Session, entries: list[dict[str, object]]) -> None:
-    # A plain multi-row INSERT: history rows are never read back in the same transaction, and skipping the
-    # ORM unit of work for them is a measurable share of the 报修 hot path.
-    session.execute(insert(RepairHistory), entries)
+    # A plain Core INSERT on the session's connection (same transaction): history rows are write-only here,
+    # and skipping the ORM's machinery for them is a measurable share of the 报修 hot path.
+    session.connection().execute(insert(SQLModel.metadata.tables["repairhistory"]), entries)
 
 
 def _record(session: Session, ticket: RepairTicket, action: str, actor_id: int | None, now: datetime,
