@@ -10,8 +10,8 @@ directory.
 from __future__ import annotations
 
 import io
-import re
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -117,7 +117,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
 
     data = tmp_path_factory.mktemp("console-browser")
     url = f"sqlite:///{data / 'houqin.db'}"
-    seed(url, Clock("Asia/Shanghai").now())
+    seed(url, Clock("Asia/Shanghai").now().replace(second=0, microsecond=0))
     port = free_port()
     log = (data / "server.log").open("w+")
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "HOUQIN_CONFIG")}
