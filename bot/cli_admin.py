@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,7 +12,7 @@ admin_app = typer.Typer(help="管理后台账号", no_args_is_help=True)
 @admin_app.command("password")
 def password(
     name: str,
-    value: Annotated[Optional[str], typer.Option("--password", help="新密码（不写则提示输入，不回显）")] = None,
+    value: Annotated[str | None, typer.Option("--password", help="新密码（不写则提示输入，不回显）")] = None,
 ) -> None:
     """设置后勤管理员或校领导的后台登录密码（至少8位）；旧的登录会话随之失效。"""
     from bot.cli import fail, runtime
