@@ -22,10 +22,12 @@ fires what is less than an hour late and records the rest as missed (storage.rem
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -38,6 +40,7 @@ from storage.kv import kv_lock
 log = logging.getLogger("houqin.scheduler")
 
 TICK_SECONDS = 0.5
+MIN_DELAY = 0.005  # never spin: rows another process holds locked stay "due" for a few milliseconds
 TICK_LOCK = "scheduler:reminders"
 _EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)  # the origin of every aligned interval (a Monday, 00:00 UTC)
 
@@ -58,36 +61,66 @@ class Scheduler:
         self._aps: BackgroundScheduler | None = None
         self._ensured: set[str] = set()
         self._failing = False
+        self._stopping = threading.Event()
+        self._upcoming: datetime | None = None
 
     # --- lifecycle ---
     def start(self) -> "Scheduler":
+        # APScheduler logs every run at INFO: twice a second, that would drown the server's log.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         aps = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1})
-        aps.add_job(self.tick, IntervalTrigger(seconds=self.tick_seconds), id="reminders",
-                    next_run_time=datetime.now(timezone.utc), misfire_grace_time=None)
         for job in self.jobs.values():
             aps.add_job(self.run_periodic, IntervalTrigger(seconds=job.seconds, start_date=_EPOCH), args=[job],
                         id=f"periodic:{job.name}", misfire_grace_time=max(1, job.seconds))
         aps.start()
         self._aps = aps
+        self._schedule(0)  # at once: what fell due while the server was down goes out now
         log.info("scheduler started: tick %.2fs, periodic jobs: %s", self.tick_seconds, ", ".join(self.jobs) or "-")
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._aps is not None:
             self._aps.shutdown(wait=True)
             self._aps = None
 
     # --- reminders ---
+    def _timer(self) -> None:
+        """The APScheduler job: tick, then schedule the next tick at the next due time, or in tick_seconds if
+        sooner (to see reminders other processes add). A reminder thus goes out within milliseconds of its
+        time, not up to a tick late, while an idle scheduler still looks only every tick_seconds."""
+        delay = self.tick_seconds
+        try:
+            self.tick()
+            if self._upcoming is not None:
+                wait = (self._upcoming - self.rt.clock.now()).total_seconds()
+                delay = max(MIN_DELAY, min(delay, wait))
+        finally:
+            self._schedule(delay)
+
+    def _schedule(self, delay: float) -> None:
+        if self._aps is None or self._stopping.is_set():
+            return
+        try:
+            self._aps.add_job(self._timer, "date", id="reminders", replace_existing=True, misfire_grace_time=None,
+                              run_date=datetime.now(timezone.utc) + timedelta(seconds=delay))
+        except SchedulerNotRunningError:  # shutting down
+            pass
+
     def tick(self) -> int:
         """Fire everything due now; returns the number of outbox rows queued. Safe in any number of processes."""
         queued = 0
+        self._upcoming = None
         try:
             with kv_lock(self.rt.kv, TICK_LOCK, ttl=30.0, wait=0) as held:
                 if not held:
-                    return 0
+                    return 0  # another process is ticking; it times the next due reminder
                 while True:
                     with self.rt.db.session() as session:
                         report = reminder_jobs.fire(session, self.rt.clock.now(), self.settings)
+                        more = report.reminders >= self.settings.batch
+                        if not more:
+                            self._upcoming = rem.next_due(session)
                     # After the commit, so the sender finds the rows.
                     if report.outbox:
                         queued += report.outbox
@@ -95,7 +128,7 @@ class Scheduler:
                     if report.sent or report.missed:
                         log.info("reminders: %d sent, %d missed, %d pushes queued", report.sent, report.missed,
                                  report.outbox)
-                    if report.reminders < self.settings.batch:
+                    if not more:
                         break
             if self._failing:
                 log.warning("scheduler tick recovered")

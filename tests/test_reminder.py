@@ -382,7 +382,7 @@ def test_scheduler_starts_and_stops(rt, clock):  # type: ignore[no-untyped-def]
 
     sched = start_scheduler(rt)
     try:
-        assert sched._aps is not None and sched._aps.get_job("reminders") is not None
+        assert sched._aps is not None and sched._aps.running
     finally:
         sched.stop()
     assert sched._aps is None
