@@ -73,17 +73,19 @@ def seed(url: str, count: int, people_n: int, first_due: datetime, seconds: floa
     db = Database(url)
     now = datetime.now(TZ).replace(tzinfo=None)
     with db.session() as s:
-        s.execute(insert(Person), [dict(name=f"老师{i}", openid=f"o_bench_{i}", subscribed=True, categories="",
-                                        active=True, created_at=now, bound_at=now) for i in range(people_n)])
+        s.execute(insert(Person), [{"name": f"老师{i}", "openid": f"o_bench_{i}", "subscribed": True, "categories": "",
+                                    "active": True, "created_at": now, "bound_at": now} for i in range(people_n)])
         ids = [row[0] for row in s.execute(Person.__table__.select().with_only_columns(Person.id))]  # type: ignore[attr-defined]
-        s.execute(insert(PersonRole), [dict(person_id=pid, role="teacher") for pid in ids])
+        s.execute(insert(PersonRole), [{"person_id": pid, "role": "teacher"} for pid in ids])
         step = seconds / count
         rows = []
         for i in range(count):
             due = first_due + timedelta(seconds=i * step)
-            rows.append(dict(creator_id=ids[i % len(ids)], text=f"基准提醒 {i}", targets=json.dumps([f"person:{ids[i % len(ids)]}"]),
-                             target_label="", kind="once", school_days_only=False, first_due_at=due,
-                             next_due_at=due, needs_receipt=False, source="chat", state="active", created_at=now))
+            pid = ids[i % len(ids)]
+            rows.append({"creator_id": pid, "text": f"基准提醒 {i}", "targets": json.dumps([f"person:{pid}"]),
+                         "target_label": "", "kind": "once", "school_days_only": False, "first_due_at": due,
+                         "next_due_at": due, "needs_receipt": False, "source": "chat", "state": "active",
+                         "created_at": now})
         for k in range(0, len(rows), 2000):
             s.execute(insert(Reminder), rows[k:k + 2000])
     db.dispose()
@@ -103,7 +105,7 @@ def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def main() -> None:
@@ -134,8 +136,9 @@ def main() -> None:
     env.pop("REDIS_URL", None)
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
+    log = Path(os.environ.get("BENCH_LOG", os.devnull)).open("wb")  # noqa: SIM115 - open while the child runs
     proc = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "scheduler"], cwd=str(ROOT),
-                            env=env, stdout=subprocess.DEVNULL, stderr=open(os.environ.get("BENCH_LOG", os.devnull), "wb"))
+                            env=env, stdout=subprocess.DEVNULL, stderr=log)
     engine = create_engine(url)
     seen_lag: list[float] = []
     tick_lag: list[float] = []
@@ -167,6 +170,7 @@ def main() -> None:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
         with engine.connect() as conn:
             occurrences = conn.execute(text("SELECT count(*) FROM reminderoccurrence")).scalar_one()
             outbox_rows = conn.execute(text("SELECT count(*) FROM outboxmessage")).scalar_one()

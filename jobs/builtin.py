@@ -312,8 +312,8 @@ def _plan(session: Session, cfg: Config, events: list[Event], now: datetime) -> 
         at = shift_to_school_day(datetime.combine(cfg.term_start - timedelta(days=cfg.pre_term_days_before),
                                                   cfg.pre_term_time))
         plan.append((f"pre-term:{at:%Y%m%d%H%M}", at,
-                     f"开学前食品与饮用水安全检查（{cfg.term_start.month}月{cfg.term_start.day}日开学）：食堂食材与"
-                     "证照、餐具消毒、留样，饮水机和二次供水水质", cfg.pre_term_targets, False, False))
+                     (f"开学前食品与饮用水安全检查（{cfg.term_start.month}月{cfg.term_start.day}日开学）：食堂食材与"
+                      "证照、餐具消毒、留样，饮水机和二次供水水质"), cfg.pre_term_targets, False, False))
     for ev in events:
         eve = datetime.combine(ev.at.date() - timedelta(days=1), cfg.notice_day_before)
         ahead = ev.at - timedelta(hours=cfg.notice_hours_before)

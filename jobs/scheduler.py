@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers import SchedulerNotRunningError
@@ -42,7 +42,7 @@ log = logging.getLogger("houqin.scheduler")
 TICK_SECONDS = 0.5
 MIN_DELAY = 0.005  # never spin: rows another process holds locked stay "due" for a few milliseconds
 TICK_LOCK = "scheduler:reminders"
-_EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)  # the origin of every aligned interval (a Monday, 00:00 UTC)
+_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)  # the origin of every aligned interval (a Monday, 00:00 UTC)
 
 
 class Scheduler:
@@ -53,7 +53,7 @@ class Scheduler:
             cfg = load_config(config_path(rt.settings.config_file))
             self.settings = reminder_jobs.ReminderSettings(cfg.missed_grace_minutes, cfg.receipt_minutes)
             tick_seconds = tick_seconds or cfg.tick_seconds
-        except Exception as exc:  # a broken config file must not stop reminders: defaults, loudly
+        except Exception as exc:  # noqa: BLE001 - a broken config file must not stop reminders: defaults, loudly
             log.error("scheduler: config file not usable (%s); using defaults", exc)
         reminder_jobs.SETTINGS = self.settings
         self.tick_seconds = tick_seconds or TICK_SECONDS
@@ -65,10 +65,10 @@ class Scheduler:
         self._upcoming: datetime | None = None
 
     # --- lifecycle ---
-    def start(self) -> "Scheduler":
+    def start(self) -> Scheduler:
         # APScheduler logs every run at INFO: twice a second, that would drown the server's log.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
-        aps = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1})
+        aps = BackgroundScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
         for job in self.jobs.values():
             aps.add_job(self.run_periodic, IntervalTrigger(seconds=job.seconds, start_date=_EPOCH), args=[job],
                         id=f"periodic:{job.name}", misfire_grace_time=max(1, job.seconds))
@@ -103,7 +103,7 @@ class Scheduler:
             return
         try:
             self._aps.add_job(self._timer, "date", id="reminders", replace_existing=True, misfire_grace_time=None,
-                              run_date=datetime.now(timezone.utc) + timedelta(seconds=delay))
+                              run_date=datetime.now(UTC) + timedelta(seconds=delay))
         except SchedulerNotRunningError:  # shutting down
             pass
 

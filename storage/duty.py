@@ -203,9 +203,9 @@ def swap(session: Session, actor: Actor, day: date, *, now: datetime, leader_nam
             raise UserError(f"两天都是 {a.name} 值班，无需互换")
         assign(session, day, b, now=now, source=SWAPPED, times=times)
         assign(session, other_day, a, now=now, source=SWAPPED, times=times)
-        for p, was, now_on in ((a, day, other_day), (b, other_day, day)):
+        for p, before, after in ((a, day, other_day), (b, other_day, day)):
             outbox.enqueue(session, p.id, "duty",
-                           f"【换班通知】您的值班由 {fmt_date(was)} 调整为 {fmt_date(now_on)}（与 "
+                           f"【换班通知】您的值班由 {fmt_date(before)} 调整为 {fmt_date(after)}（与 "
                            f"{b.name if p is a else a.name} 互换）。", now=now)
         return (f"已互换：{fmt_date(day)} 改由 {b.name} 值班，{fmt_date(other_day)} 改由 {a.name} 值班，"
                 f"已通知两位领导。")

@@ -116,8 +116,19 @@ class PeriodicJobState(SQLModel, table=True):
 
 
 __all__ = [
-    "Reminder", "ReminderOccurrence", "ReminderReceipt", "PeriodicJobState", "create", "cancel", "upcoming",
-    "acknowledge", "fire_due", "escalate_receipts", "parse_targets", "fmt_moment", "describe_when",
+    "PeriodicJobState",
+    "Reminder",
+    "ReminderOccurrence",
+    "ReminderReceipt",
+    "acknowledge",
+    "cancel",
+    "create",
+    "describe_when",
+    "escalate_receipts",
+    "fire_due",
+    "fmt_moment",
+    "parse_targets",
+    "upcoming",
 ]  # fmt: skip
 
 
@@ -558,12 +569,12 @@ def fire_due(
         occ_rows: list[dict[str, object]] = []
         for p in plans:
             r = p.reminder
-            occ_rows += [dict(reminder_id=r.id, due_at=d, fired_at=now, status=MISSED, recipients=0,
-                              receipt_due_at=None) for d in p.missed]
+            occ_rows += [{"reminder_id": r.id, "due_at": d, "fired_at": now, "status": MISSED, "recipients": 0,
+                          "receipt_due_at": None} for d in p.missed]
             if p.fired:
                 receipt_due = now + timedelta(minutes=r.receipt_minutes or receipt_minutes) if r.needs_receipt else None
-                occ_rows += [dict(reminder_id=r.id, due_at=d, fired_at=now, status=SENT, recipients=0,
-                                  receipt_due_at=receipt_due) for d in p.fired]
+                occ_rows += [{"reminder_id": r.id, "due_at": d, "fired_at": now, "status": SENT, "recipients": 0,
+                              "receipt_due_at": receipt_due} for d in p.fired]
         won = _insert_occurrences(session, occ_rows)
         recipients = Recipients(session)
         recipients.prefetch(json.loads(p.reminder.targets) for p in plans if p.fired)
@@ -620,8 +631,8 @@ def _names(session: Session, ids: set[int | None]) -> dict[int, str]:
     wanted = [i for i in ids if i is not None]
     if not wanted:
         return {}
-    return {pid: name for pid, name in session.exec(
-        select(Person.id, Person.name).where(col(Person.id).in_(wanted))).all()}  # type: ignore[misc]
+    rows = session.exec(select(Person.id, Person.name).where(col(Person.id).in_(wanted))).all()
+    return {int(pid): name for pid, name in rows if pid is not None}
 
 
 def _set_counts(session: Session, counts: dict[int, int]) -> None:

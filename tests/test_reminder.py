@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from typer.testing import CliRunner
 
 from jobs import builtin
@@ -37,7 +37,7 @@ def reminder(rt, n: int) -> rem.Reminder:  # type: ignore[no-untyped-def]
 
 def occurrences(rt) -> list[rem.ReminderOccurrence]:  # type: ignore[no-untyped-def]
     with rt.db.session() as s:
-        return list(s.exec(select(rem.ReminderOccurrence).order_by(rem.ReminderOccurrence.id)).all())
+        return list(s.exec(select(rem.ReminderOccurrence).order_by(col(rem.ReminderOccurrence.id))).all())
 
 
 @pytest.fixture
@@ -333,7 +333,7 @@ def test_concurrent_ticks_deliver_once(school, rt, clock):  # type: ignore[no-un
         try:
             barrier.wait()
             fire(rt)
-        except BaseException as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001 - pragma: no cover - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
@@ -560,7 +560,7 @@ def test_outbox_rows_carry_dedup_keys(school, rt, clock):  # type: ignore[no-unt
         rows = s.exec(select(ob.OutboxMessage)).all()
         people = {p.id: p.name for p in s.exec(select(Person)).all()}
     keys = sorted((people[r.person_id], r.dedup_key) for r in rows)  # type: ignore[index]
-    assert [k for _, k in keys][0].startswith("tx1:20261201090100:")
+    assert all(k.startswith("tx1:20261201090100:") for _, k in keys)
     assert sorted(n for n, _ in keys) == ["周门卫", "孙门卫"]
 
 
