@@ -139,16 +139,17 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
-def postgres_cpu() -> dict[int, float]:
-    """CPU seconds per PostgreSQL process (backends come and go, so phases compare pid by pid)."""
+def postgres_cpu(database: str) -> dict[int, float]:
+    """CPU seconds per PostgreSQL backend serving the bench database (others on the box are not ours)."""
     out: dict[int, float] = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if (d / "comm").read_text().strip() in ("postgres", "postmaster"):
-                    out[int(d.name)] = cpu_seconds(int(d.name))
+                title = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
-                pass
+                continue
+            if title.startswith("postgres:") and f" {database} " in title:
+                out[int(d.name)] = cpu_seconds(int(d.name))
     return out
 
 
@@ -176,9 +177,9 @@ class Phase:
 
 
 async def run_phase(client: httpx.AsyncClient, name: str, texts: list[str], seconds: float,
-                    concurrency: int, expect: str, server_pid: int) -> Phase:
+                    concurrency: int, expect: str, server_pid: int, database: str) -> Phase:
     phase = Phase(name)
-    server0, pg0, client0 = cpu_seconds(server_pid), postgres_cpu(), time.process_time()
+    server0, pg0, client0 = cpu_seconds(server_pid), postgres_cpu(database), time.process_time()
     deadline = time.monotonic() + seconds
     counter = itertools.count()
 
@@ -201,7 +202,7 @@ async def run_phase(client: httpx.AsyncClient, name: str, texts: list[str], seco
     start = time.monotonic()
     await asyncio.gather(*(one_client() for _ in range(concurrency)))
     phase.elapsed = time.monotonic() - start
-    pg1 = postgres_cpu()
+    pg1 = postgres_cpu(database)
     phase.cpu = {
         "server": cpu_seconds(server_pid) - server0,
         "postgres": sum(v - pg0.get(pid, 0.0) for pid, v in pg1.items()),
@@ -212,16 +213,19 @@ async def run_phase(client: httpx.AsyncClient, name: str, texts: list[str], seco
 
 async def bench(base: str, url: str, code: str, seconds: float, concurrency: int,
                 server_pid: int) -> tuple[Phase, Phase, int]:
+    from sqlalchemy.engine import make_url
+
+    dbname = str(make_url(url).database)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
         params, body = signed(TEACHER_OPENID, f"绑定 {code}")
         r = await client.post("/wechat", params=params, content=body)
         assert "绑定成功" in r.text, r.text
         reports = [f"报修 {p} {f}" for p in PLACES for f in FAULTS]
-        await run_phase(client, "warmup", ["帮助", *reports], 1.0, concurrency, "CDATA", server_pid)
-        help_phase = await run_phase(client, "帮助", ["帮助"], seconds, concurrency, "您可以发送", server_pid)
+        await run_phase(client, "warmup", ["帮助", *reports], 1.0, concurrency, "CDATA", server_pid, dbname)
+        help_phase = await run_phase(client, "帮助", ["帮助"], seconds, concurrency, "您可以发送", server_pid, dbname)
         before = await asyncio.to_thread(count_tickets, url)
-        repair_phase = await run_phase(client, "报修", reports, seconds, concurrency, "已报修", server_pid)
+        repair_phase = await run_phase(client, "报修", reports, seconds, concurrency, "已报修", server_pid, dbname)
         made = await asyncio.to_thread(count_tickets, url) - before
     return help_phase, repair_phase, made
 
