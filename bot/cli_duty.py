@@ -129,6 +129,14 @@ def duty_list() -> None:
         typer.echo("暂无值班安排。")
 
 
+def wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
 def scheduler() -> None:
     """单独运行提醒与定时任务（Web 进程设 SCHEDULER=off 时使用）；同时发送消息队列（SENDER=on 时）。"""
     import logging
@@ -146,11 +154,8 @@ def scheduler() -> None:
         else:
             rt.background.append(start_sender(rt))
     rt.background.append(start_scheduler(rt))
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     typer.echo("调度器已启动（提醒与定时任务），Ctrl+C 退出。")
-    stop.wait()
+    wait_for_signal()
     rt.close()
     typer.echo("调度器已停止。")
 

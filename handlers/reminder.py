@@ -59,6 +59,8 @@ def remind(ctx: Context) -> str:
         lines.append("对象：您本人（1 人）")
     else:
         unbound = f"（其中 {total - bound} 人未绑定，暂时收不到）" if bound < total else ""
+        if total == 0:
+            unbound = "（目前没有这类人员；到时按当时的人员发送）"
         lines.append(f"对象：{label}，共 {total} 人{unbound}")
     lines.append(f"内容：{r.text}")
     if needs_receipt:

@@ -40,6 +40,7 @@ from storage.kv import kv_lock
 log = logging.getLogger("houqin.scheduler")
 
 TICK_SECONDS = 0.5
+LOCK_TTL = 5.0
 MIN_DELAY = 0.005  # never spin: rows another process holds locked stay "due" for a few milliseconds
 TICK_LOCK = "scheduler:reminders"
 _EPOCH = datetime(2020, 1, 1, tzinfo=UTC)  # the origin of every aligned interval (a Monday, 00:00 UTC)
@@ -112,7 +113,10 @@ class Scheduler:
         queued = 0
         self._upcoming = None
         try:
-            with kv_lock(self.rt.kv, TICK_LOCK, ttl=30.0, wait=0) as held:
+            # A short lease: a process killed mid-tick holds up the others for seconds, not minutes; a tick that
+            # outlives it only means two processes share the work, which SKIP LOCKED keeps correct. The short
+            # wait covers another process's idle tick (milliseconds) that happens to hold it at a due time.
+            with kv_lock(self.rt.kv, TICK_LOCK, ttl=LOCK_TTL, wait=0.1) as held:
                 if not held:
                     return 0  # another process is ticking; it times the next due reminder
                 while True:
@@ -142,7 +146,8 @@ class Scheduler:
     # --- periodic jobs ---
     def run_periodic(self, job: PeriodicJob, slot: int | None = None) -> str | None:
         """Run `job` for its current slot unless another process already has. Returns its result."""
-        slot = slot if slot is not None else int(time.time() // job.seconds)
+        # Rounded, not floored: a run fired a hair before its aligned time still counts for that slot.
+        slot = slot if slot is not None else round(time.time() / job.seconds)
         try:
             if job.name not in self._ensured:
                 with self.rt.db.session() as session:

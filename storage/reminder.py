@@ -600,10 +600,10 @@ def fire_due(
                 counts[occ_id] = len(people)
                 data = {"reminder": r.id, "due": d.isoformat()}
                 for pid, openid in people:
+                    if not openid:
+                        continue  # not bound yet: nothing to push to, no receipt to wait for
                     if r.needs_receipt:
                         session.add(ReminderReceipt(occurrence_id=occ_id, person_id=pid))
-                    if not openid:
-                        continue  # not bound yet: nothing to push to
                     outbox.enqueue(session, pid, kind, text, now=now, data=data,
                                    dedup_key=f"tx{r.id}:{d:%Y%m%d%H%M%S}:{pid}")
                     report.outbox += 1

@@ -4,6 +4,7 @@ escalation, missed-while-down, exactly once, built-in schedules and `houqin init
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -541,6 +542,16 @@ def test_cli_init(database_url, db, tmpdir_path, clock, monkeypatch):  # type: i
     env["HOUQIN_CONFIG"] = write_config(tmpdir_path, CONFIG.replace("end = 2026-12-31", "end = 2027-01-22"))
     result = cli(env, "init")
     assert result.exit_code == 1 and "2027" in result.output
+
+
+def test_cli_scheduler_starts_and_stops(database_url, db, clock, monkeypatch, tmpdir_path):  # type: ignore[no-untyped-def]
+    import bot.cli_duty
+
+    monkeypatch.chdir(tmpdir_path)
+    monkeypatch.setattr(bot.cli_duty, "wait_for_signal", lambda: time.sleep(0.3))  # instead of Ctrl+C
+    result = cli({"DATABASE_URL": database_url, "REDIS_URL": "", "SENDER": "off", "HOUQIN_CONFIG": ""}, "scheduler")
+    assert result.exit_code == 0, result.output
+    assert "调度器已启动" in result.output and "调度器已停止" in result.output
 
 
 def test_escalation_uses_configured_delay(school, rt, clock):  # type: ignore[no-untyped-def]
