@@ -19,7 +19,7 @@ from handlers.text import ref_prefix, split_command
 from sqlalchemy.exc import OperationalError
 
 from storage.db import Database, DatabaseUnavailable
-from storage.errors import UserError
+from storage.errors import NotFound, UserError
 from storage.kv import KV
 from storage.people import Person, actor_for, touch_inbound
 
@@ -125,17 +125,41 @@ class Router:
             word = text.strip()[:10]
             return UNKNOWN_HINT.format(word=word)
         found = base.candidates(parsed.word)
-        cmd = self._pick(found, parsed.args, ctx)
+        order = self._order(found, parsed.args, ctx)
+        cmd = order[0]
         if ctx.actor is None and cmd.bound:
             return UNBOUND_HINT.format(school=self.options.get("school_name", ""))
         cmd.check(ctx.actor)
         ctx.word, ctx.rest, ctx.args, ctx.after = parsed.word, parsed.rest, parsed.args, parsed.after
-        return cmd.func(ctx)
+        fallbacks = [c for c in order[1:] if c.allows(ctx.actor)]
+        if not fallbacks:
+            return cmd.func(ctx)
+        # A bare number (`完成 12`) fits several commands: try the most specific first, and the next one if
+        # the record is not found there. Each attempt runs in a savepoint so a miss leaves nothing behind.
+        for i, candidate in enumerate([cmd, *fallbacks]):
+            try:
+                with ctx.session.begin_nested():
+                    return candidate.func(ctx)
+            except NotFound:
+                if i == len(fallbacks):
+                    raise
+        raise AssertionError("unreachable")
 
     @staticmethod
-    def _pick(found: list[base.Command], args: list[str], ctx: Context) -> base.Command:
+    def _order(found: list[base.Command], args: list[str], ctx: Context) -> list[base.Command]:
+        """Candidates for a shared word, best first: the typed record prefix decides; without one, the
+        commands limited to this person's roles come before the ones open to everybody."""
         if len(found) == 1:
-            return found[0]
+            return found
+        prefix = ref_prefix(args[0]) if args else None
+        if prefix:
+            for c in found:
+                if c.record == prefix:
+                    return [c]
+        allowed = [c for c in found if c.allows(ctx.actor)]
+        if not allowed:
+            return [found[0]]
+        return sorted(allowed, key=lambda c: c.roles is None)
         prefix = ref_prefix(args[0]) if args else None
         if prefix:
             for c in found:

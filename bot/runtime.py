@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from bot.config import Settings
 from bot.crypto import Cipher
+from handlers.base import Inbound
 from storage.clock import Clock, get_clock, set_clock
 from storage.db import Database
 from storage.kv import KV, make_kv
@@ -37,7 +38,7 @@ class Runtime:
         self.router = Router(self.db, self.kv, self.options)
         self.wake_sender: Callable[[], None] = lambda: None  # replaced when the outbox sender starts
         self.inbox = Inbox(
-            lambda inbound: self.router.handle(inbound, self.clock.now()),
+            self._handle,
             self.kv,
             self.db,
             self.clock.now,
@@ -45,6 +46,11 @@ class Runtime:
             on_late_reply=lambda: self.wake_sender(),
         )
         self.background: list[object] = []
+
+    def _handle(self, inbound: "Inbound") -> str | None:
+        reply = self.router.handle(inbound, self.clock.now())
+        self.wake_sender()  # pushes the command queued go out now, not at the sender's next poll
+        return reply
 
     def close(self) -> None:
         for svc in reversed(self.background):

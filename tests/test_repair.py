@@ -603,3 +603,14 @@ def test_time_helpers():
     assert repair._duration(timedelta(minutes=5)) == "5分钟"
     assert repair._duration(timedelta(hours=2, minutes=5)) == "2小时5分钟"
     assert repair._duration(timedelta(days=3, hours=1)) == "3天1小时"
+
+
+def test_bare_number_finds_the_repair_for_a_worker_even_though_reminders_share_the_word(chat):
+    """`完成 12` without a prefix: the router tries the worker's 完成 (BX) before the reminder one (TX)."""
+    chat.person("王老师", "teacher")
+    chat.person("李师傅", "worker", categories=["电"])
+    assert "BX1" in chat.say("王老师", "报修 教学楼301 灯不亮")
+    chat.say("李师傅", "接单 1")
+    reply = chat.say("李师傅", "完成 1 换了灯管")
+    assert "BX1" in reply and "未找到" not in reply
+    assert chat.say("李师傅", "完成 99").startswith("未找到")
