@@ -52,9 +52,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     app = FastAPI(title="校园后勤助手", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.runtime = rt
 
-    from bot.webhook import router as webhook_router
+    from bot.webhook import routes as webhook_routes
 
-    app.include_router(webhook_router)
+    app.router.routes.extend(webhook_routes)
     for name in ("bot.console", "bot.simulator"):  # optional web pages, each a module with `router`
         mod = _optional(name)
         if mod is not None:

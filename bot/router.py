@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from datetime import datetime
 from typing import Any, Mapping
 
@@ -21,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from storage.db import Database, DatabaseUnavailable
 from storage.errors import NotFound, UserError
 from storage.kv import KV
-from storage.people import Person, actor_for, touch_inbound
+from storage.people import Actor, Person, actor_for, touch_inbound
 
 log = logging.getLogger("houqin.router")
 
@@ -65,6 +67,29 @@ class Router:
         self.kv = kv
         self.options = options
         self.words = base.all_words()
+        # Who an OpenID is, cached briefly per process: the hot path (帮助, lists) then needs no query.
+        # A role change or deactivation takes effect within this many seconds.
+        self.actor_ttl = float(options.get("actor_cache_seconds", 0) or 0)
+        self._actors: dict[str, tuple[Actor, datetime | None, float]] = {}
+        self._actors_lock = threading.Lock()
+
+    def _actor(self, session: Session, inbound: Inbound) -> tuple[Actor | None, datetime | None]:
+        openid = inbound.openid
+        if inbound.type == "event":  # (un)subscribe, scans: always fresh, and refresh the cache
+            with self._actors_lock:
+                self._actors.pop(openid, None)
+        elif self.actor_ttl > 0:
+            hit = self._actors.get(openid)
+            if hit is not None and hit[2] > time.monotonic():
+                return hit[0], hit[1]
+        person = session.exec(select(Person).where(Person.openid == openid)).first()
+        if person is None or not person.active:
+            return None, None
+        actor = actor_for(session, person)
+        if self.actor_ttl > 0:
+            with self._actors_lock:
+                self._actors[openid] = (actor, person.last_inbound_at, time.monotonic() + self.actor_ttl)
+        return actor, person.last_inbound_at
 
     def handle(self, inbound: Inbound, now: datetime) -> str | None:
         """Act on one message and return the reply text (None: answer WeChat with `success`)."""
@@ -86,12 +111,13 @@ class Router:
 
     # --- internals ---
     def _context(self, session: Session, inbound: Inbound, now: datetime) -> Context:
-        person = session.exec(select(Person).where(Person.openid == inbound.openid)).first()
-        actor = None
-        if person is not None and person.active:
-            actor = actor_for(session, person)
-            if inbound.type != "event" or inbound.extra.get("event") not in ("unsubscribe",):
-                touch_inbound(session, actor.id, now, person.last_inbound_at)
+        actor, last_inbound = self._actor(session, inbound)
+        if actor is not None and (inbound.type != "event" or inbound.extra.get("event") != "unsubscribe"):
+            if touch_inbound(session, actor.id, now, last_inbound) and self.actor_ttl > 0:
+                with self._actors_lock:
+                    hit = self._actors.get(inbound.openid)
+                    if hit is not None:
+                        self._actors[inbound.openid] = (hit[0], now, hit[2])
         ctx = Context(session=session, kv=self.kv, actor=actor, inbound=inbound, now=now, options=self.options)
         ctx.run = lambda text: self.run_command(ctx, text)
         return ctx

@@ -247,13 +247,17 @@ def set_subscribed(session: Session, openid: str, subscribed: bool) -> Person | 
     return person
 
 
-def touch_inbound(session: Session, person_id: int, now: datetime, last: datetime | None) -> None:
-    """Record that the person wrote to us (opens the 48 h window); skipped when recent, to spare writes."""
+def touch_inbound(session: Session, person_id: int, now: datetime, last: datetime | None) -> bool:
+    """Record that the person wrote to us (opens the 48 h window); skipped when recent, to spare writes.
+
+    Returns whether it wrote."""
     if last is None or now - last > timedelta(minutes=5):
         p = session.get(Person, person_id)
         if p is not None:
             p.last_inbound_at = now
             session.add(p)
+            return True
+    return False
 
 
 def people_with_role(session: Session, *roles: str) -> list[Person]:
