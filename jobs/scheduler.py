@@ -1,4 +1,8 @@
-"""The scheduler: a 0.5 s tick that fires due reminders, plus every periodic job of the registry at its interval.
+"""The scheduler: fires due reminders on time, and runs every periodic job of the registry at its interval.
+
+The reminder tick is an APScheduler date job that re-schedules itself for the next due reminder, or for
+tick_seconds (0.5 s) later if that is sooner — so it looks twice a second for reminders other processes add,
+and otherwise wakes exactly when something is due (measured: tens of milliseconds from due time to outbox row).
 
 APScheduler 3.x (BackgroundScheduler, in-memory job store) is only the timer. Nothing about *what* is due lives
 in APScheduler: the state is in our own tables, so every process may run this scheduler (each uvicorn worker,
@@ -7,7 +11,7 @@ and/or `houqin scheduler`) and the outcome is the same as with one:
 * Reminders: Reminder.next_due_at is advanced in the same transaction that inserts the occurrence, UNIQUE
   (reminder_id, due_at), and its outbox rows (unique dedup_key). Rows are selected FOR UPDATE SKIP LOCKED on
   PostgreSQL, so two ticks never work on the same reminder at once; the unique key is the backstop.
-* Periodic jobs run on wall-clock aligned slots (slot = ⌊epoch / interval⌋); a job first claims its slot with
+* Periodic jobs run on wall-clock aligned slots (slot = epoch / interval, rounded); a job first claims its slot with
   UPDATE periodicjobstate SET last_slot = :slot WHERE last_slot < :slot, in its own transaction — a second
   process blocks on that row, then finds the slot taken and does nothing. A job that fails rolls back its claim.
 * A Redis lease lock (`kv_lock`) makes one process do the reminder tick at a time, which spares the database
