@@ -24,6 +24,7 @@ log = logging.getLogger("houqin.inbox")
 
 CLAIM_TTL = 300  # WeChat's retries all come within ~15 s; keep keys well past that
 NO_REPLY = "\x00"  # cached marker: answer `success`
+_DUPLICATE = object()  # another copy of this message holds the claim
 
 
 class Inbox:
@@ -46,20 +47,31 @@ class Inbox:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="houqin-handler")
 
     async def receive(self, key: str, inbound: Inbound) -> str | None:
-        if not self.kv.set_nx(f"msg:{key}", "1", ttl=CLAIM_TTL):
-            return await self._await_reply(key)
+        # The claim, like all KV and database I/O, happens in the worker thread: a Redis round trip on the
+        # event loop would stall every other request.
         loop = asyncio.get_running_loop()
         job = _Job()
-        future = loop.run_in_executor(self.pool, self._run, key, inbound, job)
+        future = loop.run_in_executor(self.pool, self._claim_and_run, key, inbound, job)
         done, _ = await asyncio.wait({future}, timeout=self.reply_timeout)
         if done:
-            return future.result()
+            result = future.result()
+            if result is _DUPLICATE:
+                return await self._await_reply(key)
+            return result  # type: ignore[return-value]
         with job.lock:
             if not job.finished:
                 job.late = True
                 log.warning("handler for %s is slow; answering success and sending the reply later", key)
                 return None
-        return future.result()
+        result = future.result()
+        return await self._await_reply(key) if result is _DUPLICATE else result  # type: ignore[return-value]
+
+    def _claim_and_run(self, key: str, inbound: Inbound, job: "_Job") -> "str | None | object":
+        if not self.kv.set_nx(f"msg:{key}", "1", ttl=CLAIM_TTL):
+            with job.lock:
+                job.finished = True
+            return _DUPLICATE
+        return self._run(key, inbound, job)
 
     def _run(self, key: str, inbound: Inbound, job: "_Job") -> str | None:
         try:
@@ -85,9 +97,10 @@ class Inbox:
         return reply
 
     async def _await_reply(self, key: str) -> str | None:
+        loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self.reply_timeout
         while time.monotonic() < deadline:
-            cached = self.kv.get(f"reply:{key}")
+            cached = await loop.run_in_executor(self.pool, self.kv.get, f"reply:{key}")
             if cached is not None:
                 return None if cached == NO_REPLY else cached
             await asyncio.sleep(0.05)
