@@ -113,4 +113,4 @@ def summary(results: list[Result]) -> str:
     return "\n".join(r.line() for r in results)
 
 
-__all__ = ["Result", "run", "sign", "text_message", "wait_port", "summary", "statistics"]
+__all__ = ["Result", "run", "sign", "statistics", "summary", "text_message", "wait_port"]

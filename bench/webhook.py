@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.loadgen import run, sign, text_message, wait_port  # noqa: E402
+from bench.loadgen import run, sign, text_message, wait_port
 
 TOKEN = "bench-token"
 OPENID = "o_bench_teacher"
@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/houqin_bench")
+    ap.add_argument("--text", default="帮助", help="the message to send (e.g. '报修 教学楼301 灯不亮')")
+    ap.add_argument("--expect", default="我的信息", help="a word every good reply contains")
     ap.add_argument("--redis-url", default=None, help="e.g. redis://127.0.0.1:6379/13 (default: in-process store)")
     args = ap.parse_args()
 
@@ -76,13 +78,13 @@ def main() -> None:
     results = []
     for label, app, port, expect in [
         ("bare ASGI (fixed XML)", "bench.bare_app:app", 18081, b"ok"),
-        ("houqin 帮助 (signed)", "bot.app:app", 18082, "我的信息".encode()),
+        (f"houqin {args.text[:8]} (signed)", "bot.app:app", 18082, args.expect.encode()),
     ]:
         proc = serve(app, port, env)
         try:
-            run(label, "127.0.0.1", port, path, lambda: text_message(OPENID, "帮助"), seconds=1.0,
+            run(label, "127.0.0.1", port, path, lambda: text_message(OPENID, args.text), seconds=1.0,
                 concurrency=args.concurrency, expect=expect)  # warm-up
-            results.append(run(label, "127.0.0.1", port, path, lambda: text_message(OPENID, "帮助"),
+            results.append(run(label, "127.0.0.1", port, path, lambda: text_message(OPENID, args.text),
                                seconds=args.seconds, concurrency=args.concurrency, expect=expect))
         finally:
             proc.terminate()

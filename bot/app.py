@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,25 +16,15 @@ from storage.clock import Clock
 log = logging.getLogger("houqin")
 
 
-def _optional(module: str):  # type: ignore[no-untyped-def]
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
-
-
 def start_background(rt: Runtime) -> None:
     """Outbox sender and scheduler, in this process unless configured off (SENDER/SCHEDULER)."""
+    from bot.sender import start_sender
+    from jobs.scheduler import start_scheduler
+
     if rt.settings.sender == "on":
-        sender = _optional("bot.sender")
-        if sender is not None:
-            rt.background.append(sender.start_sender(rt))
+        rt.background.append(start_sender(rt))
     if rt.settings.scheduler == "on":
-        sched = _optional("jobs.scheduler")
-        if sched is not None:
-            rt.background.append(sched.start_scheduler(rt))
+        rt.background.append(start_scheduler(rt))
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None, runtime: Runtime | None = None,
@@ -55,10 +44,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     from bot.webhook import routes as webhook_routes
 
     app.router.routes.extend(webhook_routes)
-    for name in ("bot.console", "bot.simulator"):  # optional web pages, each a module with `router`
-        mod = _optional(name)
-        if mod is not None:
-            app.include_router(mod.router)
+    from bot import console, simulator
+
+    app.include_router(console.router)
+    app.include_router(simulator.router)  # answers 404 unless HOUQIN_SIMULATOR=1 (houqin demo)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

@@ -11,7 +11,7 @@ import io
 import pkgutil
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -57,23 +57,22 @@ def init() -> None:
     """迁移数据库，并按配置中的学期日历建立内置提醒。"""
     rt = runtime()
     typer.echo("数据库已迁移到最新版本。")
-    hooks = _optional("jobs.builtin")
-    if hooks is not None:
-        from storage.errors import UserError
+    from jobs.builtin import init_builtin
+    from storage.errors import UserError
 
-        try:
-            typer.echo(hooks.init_builtin(rt))
-        except UserError as exc:
-            fail(exc.message)
+    try:
+        typer.echo(init_builtin(rt))
+    except UserError as exc:
+        fail(exc.message)
 
 
 @app.command()
 def invite(
     name: str,
     role: Annotated[list[str], typer.Option("--role", "-r", help="角色，可重复：teacher/教师 …")],
-    klass: Annotated[Optional[str], typer.Option("--class", help="班主任的班级，如 七(3)班")] = None,
-    student: Annotated[Optional[list[str]], typer.Option("--student", help="家长的孩子学号，可重复")] = None,
-    category: Annotated[Optional[list[str]], typer.Option("--category", help="维修工的类别：电、水 …")] = None,
+    klass: Annotated[str | None, typer.Option("--class", help="班主任的班级，如 七(3)班")] = None,
+    student: Annotated[list[str] | None, typer.Option("--student", help="家长的孩子学号，可重复")] = None,
+    category: Annotated[list[str] | None, typer.Option("--category", help="维修工的类别：电、水 …")] = None,
 ) -> None:
     """新建人员并生成邀请码（最后一行只有邀请码）。"""
     from handlers.text import normalise
@@ -114,7 +113,7 @@ def people_list() -> None:
 @people_app.command("set")
 def people_set(
     name: str,
-    category: Annotated[Optional[list[str]], typer.Option("--category", help="维修工类别，如 电 水")] = None,
+    category: Annotated[list[str] | None, typer.Option("--category", help="维修工类别，如 电 水")] = None,
 ) -> None:
     """修改人员信息（维修工类别）。"""
     from storage import people
@@ -134,8 +133,20 @@ def people_set(
 @students_app.command("import")
 def students_import(file: Path) -> None:
     """导入学生名册 CSV（学号,姓名,班级）；错误的行按行号报告，其余照常导入。"""
-    from handlers.text import normalise
     from storage import people
+
+    rows = read_csv(file)
+    rt = runtime()
+    with rt.db.session() as s:
+        n, errors = people.import_students(s, rows)
+    for e in errors:
+        typer.echo(e, err=True)
+    typer.echo(f"导入 {n} 名学生，{len(errors)} 行有误。")
+
+
+def read_csv(file: Path) -> list[list[str]]:
+    """A CSV file as rows of normalised cells; UTF-8 (with or without BOM) or GB18030, as Excel saves it."""
+    from handlers.text import normalise
 
     if not file.exists():
         fail(f"文件不存在：{file}")
@@ -148,22 +159,7 @@ def students_import(file: Path) -> None:
             continue
     else:
         fail("无法识别文件编码，请保存为 UTF-8 CSV")
-    rows = [[normalise(c) for c in row] for row in csv.reader(io.StringIO(text))]
-    rt = runtime()
-    with rt.db.session() as s:
-        n, errors = people.import_students(s, rows)
-    for e in errors:
-        typer.echo(e, err=True)
-    typer.echo(f"导入 {n} 名学生，{len(errors)} 行有误。")
-
-
-def _optional(module: str):  # type: ignore[no-untyped-def]
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
+    return [[normalise(c) for c in row] for row in csv.reader(io.StringIO(text))]
 
 
 def _load_plugins() -> None:

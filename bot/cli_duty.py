@@ -3,8 +3,6 @@ in a process of their own, for SCHEDULER=off in the web workers)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import signal
 import threading
 from datetime import date
@@ -35,33 +33,14 @@ def _day(value: str, what: str) -> date:
         raise  # unreachable: fail() exits
 
 
-def _read_csv(file: Path) -> list[list[str]]:
-    from bot.cli import fail
-    from handlers.text import normalise
-
-    if not file.exists():
-        fail(f"文件不存在：{file}")
-    raw = file.read_bytes()
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            text = raw.decode(enc)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        fail("无法识别文件编码，请保存为 UTF-8 CSV")
-        return []
-    return [[normalise(c) for c in row] for row in csv.reader(io.StringIO(text))]
-
-
 @duty_app.command("import")
 def duty_import(file: Path) -> None:
     """导入值班表 CSV（日期,领导）：领导按姓名查找；有任何错误则整表不导入。"""
-    from bot.cli import fail, runtime
+    from bot.cli import fail, read_csv, runtime
     from storage import duty
     from storage.errors import UserError
 
-    rows = _read_csv(file)
+    rows = read_csv(file)
     rt = runtime()
     try:
         with rt.db.session() as s:

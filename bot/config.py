@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     config_file: str | None = Field(default=None, alias="HOUQIN_CONFIG")  # term calendar etc. (TOML)
 
     @model_validator(mode="after")
-    def _refuse_placeholders(self) -> "Settings":
+    def _refuse_placeholders(self) -> Settings:
         if self.env == "production":
             if self.secret_key == DEV_SECRET or len(self.secret_key) < 16:
                 raise ValueError("SECRET_KEY must be set to a long random value in production")
@@ -53,7 +53,7 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _templates_from_env(self) -> "Settings":
+    def _templates_from_env(self) -> Settings:
         """Template ids per notification kind, from WECHAT_TEMPLATE_<KIND> variables."""
         for key, value in os.environ.items():
             if key.upper().startswith("WECHAT_TEMPLATE_") and value:

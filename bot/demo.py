@@ -9,16 +9,13 @@ its tables or the official calendar for the year are missing.
 from __future__ import annotations
 
 import hashlib
-import importlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import inspect
 from sqlmodel import Session
 
-from storage import people
+from storage import people, schoolcal
 from storage.db import Database
 
 DB_NAME = "houqin-demo.db"
@@ -109,32 +106,13 @@ def build(session: Session, now: datetime) -> DemoSchool:
     return school
 
 
-def _has_tables(session: Session, *names: str) -> bool:
-    present = set(inspect(session.connection()).get_table_names())
-    return all(n in present for n in names)
-
-
-def _optional(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
-
-
-def _last_calendar_day() -> date | None:
-    cal = _optional("storage.schoolcal")
-    if cal is None:
-        return None
-    return date(cal.supported_years()[1], 12, 31)
+def _last_calendar_day() -> date:
+    return date(schoolcal.supported_years()[1], 12, 31)
 
 
 def _console_logins(session: Session) -> list[str]:
     """Console passwords for the admin and a leader, when this version has the console."""
-    accounts = _optional("storage.console_users")
-    if accounts is None or not hasattr(accounts, "set_password"):
-        return []
+    from storage import console_users as accounts
     from storage.errors import UserError
 
     done = []
@@ -149,14 +127,12 @@ def _console_logins(session: Session) -> list[str]:
 
 def _duty_rota(session: Session, now: datetime) -> str:
     """The holiday-duty rota of the leaders for the coming six weeks (as far as the official calendar goes)."""
-    duty = _optional("storage.duty")
-    if duty is None or not _has_tables(session, "dutyrota", "reminder"):
-        return "值班表：本版本尚无值班模块，未生成。"
+    from storage import duty
+
     start = now.date()
     end = start + timedelta(days=42)
     last = _last_calendar_day()
-    if last is not None and end > last:
-        end = last
+    end = min(end, last)
     if end < start:
         return f"值班表：日历数据不包含 {start.year} 年，未生成（可用 houqin duty import 导入）。"
     from storage.schoolcal import CalendarUnavailable
@@ -182,10 +158,10 @@ def write_config(path: Path, now: datetime) -> Path:
         start, end = date(today.year - 1, 9, 1), date(today.year, 1, 20)
     last = _last_calendar_day()
     lines = ["# 演示学校的学期日历（houqin demo 自动生成）"]
-    if last is None or end <= last:
+    if end <= last:
         lines += ["[term]", 'name = "演示学期"', f"start = {start.isoformat()}", f"end = {end.isoformat()}", ""]
     drill = datetime.combine(today + timedelta(days=2), time(15, 0))
-    if last is None or drill.date() <= last:
+    if drill.date() <= last:
         lines += ["[fire_drill]", f'times = ["{drill:%Y-%m-%d %H:%M}"]', 'place = "操场"', ""]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -193,9 +169,7 @@ def write_config(path: Path, now: datetime) -> Path:
 
 def builtin_reminders(session: Session, config: Path, now: datetime) -> str:
     """What `houqin init` does: the built-in schedules from the term calendar (skipped when unavailable)."""
-    builtin = _optional("jobs.builtin")
-    if builtin is None or not _has_tables(session, "reminder"):
-        return "内置提醒：本版本尚无提醒模块，未建立。"
+    from jobs import builtin
     from storage.errors import UserError
 
     try:

@@ -33,7 +33,7 @@ class Inbox:
         handle: Callable[[Inbound], str | None],
         kv: KV,
         db: Database,
-        now: Callable[[], "object"],
+        now: Callable[[], object],
         reply_timeout: float = 4.5,
         on_late_reply: Callable[[], None] | None = None,
         threads: int = 32,
@@ -66,14 +66,14 @@ class Inbox:
         result = future.result()
         return await self._await_reply(key) if result is _DUPLICATE else result  # type: ignore[return-value]
 
-    def _claim_and_run(self, key: str, inbound: Inbound, job: "_Job") -> "str | None | object":
+    def _claim_and_run(self, key: str, inbound: Inbound, job: _Job) -> str | None | object:
         if not self.kv.set_nx(f"msg:{key}", "1", ttl=CLAIM_TTL):
             with job.lock:
                 job.finished = True
             return _DUPLICATE
         return self._run(key, inbound, job)
 
-    def _run(self, key: str, inbound: Inbound, job: "_Job") -> str | None:
+    def _run(self, key: str, inbound: Inbound, job: _Job) -> str | None:
         try:
             reply = self._handle(inbound)
         except BaseException:

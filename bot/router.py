@@ -10,16 +10,16 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from handlers import base
 from handlers.base import Context, Inbound
 from handlers.text import ref_prefix, split_command
-from sqlalchemy.exc import OperationalError
-
 from storage.db import Database, DatabaseUnavailable
 from storage.errors import NotFound, UserError
 from storage.kv import KV
@@ -112,12 +112,12 @@ class Router:
     # --- internals ---
     def _context(self, session: Session, inbound: Inbound, now: datetime) -> Context:
         actor, last_inbound = self._actor(session, inbound)
-        if actor is not None and (inbound.type != "event" or inbound.extra.get("event") != "unsubscribe"):
-            if touch_inbound(session, actor.id, now, last_inbound) and self.actor_ttl > 0:
-                with self._actors_lock:
-                    hit = self._actors.get(inbound.openid)
-                    if hit is not None:
-                        self._actors[inbound.openid] = (hit[0], now, hit[2])
+        writing = actor is not None and (inbound.type != "event" or inbound.extra.get("event") != "unsubscribe")
+        if writing and touch_inbound(session, actor.id, now, last_inbound) and self.actor_ttl > 0:  # type: ignore[union-attr]
+            with self._actors_lock:
+                hit = self._actors.get(inbound.openid)
+                if hit is not None:
+                    self._actors[inbound.openid] = (hit[0], now, hit[2])
         ctx = Context(session=session, kv=self.kv, actor=actor, inbound=inbound, now=now, options=self.options)
         ctx.run = lambda text: self.run_command(ctx, text)
         return ctx

@@ -47,7 +47,7 @@ class Runtime:
         )
         self.background: list[object] = []
 
-    def _handle(self, inbound: "Inbound") -> str | None:
+    def _handle(self, inbound: Inbound) -> str | None:
         reply = self.router.handle(inbound, self.clock.now())
         self.wake_sender()  # pushes the command queued go out now, not at the sender's next poll
         return reply

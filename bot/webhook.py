@@ -6,10 +6,10 @@ import logging
 import secrets
 import time
 
+from sqlalchemy.exc import OperationalError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from sqlalchemy.exc import OperationalError
 from wechatpy.replies import TextReply
 
 from bot.crypto import Rejected, check_timestamp, check_url_signature, parse_xml_safely

@@ -76,7 +76,6 @@ def on_scan(ctx: Context) -> str | None:
 @on_event("unsubscribe")
 def on_unsubscribe(ctx: Context) -> None:
     people.set_subscribed(ctx.session, ctx.openid, False)  # no more pushes to this person
-    return None
 
 
 @on_event("click")
@@ -96,4 +95,3 @@ def on_template_finished(ctx: Context) -> None:
     msgid = str(fields.get("MsgID") or fields.get("MsgId") or "")
     if msgid:
         outbox.record_delivery(ctx.session, msgid, str(fields.get("Status") or ""))
-    return None

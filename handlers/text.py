@@ -76,8 +76,7 @@ def split_command(text: str, words: set[str]) -> Parsed | None:
         return None
     rest = s[len(word) :]
     rest = rest.lstrip()
-    if rest.startswith(":"):
-        rest = rest[1:]
+    rest = rest.removeprefix(":")
     rest = rest.strip()
     return Parsed(word, rest, [t.text for t in tokens(rest)])
 

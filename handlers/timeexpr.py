@@ -507,7 +507,7 @@ _RECURRENCE_HEADS: list[tuple[re.Pattern[str], Literal["daily", "weekly", "month
 
 
 def _recurrence(s: str, now: datetime) -> Recurrence | None:
-    for rx, kind in _RECURRENCE_HEADS:
+    for rx, kind in _RECURRENCE_HEADS:  # noqa: B007 (the matching kind is used after the loop)
         head = rx.match(s)
         if head:
             break

@@ -76,7 +76,7 @@ class Database:
         try:
             yield session
             session.commit()
-        except (OperationalError,) as exc:
+        except OperationalError as exc:
             session.rollback()
             if _is_connection_error(exc):
                 raise DatabaseUnavailable(str(exc)) from exc

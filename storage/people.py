@@ -118,7 +118,7 @@ def actor_for(session: Session, person: Person) -> Actor:
 
 
 def actor_by_openid(session: Session, openid: str) -> Actor | None:
-    person = session.exec(select(Person).where(Person.openid == openid, Person.active == True)).first()  # noqa: E712
+    person = session.exec(select(Person).where(Person.openid == openid, Person.active == True)).first()
     return actor_for(session, person) if person else None
 
 
@@ -264,7 +264,7 @@ def people_with_role(session: Session, *roles: str) -> list[Person]:
     stmt = (
         select(Person)
         .join(PersonRole, col(PersonRole.person_id) == col(Person.id))
-        .where(col(PersonRole.role).in_(roles), Person.active == True)  # noqa: E712
+        .where(col(PersonRole.role).in_(roles), Person.active == True)
         .distinct()
         .order_by(col(Person.id))
     )
@@ -272,7 +272,7 @@ def people_with_role(session: Session, *roles: str) -> list[Person]:
 
 
 def find_people(session: Session, name: str, role: str | None = None) -> list[Person]:
-    stmt = select(Person).where(Person.name == name, Person.active == True)  # noqa: E712
+    stmt = select(Person).where(Person.name == name, Person.active == True)
     if role:
         stmt = stmt.join(PersonRole, col(PersonRole.person_id) == col(Person.id)).where(PersonRole.role == role)
     return list(session.exec(stmt.order_by(col(Person.id))).all())

@@ -232,7 +232,7 @@ def resolve_host(session: Session, name: str, hint: str | None) -> Person | None
         if len(chosen) == 1:
             return chosen[0]
     lines = [f"被访人「{name}」有 {len(found)} 位，请写明是哪一位后重发整条登记："]
-    for i, (p, ls) in enumerate(zip(found, labels), start=1):
+    for i, (_p, ls) in enumerate(zip(found, labels), start=1):
         others = [x for j, other in enumerate(labels) if j != i - 1 for x in other]
         unique = next((x for x in ls if x not in others), str(i))
         lines.append(f"{i}. {name}（{'、'.join(ls) or '无角色'}）→ 找{name}({unique})")

@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from sqlmodel import select
 
 from bot.app import create_app
 from bot.config import Settings
 from bot.fakewechat import FakeWeChat
 from bot.runtime import Runtime
-from storage.clock import FrozenClock, set_clock, Clock
+from storage.clock import Clock, FrozenClock, set_clock
 from storage.db import Database, all_tables
 from storage.kv import MemoryKV, RedisKV, ResilientKV
 from tests.support import Wx

@@ -22,7 +22,7 @@ def openid_for(name: str) -> str:
 
 
 class Chat:
-    def __init__(self, wx: Wx, rt: Runtime, fake: "FakeWeChat | None" = None) -> None:
+    def __init__(self, wx: Wx, rt: Runtime, fake: FakeWeChat | None = None) -> None:
         self.wx = wx
         self.rt = rt
         self.fake = fake  # default: the fake serving rt.settings.wechat_api_base_url

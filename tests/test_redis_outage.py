@@ -11,12 +11,10 @@ import socket
 import subprocess
 import time
 
-import pytest
 from fastapi.testclient import TestClient
 
 from bot.app import create_app
 from bot.runtime import Runtime
-from handlers import base
 from storage.kv import RedisKV, ResilientKV
 from tests.support import Wx, xml_of
 from tests.test_webhook import bind_teacher, temp_command

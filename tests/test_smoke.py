@@ -1,4 +1,3 @@
-from tests.school import openid_for
 
 
 def test_unbound_gets_binding_hint(wx):

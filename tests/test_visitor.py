@@ -86,7 +86,7 @@ def test_optional_tokens_in_any_order(school):
 def test_host_says_stranger_alerts_the_guards(school, chat):
     chat.person("陈老师", "teacher")
     school.say("李门卫", f"访客 张三 {PHONE} 送货 找王老师")
-    assert "未找到 FK1" == school.say("陈老师", "不认识 FK1")
+    assert school.say("陈老师", "不认识 FK1") == "未找到 FK1"
     reply = school.say("王老师", "不认识 fk1")
     assert "已通知门卫" in reply
     for guard in ("李门卫", "赵门卫"):

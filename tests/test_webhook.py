@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from storage import people
 from storage.db import Database
 from storage.outbox import OutboxMessage
 from tests.conftest import AES_KEY, APP_ID, TOKEN
-from tests.support import Wx, aes_encrypt, sha1_sign, xml_of
+from tests.support import Wx, sha1_sign, xml_of
 
 
 @contextmanager
@@ -239,7 +238,6 @@ def test_four_concurrent_copies_act_once_and_get_the_same_reply(rt, settings):
 
 
 def test_event_retries_are_deduplicated_by_sender_and_time(wx, rt):
-    openid = bind_teacher(rt)
     with rt.db.session() as s:
         _, inv = people.invite(s, "周老师", ["teacher"], now=rt.clock.now())
     first = wx.event("o_evt", "subscribe", key=f"qrscene_{inv.code}", create_time=1700000000)

@@ -4,17 +4,16 @@ Revision ID: 0004_leave
 Revises: 0001_core
 Create Date: 2026-11-25 19:47:13.619093
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision: str = '0004_leave'
-down_revision: Union[str, Sequence[str], None] = '0001_core'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0001_core'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
