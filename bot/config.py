@@ -35,7 +35,6 @@ class Settings(BaseSettings):
     visitor_long_stay_hours: float = 4.0
     visitor_retention_days: int = 180
     send_rate_per_second: float = 50.0
-    actor_cache_seconds: float = 5.0  # how long a process may reuse who-is-this-OpenID (roles) without a query
     templates: dict[str, str] = Field(default_factory=dict)  # kind → template id
     config_file: str | None = Field(default=None, alias="HOUQIN_CONFIG")  # term calendar etc. (TOML)
 
@@ -69,5 +68,4 @@ class Settings(BaseSettings):
             "visitor_long_stay_hours": self.visitor_long_stay_hours,
             "visitor_retention_days": self.visitor_retention_days,
             "secret_key": self.secret_key,
-            "actor_cache_seconds": self.actor_cache_seconds,
         }

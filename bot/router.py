@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from handlers import base
 from handlers.base import Context, Inbound
@@ -23,7 +21,7 @@ from handlers.text import ref_prefix, split_command
 from storage.db import Database, DatabaseUnavailable
 from storage.errors import NotFound, UserError
 from storage.kv import KV
-from storage.people import Actor, Person, actor_for, touch_inbound
+from storage.people import sender_by_openid, touch_inbound
 
 log = logging.getLogger("houqin.router")
 
@@ -67,29 +65,6 @@ class Router:
         self.kv = kv
         self.options = options
         self.words = base.all_words()
-        # Who an OpenID is, cached briefly per process: the hot path (帮助, lists) then needs no query.
-        # A role change or deactivation takes effect within this many seconds.
-        self.actor_ttl = float(options.get("actor_cache_seconds", 0) or 0)
-        self._actors: dict[str, tuple[Actor, datetime | None, float]] = {}
-        self._actors_lock = threading.Lock()
-
-    def _actor(self, session: Session, inbound: Inbound) -> tuple[Actor | None, datetime | None]:
-        openid = inbound.openid
-        if inbound.type == "event":  # (un)subscribe, scans: always fresh, and refresh the cache
-            with self._actors_lock:
-                self._actors.pop(openid, None)
-        elif self.actor_ttl > 0:
-            hit = self._actors.get(openid)
-            if hit is not None and hit[2] > time.monotonic():
-                return hit[0], hit[1]
-        person = session.exec(select(Person).where(Person.openid == openid)).first()
-        if person is None or not person.active:
-            return None, None
-        actor = actor_for(session, person)
-        if self.actor_ttl > 0:
-            with self._actors_lock:
-                self._actors[openid] = (actor, person.last_inbound_at, time.monotonic() + self.actor_ttl)
-        return actor, person.last_inbound_at
 
     def handle(self, inbound: Inbound, now: datetime) -> str | None:
         """Act on one message and return the reply text (None: answer WeChat with `success`)."""
@@ -111,13 +86,9 @@ class Router:
 
     # --- internals ---
     def _context(self, session: Session, inbound: Inbound, now: datetime) -> Context:
-        actor, last_inbound = self._actor(session, inbound)
-        writing = actor is not None and (inbound.type != "event" or inbound.extra.get("event") != "unsubscribe")
-        if writing and touch_inbound(session, actor.id, now, last_inbound) and self.actor_ttl > 0:  # type: ignore[union-attr]
-            with self._actors_lock:
-                hit = self._actors.get(inbound.openid)
-                if hit is not None:
-                    self._actors[inbound.openid] = (hit[0], now, hit[2])
+        actor, last_inbound = sender_by_openid(session, inbound.openid)  # one query, always fresh
+        if actor is not None and (inbound.type != "event" or inbound.extra.get("event") != "unsubscribe"):
+            touch_inbound(session, actor.id, now, last_inbound)
         ctx = Context(session=session, kv=self.kv, actor=actor, inbound=inbound, now=now, options=self.options)
         ctx.run = lambda text: self.run_command(ctx, text)
         return ctx

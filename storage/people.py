@@ -6,7 +6,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import UniqueConstraint, bindparam
+from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage.errors import UserError
@@ -326,3 +327,20 @@ def import_students(session: Session, rows: list[list[str]]) -> tuple[int, list[
         imported += 1
     session.flush()
     return imported, errors
+
+
+_SENDER_QUERY = (
+    sa_select(col(Person.id), col(Person.name), col(Person.active), col(Person.last_inbound_at), col(PersonRole.role))
+    .outerjoin(PersonRole, col(PersonRole.person_id) == col(Person.id))
+    .where(col(Person.openid) == bindparam("openid"))
+)
+
+
+def sender_by_openid(session: Session, openid: str) -> tuple[Actor | None, datetime | None]:
+    """Who sent a message, with their roles and when they last wrote: one plain query (the hot path)."""
+    rows = session.execute(_SENDER_QUERY, {"openid": openid}).all()
+    if not rows or not rows[0].active:
+        return None, None
+    first = rows[0]
+    roles = frozenset(r.role for r in rows if r.role)
+    return Actor(first.id, first.name, openid, roles), first.last_inbound_at

@@ -132,7 +132,6 @@ def settings(database_url: str, fake_wechat: FakeWeChat) -> Settings:
         secret_key="test-secret-key-0123456789",
         scheduler="off",
         sender="off",
-        actor_cache_seconds=0,  # tests change roles between messages; tests/test_webhook.py covers the cache
         _env_file=None,  # type: ignore[call-arg]
     )
 

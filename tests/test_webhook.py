@@ -336,14 +336,3 @@ def test_long_replies_are_paged(wx, rt):
     assert "第39行" in pages[-1]
     assert wx.text(openid, "更多") == "没有更多内容了。"
 
-
-def test_actor_cache_reuses_and_expires(wx, rt):
-    openid = bind_teacher(rt)
-    rt.router.actor_ttl = 0.3
-    assert "我的信息" in wx.text(openid, "帮助")
-    with rt.db.session() as s:  # give the teacher a new role behind the cache's back
-        p = s.exec(select(people.Person).where(people.Person.openid == openid)).one()
-        s.add(people.PersonRole(person_id=p.id, role="guard"))
-    assert "门卫" not in wx.text(openid, "我的信息")  # still the cached roles
-    time.sleep(0.35)
-    assert "门卫" in wx.text(openid, "我的信息")
