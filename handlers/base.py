@@ -147,6 +147,8 @@ def help_lines(actor: Actor | None) -> list[str]:
     for c in COMMANDS:
         if c.hidden or not c.allows(actor) or c.help in seen:
             continue
+        if actor is not None and not c.bound:  # 绑定/帮助: nothing a bound person needs listed
+            continue
         seen.add(c.help)
         lines.append(c.help)
     return lines
@@ -174,6 +176,9 @@ def load_handlers() -> None:
 
     import handlers
 
-    for mod in pkgutil.iter_modules(handlers.__path__):
-        if not mod.name.startswith("_") and mod.name not in ("base", "text", "timeexpr"):
-            importlib.import_module(f"handlers.{mod.name}")
+    # 帮助 lists commands in registration order: the everyday ones first, then any other domain module.
+    first = ["account", "repair", "visitor", "leave", "reminder"]
+    found = [m.name for m in pkgutil.iter_modules(handlers.__path__)
+             if not m.name.startswith("_") and m.name not in ("base", "text", "timeexpr")]
+    for name in sorted(found, key=lambda n: (first.index(n) if n in first else len(first), n)):
+        importlib.import_module(f"handlers.{name}")
