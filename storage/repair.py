@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Index, func, insert
+from sqlalchemy import Index, bindparam, func, insert
+from sqlalchemy import select as core_select
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage import outbox
@@ -166,10 +167,25 @@ def _entry(ticket: RepairTicket, action: str, actor_id: int | None, now: datetim
             "to_state": after, "note": note or None}
 
 
+# Hot-path statements, built once so SQLAlchemy compiles each once per process. They run as Core statements on
+# the session's connection (same transaction): ORM queries, objects and flushes cost several times as much CPU,
+# and 报修 is the busiest command.
+_TICKETS = RepairTicket.__table__  # type: ignore[attr-defined]
+_PEOPLE = Person.__table__  # type: ignore[attr-defined]
+_ROLES = PersonRole.__table__  # type: ignore[attr-defined]
+_INSERT_TICKET = insert(_TICKETS)
+_INSERT_HISTORY = insert(RepairHistory.__table__)  # type: ignore[attr-defined]
+_INSERT_PHOTO = insert(RepairPhoto.__table__)  # type: ignore[attr-defined]
+_ADMINS = (core_select(_PEOPLE.c.id).distinct()
+           .select_from(_PEOPLE.join(_ROLES, _ROLES.c.person_id == _PEOPLE.c.id))
+           .where(_ROLES.c.role == "admin", _PEOPLE.c.active.is_(True))
+           .order_by(_PEOPLE.c.id))
+
+
 def _write_history(session: Session, entries: list[dict[str, object]]) -> None:
-    # A plain Core INSERT on the session's connection (same transaction): history rows are write-only here,
-    # and skipping the ORM's machinery for them is a measurable share of the 报修 hot path.
-    session.connection().execute(insert(SQLModel.metadata.tables["repairhistory"]), entries)
+    # History rows are write-only here: a Core INSERT (several rows: an executemany, compiled once and one
+    # round trip in psycopg's pipeline; a multi-VALUES statement would be compiled anew every time).
+    session.connection().execute(_INSERT_HISTORY, entries)
 
 
 def _record(session: Session, ticket: RepairTicket, action: str, actor_id: int | None, now: datetime,
@@ -251,11 +267,12 @@ def summary(ticket: RepairTicket, limit: int = 40) -> str:
 def _tell(session: Session, ids: list[int | None], text: str, *, actor_id: int | None, ticket: RepairTicket,
           now: datetime) -> None:
     """Queue a push; the person who made the change already has the reply, so is not pushed as well."""
-    outbox.notify(session, [i for i in ids if i != actor_id], KIND, text, now=now, data={"ticket": ticket.id})
+    outbox.enqueue_many(session, [i for i in ids if i != actor_id], KIND, text, now=now, data={"ticket": ticket.id})
 
 
 def _admin_ids(session: Session) -> list[int | None]:
-    return [p.id for p in people_with_role(session, "admin")]
+    """The active admins' ids (as `people_with_role(session, "admin")`, without loading whole people)."""
+    return list(session.connection().execute(_ADMINS).scalars())
 
 
 def _clip(text: str | None, limit: int, what: str) -> str | None:
@@ -304,22 +321,25 @@ def create_ticket(session: Session, actor: Actor, place: str, description: str, 
     ticket = RepairTicket(reporter_id=actor.id, place=place, description=description,
                           category=guess_category(f"{place} {description}"), urgent=urgent, state=PENDING,
                           created_at=now)
-    # Decide the assignment before the first INSERT, so the ticket is written once, already in its state
-    # (one INSERT instead of INSERT + UPDATE: this is the hot path of the busiest command).
+    # Decide the assignment before the INSERT, so the ticket is written once, already in its state (one INSERT
+    # instead of INSERT + UPDATE). Its rows go in as Core INSERTs (this is the hot path of the busiest command),
+    # so the ticket returned is the row as written, not one the session tracks.
     worker = pick_worker(session, ticket.category)
     if worker is not None:
         _move(ticket, "assign", now)
         ticket.assignee_id = worker.id
-    session.add(ticket)
-    session.flush()  # the id is the ticket number
-    assert ticket.id is not None
+    key = session.connection().execute(_INSERT_TICKET, ticket.model_dump(exclude={"id"})).inserted_primary_key
+    assert key is not None
+    ticket.id = key[0]  # the ticket number
     history = [_entry(ticket, "报修", actor.id, now, None, PENDING, "紧急" if urgent else None)]
     if worker is not None:
         history.append(_entry(ticket, "自动派单", None, now, PENDING, ticket.state,
                               f"按类别「{ticket.category}」派给{worker.name}"))
     _write_history(session, history)
-    for ph in photos:
-        session.add(RepairPhoto(ticket_id=ticket.id, media_id=ph.media_id, pic_url=ph.pic_url, created_at=now))
+    if photos:
+        session.connection().execute(
+            _INSERT_PHOTO, [{"ticket_id": ticket.id, "media_id": ph.media_id, "pic_url": ph.pic_url, "created_at": now}
+                            for ph in photos])
     if worker is not None:
         _tell(session, [worker.id], _worker_push(ticket, actor.name), actor_id=None, ticket=ticket, now=now)
     else:
@@ -340,39 +360,40 @@ class Worker:
 def pick_worker(session: Session, category: str) -> Worker | None:
     """Round robin among bound workers of this category: least open load, then least recently assigned, then id.
 
-    Runs on every report, so it reads three columns rather than whole people (the busiest command's hot path).
+    Runs on every report, so it reads three columns rather than whole people, through prepared Core statements
+    (the busiest command's hot path); with one matching worker that is the only query.
     """
-    rows = session.exec(
-        select(Person.id, Person.name, Person.categories)
-        .join(PersonRole, col(PersonRole.person_id) == col(Person.id))
-        .where(PersonRole.role == "worker", col(Person.active).is_(True), col(Person.openid).is_not(None),
-               col(Person.categories).contains(category, autoescape=True))
-        .order_by(col(Person.id))
-    ).all()
-    workers = [Worker(pid, name) for pid, name, cats in rows if pid is not None and category in split_categories(cats)]
+    conn = session.connection()
+    rows = conn.execute(_WORKERS, {"pattern": f"%{_like_escape(category)}%"}).all()
+    workers = [Worker(pid, name) for pid, name, cats in rows if category in split_categories(cats)]
     if len(workers) <= 1:
         return workers[0] if workers else None
-    loads: dict[int | None, int] = {
-        aid: int(n)
-        for aid, n in session.exec(
-            select(RepairTicket.assignee_id, func.count())
-            .where(col(RepairTicket.assignee_id).in_([w.id for w in workers]), col(RepairTicket.state).in_(WORKING))
-            .group_by(col(RepairTicket.assignee_id))
-        ).all()
-    }
+    loads: dict[int, int] = {aid: int(n) for aid, n in conn.execute(_LOADS, {"ids": [w.id for w in workers]}).all()}
     least = min(loads.get(w.id, 0) for w in workers)
     tied = [w for w in workers if loads.get(w.id, 0) == least]
     if len(tied) == 1:
         return tied[0]
     # Only ties need the (longer) look at past assignments.
-    last: dict[int | None, datetime | None] = dict(
-        session.exec(
-            select(RepairTicket.assignee_id, func.max(RepairTicket.assigned_at))
-            .where(col(RepairTicket.assignee_id).in_([w.id for w in tied]))
-            .group_by(col(RepairTicket.assignee_id))
-        ).all()
-    )
+    last: dict[int, datetime | None] = {aid: at for aid, at in conn.execute(_LAST_ASSIGNED, {"ids": [w.id for w in tied]})}
     return min(tied, key=lambda w: (last.get(w.id) or datetime.min, w.id))
+
+
+def _like_escape(text: str) -> str:
+    """Literal text inside a LIKE pattern (escape character `/`, as SQLAlchemy's `contains(autoescape=True)`)."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+_WORKERS = (core_select(_PEOPLE.c.id, _PEOPLE.c.name, _PEOPLE.c.categories)
+            .select_from(_PEOPLE.join(_ROLES, _ROLES.c.person_id == _PEOPLE.c.id))
+            .where(_ROLES.c.role == "worker", _PEOPLE.c.active.is_(True), _PEOPLE.c.openid.is_not(None),
+                   _PEOPLE.c.categories.like(bindparam("pattern"), escape="/"))
+            .order_by(_PEOPLE.c.id))
+_LOADS = (core_select(_TICKETS.c.assignee_id, func.count())
+          .where(_TICKETS.c.assignee_id.in_(bindparam("ids", expanding=True)), _TICKETS.c.state.in_(sorted(WORKING)))
+          .group_by(_TICKETS.c.assignee_id))
+_LAST_ASSIGNED = (core_select(_TICKETS.c.assignee_id, func.max(_TICKETS.c.assigned_at))
+                  .where(_TICKETS.c.assignee_id.in_(bindparam("ids", expanding=True)))
+                  .group_by(_TICKETS.c.assignee_id))
 
 
 def assign(session: Session, actor: Actor, n: int, worker_name: str, *, now: datetime) -> tuple[RepairTicket, Person]:

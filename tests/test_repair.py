@@ -614,3 +614,74 @@ def test_bare_number_finds_the_repair_for_a_worker_even_though_reminders_share_t
     reply = chat.say("李师傅", "完成 1 换了灯管")
     assert "BX1" in reply and "未找到" not in reply
     assert chat.say("李师傅", "完成 99").startswith("未找到")
+
+
+# --- the hot path's Core writes (same rows as the ORM would write) --------------------------------------
+
+
+def test_enqueue_many_writes_the_rows_notify_would(chat, rt, clock):
+    from storage import outbox
+
+    chat.person("甲", "teacher")
+    chat.person("乙", "teacher")
+    a, b = repair_person_id(rt, "甲"), repair_person_id(rt, "乙")
+    columns = [c.name for c in outbox.OutboxMessage.__table__.columns if c.name not in ("id", "text")]  # type: ignore[attr-defined]
+    with rt.db.session() as s:
+        assert outbox.notify(s, [b, None, a, b], "repair", "orm", now=clock.now(), data={"ticket": 7}) == 2
+        assert outbox.enqueue_many(s, [b, None, a, b], "repair", "core", now=clock.now(), data={"ticket": 7}) == 2
+        assert outbox.enqueue_many(s, [None], "repair", "nobody", now=clock.now()) == 0
+        assert outbox.enqueue_many(s, [a], "repair", "one", now=clock.now()) == 1
+    with rt.db.session() as s:
+        rows = s.exec(select(outbox.OutboxMessage).order_by(outbox.OutboxMessage.id)).all()
+    assert [(r.text, r.person_id) for r in rows] == [("orm", b), ("orm", a), ("core", b), ("core", a), ("one", a)]
+    for orm, core in zip(rows[:2], rows[2:4], strict=True):
+        assert [getattr(orm, c) for c in columns] == [getattr(core, c) for c in columns]
+    assert rows[4].data == "{}" and rows[4].state == outbox.PENDING and rows[4].attempts == 0
+
+
+def test_create_ticket_returns_the_row_as_written(chat, rt, clock):
+    from storage.people import actor_by_openid
+
+    chat.person("王老师", "teacher")
+    chat.person("赵主任", "admin")
+    chat.person("钱主任", "admin")
+    chat.person("李师傅", "worker", categories=["电"])
+    with rt.db.session() as s:
+        teacher = actor_by_openid(s, openid_for("王老师"))
+        assert teacher is not None
+        photos = [repair.Photo("m1", None), repair.Photo(None, "http://p/2.jpg")]
+        made = [repair.create_ticket(s, teacher, "教学楼301", "灯不亮", now=clock.now(), urgent=True, photos=photos),
+                repair.create_ticket(s, teacher, "图书馆", "电脑无法开机", now=clock.now())]
+    for t, _ in made:
+        stored = ticket(rt, t.id or 0)
+        assert t.model_dump() == stored.model_dump()
+    (first, worker), (second, nobody) = made
+    assert worker is not None and worker.name == "李师傅" and nobody is None
+    assert (first.state, first.assignee_id, first.assigned_at, first.urgent) == ("已派单", worker.id, clock.now(), True)
+    assert (second.state, second.assignee_id, second.assigned_at) == ("待派单", None, None)
+    assert [(p.media_id, p.pic_url) for p in photos_of_ticket(rt, first.id)] == [("m1", None), (None, "http://p/2.jpg")]
+    with rt.db.session() as s:
+        history = s.exec(select(RepairHistory).order_by(RepairHistory.id)).all()
+        assert [(h.ticket_id, h.action, h.from_state, h.to_state, h.note) for h in history] == [
+            (first.id, "报修", None, "待派单", "紧急"),
+            (first.id, "自动派单", "待派单", "已派单", "按类别「电」派给李师傅"),
+            (second.id, "报修", None, "待派单", None),
+        ]
+    admins = [repair_person_id(rt, "赵主任"), repair_person_id(rt, "钱主任")]
+    pushes = [(m.person_id, m.text[:6]) for m in chat.outbox() if m.kind == "repair"]
+    assert pushes == [(worker.id, "新维修任务 "), (admins[0], "新报修 BX"), (admins[1], "新报修 BX")]
+
+
+def photos_of_ticket(rt, ticket_id: int | None) -> list[RepairPhoto]:  # type: ignore[no-untyped-def]
+    with rt.db.session() as s:
+        return repair.photos_of(s, ticket_id or 0)
+
+
+def test_pick_worker_matches_the_category_literally(chat, rt):
+    chat.person("甲师傅", "worker", categories=["a_c"])
+    chat.person("乙师傅", "worker", categories=["abc", "100%"])
+    first, second = repair.Worker(repair_person_id(rt, "甲师傅"), "甲师傅"), repair.Worker(repair_person_id(rt, "乙师傅"), "乙师傅")
+    with rt.db.session() as s:
+        assert repair.pick_worker(s, "a_c") == first
+        assert repair.pick_worker(s, "a%") is None and repair.pick_worker(s, "b") is None
+        assert repair.pick_worker(s, "100%") == second
