@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     secret_key: str = DEV_SECRET
     scheduler: str = "on"  # on: run jobs in the web process; off: a separate `houqin scheduler` does
     sender: str = "on"  # on: the outbox sender runs in the web process
+    handler_threads: int = 4  # threads running handlers; more only fight over the GIL (bench/repair.py)
     reply_timeout: float = 4.5  # seconds before a slow answer is sent later as a customer-service message
     timestamp_tolerance: int = 300  # seconds; 0 switches the replay check off (only for known-answer tests)
     max_body_bytes: int = 65536

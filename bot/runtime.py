@@ -44,6 +44,7 @@ class Runtime:
             self.clock.now,
             reply_timeout=settings.reply_timeout,
             on_late_reply=lambda: self.wake_sender(),
+            threads=settings.handler_threads,
         )
         self.background: list[object] = []
 

@@ -45,7 +45,9 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=5,
+            # No pre-ping: it costs a round trip per transaction (measured: ~40% of the 报修 throughput). A
+            # dead connection surfaces as an OperationalError → 503, and WeChat's retry gets a fresh one.
+            kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800, pool_timeout=5,
                           connect_args={"connect_timeout": 3})
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:

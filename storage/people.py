@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import UniqueConstraint, bindparam
 from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage.errors import UserError
@@ -253,11 +254,8 @@ def touch_inbound(session: Session, person_id: int, now: datetime, last: datetim
 
     Returns whether it wrote."""
     if last is None or now - last > timedelta(minutes=5):
-        p = session.get(Person, person_id)
-        if p is not None:
-            p.last_inbound_at = now
-            session.add(p)
-            return True
+        session.execute(sa_update(Person).where(col(Person.id) == person_id).values(last_inbound_at=now))
+        return True
     return False
 
 
