@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.loadgen import run, sign, text_message, wait_port
+from bench.loadgen import run, sign, text_message, wait_port  # noqa: E402 (after the sys.path line)
 
 TOKEN = "bench-token"
 OPENID = "o_bench_teacher"
