@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Coroutine
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlmodel import Session
 
 from bot import console_auth as auth
 from bot.console_auth import ConsoleError, ConsoleUser, require_admin, require_user, runtime
@@ -151,6 +152,30 @@ async def form_of(request: Request, user: ConsoleUser) -> dict[str, str]:
     form = await request.form()
     auth.check_csrf(user, str(form.get("csrf") or ""))
     return {k: str(v) for k, v in form.items() if isinstance(v, str)}
+
+
+async def admin_form(request: Request) -> tuple[ConsoleUser, dict[str, str]]:
+    """The admin making a change, and their POSTed form (CSRF checked): leaders and forged forms stop here."""
+    user = require_admin(request, require_user(request))
+    return user, await form_of(request, user)
+
+
+def admin_action(request: Request, back: str, action: Callable[[Session, datetime], str], *,
+                 wake: bool = False) -> RedirectResponse:
+    """One change in one transaction: `action(session, now)` returns the Chinese reply; back to `back` with it.
+
+    A UserError (bad input, wrong state) rolls the change back and comes back as the error message instead.
+    `wake`: the change queued messages, so the sender is woken to send them now rather than at its next poll.
+    """
+    rt = runtime(request)
+    try:
+        with rt.db.session() as s:
+            text = action(s, rt.clock.now())
+    except UserError as exc:
+        return redirect(request, back, exc.message, error=True)
+    if wake:
+        rt.wake_sender()
+    return redirect(request, back, text)
 
 
 def _filters(request: Request, **defaults: str) -> Filters:
@@ -314,39 +339,31 @@ def repair_detail(request: Request, ref: str) -> Response:
 
 @router.post("/repairs/{ref}/assign")
 async def repair_assign(request: Request, ref: str) -> Response:
-    user = require_admin(request, require_user(request))
-    form = await form_of(request, user)
+    user, form = await admin_form(request)
     from storage import repair
 
-    rt = runtime(request)
     n = _ref(ref, "BX")
     back = _safe_next(form.get("back")) if form.get("back") else f"/admin/repairs/BX{n}"
-    try:
-        with rt.db.session() as s:
-            ticket, worker = repair.assign(s, user.actor, n, form.get("worker", ""), now=rt.clock.now())
-            text = f"已将 {ticket.ref} 派给{worker.name}，已通知维修工和报修人。"
-    except UserError as exc:
-        return redirect(request, back, exc.message, error=True)
-    rt.wake_sender()
-    return redirect(request, back, text)
+
+    def assign(s: Session, now: datetime) -> str:
+        ticket, worker = repair.assign(s, user.actor, n, form.get("worker", ""), now=now)
+        return f"已将 {ticket.ref} 派给{worker.name}，已通知维修工和报修人。"
+
+    return admin_action(request, back, assign, wake=True)
 
 
 @router.post("/repairs/{ref}/cancel")
 async def repair_cancel(request: Request, ref: str) -> Response:
-    user = require_admin(request, require_user(request))
-    form = await form_of(request, user)
+    user, form = await admin_form(request)
     from storage import repair
 
-    rt = runtime(request)
     n = _ref(ref, "BX")
-    try:
-        with rt.db.session() as s:
-            ticket = repair.cancel(s, user.actor, n, form.get("reason") or None, now=rt.clock.now())
-            text = f"已取消 {ticket.ref}。"
-    except UserError as exc:
-        return redirect(request, f"/admin/repairs/BX{n}", exc.message, error=True)
-    rt.wake_sender()
-    return redirect(request, f"/admin/repairs/BX{n}", text)
+
+    def cancel(s: Session, now: datetime) -> str:
+        ticket = repair.cancel(s, user.actor, n, form.get("reason") or None, now=now)
+        return f"已取消 {ticket.ref}。"
+
+    return admin_action(request, f"/admin/repairs/BX{n}", cancel, wake=True)
 
 
 # --- visitors -----------------------------------------------------------------------------------------------
@@ -368,8 +385,7 @@ def visitors(request: Request) -> Response:
 @router.post("/visitors/{ref}/reveal", response_class=HTMLResponse)
 async def visitor_reveal(request: Request, ref: str) -> Response:
     """An admin sees one full ID number (or phone); the visitor service logs who and when."""
-    user = require_admin(request, require_user(request))
-    form = await form_of(request, user)
+    user, form = await admin_form(request)
     from storage import visitor
 
     rt = runtime(request)
@@ -401,20 +417,17 @@ def blacklist(request: Request) -> Response:
 
 @router.post("/blacklist")
 async def blacklist_add(request: Request) -> Response:
-    user = require_admin(request, require_user(request))
-    form = await form_of(request, user)
+    user, form = await admin_form(request)
     from storage import visitor
 
-    rt = runtime(request)
-    try:
-        with rt.db.session() as s:
-            row, created = visitor.blacklist_add(s, form.get("number", ""), form.get("reason", ""),
-                                                 now=rt.clock.now(), secret_key=rt.settings.secret_key,
-                                                 by=user.actor.name)
-            text = f"已{'加入' if created else '更新'}黑名单：{row.value_masked}"
-    except UserError as exc:
-        return redirect(request, "/admin/blacklist", exc.message, error=True)
-    return redirect(request, "/admin/blacklist", text)
+    secret_key = runtime(request).settings.secret_key
+
+    def add(s: Session, now: datetime) -> str:
+        row, created = visitor.blacklist_add(s, form.get("number", ""), form.get("reason", ""), now=now,
+                                             secret_key=secret_key, by=user.actor.name)
+        return f"已{'加入' if created else '更新'}黑名单：{row.value_masked}"
+
+    return admin_action(request, "/admin/blacklist", add)
 
 
 # --- leave slips --------------------------------------------------------------------------------------------
@@ -461,21 +474,17 @@ def leave_detail(request: Request, ref: str) -> Response:
 @router.post("/leave/{ref}/decide")
 async def leave_decide(request: Request, ref: str) -> Response:
     """An admin decides as the head teacher's deputy, through the same service as 批准/驳回 in chat."""
-    user = require_admin(request, require_user(request))
-    form = await form_of(request, user)
+    user, form = await admin_form(request)
     from storage import leave
 
-    rt = runtime(request)
     n = _ref(ref, "QJ")
     approve = form.get("decision") == "approve"
-    try:
-        with rt.db.session() as s:
-            slip = leave.decide(s, user.actor, n, approve, form.get("note") or None, now=rt.clock.now())
-            text = f"已{'批准' if approve else '驳回'} {leave.ref(slip)}，已通知申请人。"
-    except UserError as exc:
-        return redirect(request, f"/admin/leave/QJ{n}", exc.message, error=True)
-    rt.wake_sender()
-    return redirect(request, f"/admin/leave/QJ{n}", text)
+
+    def decide(s: Session, now: datetime) -> str:
+        slip = leave.decide(s, user.actor, n, approve, form.get("note") or None, now=now)
+        return f"已{'批准' if approve else '驳回'} {leave.ref(slip)}，已通知申请人。"
+
+    return admin_action(request, f"/admin/leave/QJ{n}", decide, wake=True)
 
 
 # --- reminders ----------------------------------------------------------------------------------------------
@@ -500,32 +509,29 @@ def reminders(request: Request) -> Response:
 @router.post("/reminders")
 async def reminder_create(request: Request) -> Response:
     """A reminder from the console: the time parsed as in chat, created by `storage.reminder.create`."""
-    user = require_admin(request, require_user(request))
-    form = await form_of(request, user)
+    user, form = await admin_form(request)
     from handlers.timeexpr import split_time_prefix
     from storage import reminder as rem
 
-    rt = runtime(request)
-    now = rt.clock.now()
     when_text = form.get("when", "").strip()
     labels = [x for x in re.split(r"[\s,，、@]+", form.get("targets", "")) if x]
-    try:
+
+    def create(s: Session, now: datetime) -> str:
+        # The time is checked before the session is first used: a bad time touches no table.
         if not when_text:
             raise UserError("请填写提醒时间，例如：明天8:00、每周一 8:00、工作日 7:30")
         when, rest = split_time_prefix(when_text, now, "when")
         if rest:
             raise UserError(f"时间「{when_text}」无法识别，例如：明天8:00、每周一 8:00、工作日 7:30")
-        with rt.db.session() as s:
-            specs = rem.parse_targets(s, user.actor, labels)
-            r = rem.create(s, user.actor, when, form.get("text", ""), specs, now=now,  # type: ignore[arg-type]
-                           needs_receipt=bool(form.get("receipt")),
-                           target_label=" ".join(f"@{x}" for x in labels))
-            total, bound = rem.reach(s, specs)
-            text = (f"已设置提醒 {r.ref}：{rem.describe_when(r, now)}，对象 {total} 人"
-                    + (f"（{total - bound} 人未绑定）" if bound < total else "") + "。")
-    except UserError as exc:
-        return redirect(request, "/admin/reminders", exc.message, error=True)
-    return redirect(request, "/admin/reminders", text)
+        specs = rem.parse_targets(s, user.actor, labels)
+        r = rem.create(s, user.actor, when, form.get("text", ""), specs, now=now,  # type: ignore[arg-type]
+                       needs_receipt=bool(form.get("receipt")),
+                       target_label=" ".join(f"@{x}" for x in labels))
+        total, bound = rem.reach(s, specs)
+        return (f"已设置提醒 {r.ref}：{rem.describe_when(r, now)}，对象 {total} 人"
+                + (f"（{total - bound} 人未绑定）" if bound < total else "") + "。")
+
+    return admin_action(request, "/admin/reminders", create)
 
 
 @router.get("/reminders/{ref}", response_class=HTMLResponse)
@@ -544,19 +550,15 @@ def reminder_detail(request: Request, ref: str) -> Response:
 
 @router.post("/reminders/{ref}/cancel")
 async def reminder_cancel(request: Request, ref: str) -> Response:
-    user = require_admin(request, require_user(request))
-    await form_of(request, user)
+    user, _ = await admin_form(request)
     from storage import reminder as rem
 
-    rt = runtime(request)
     n = _ref(ref, "TX")
-    try:
-        with rt.db.session() as s:
-            r = rem.cancel(s, user.actor, n, now=rt.clock.now())
-            text = f"已取消提醒 {r.ref}。"
-    except UserError as exc:
-        return redirect(request, f"/admin/reminders/TX{n}", exc.message, error=True)
-    return redirect(request, f"/admin/reminders/TX{n}", text)
+
+    def cancel(s: Session, now: datetime) -> str:
+        return f"已取消提醒 {rem.cancel(s, user.actor, n, now=now).ref}。"
+
+    return admin_action(request, f"/admin/reminders/TX{n}", cancel)
 
 
 # --- duty rota ----------------------------------------------------------------------------------------------
@@ -583,21 +585,16 @@ def duty(request: Request) -> Response:
 @router.post("/duty")
 async def duty_change(request: Request) -> Response:
     """Put a leader on a day, through the same service as 换班 in chat (which tells both leaders)."""
-    user = require_admin(request, require_user(request))
-    form = await form_of(request, user)
+    user, form = await admin_form(request)
     from storage import duty as duty_service
 
-    rt = runtime(request)
-    try:
-        day = ledger.parse_date(form.get("day"))
+    def swap(s: Session, now: datetime) -> str:
+        day = ledger.parse_date(form.get("day"))  # checked before the session is first used
         if day is None:
             raise UserError("请选择日期")
-        with rt.db.session() as s:
-            text = duty_service.swap(s, user.actor, day, now=rt.clock.now(), leader_name=form.get("leader", ""))
-    except UserError as exc:
-        return redirect(request, "/admin/duty", exc.message, error=True)
-    rt.wake_sender()
-    return redirect(request, "/admin/duty", text)
+        return duty_service.swap(s, user.actor, day, now=now, leader_name=form.get("leader", ""))
+
+    return admin_action(request, "/admin/duty", swap, wake=True)
 
 
 # --- people and invites -------------------------------------------------------------------------------------
@@ -623,72 +620,59 @@ async def people_invite(request: Request) -> Response:
     from handlers.text import normalise
     from storage import people
 
-    rt = runtime(request)
     roles = [str(r) for r in form.getlist("role") if str(r) in ROLES]
 
     def split(value: object) -> list[str]:
         return [x for x in re.split(r"[\s,，、]+", str(value or "")) if x]
 
     klass = normalise(str(form.get("klass") or "")).strip() or None
-    try:
-        with rt.db.session() as s:
-            person, inv = people.invite(s, str(form.get("name") or ""), roles, now=rt.clock.now(),
-                                        class_name=klass, student_nos=split(form.get("students")) or None,
-                                        categories=split(form.get("categories")) or None)
-            text = (f"已为 {person.name}（{people.role_names(people.roles_of(s, person.id))}）生成邀请码 {inv.code}，"  # type: ignore[arg-type]
-                    f"7天内有效。请对方在公众号发送：绑定 {inv.code}")
-    except UserError as exc:
-        return redirect(request, "/admin/people", exc.message, error=True)
-    return redirect(request, "/admin/people", text)
+
+    def invite(s: Session, now: datetime) -> str:
+        person, inv = people.invite(s, str(form.get("name") or ""), roles, now=now,
+                                    class_name=klass, student_nos=split(form.get("students")) or None,
+                                    categories=split(form.get("categories")) or None)
+        return (f"已为 {person.name}（{people.role_names(people.roles_of(s, person.id))}）生成邀请码 {inv.code}，"  # type: ignore[arg-type]
+                f"7天内有效。请对方在公众号发送：绑定 {inv.code}")
+
+    return admin_action(request, "/admin/people", invite)
 
 
 @router.post("/people/{person_id}/reinvite")
 async def people_reinvite(request: Request, person_id: int) -> Response:
-    user = require_admin(request, require_user(request))
-    await form_of(request, user)
+    await admin_form(request)
     from storage import people
 
-    rt = runtime(request)
-    try:
-        with rt.db.session() as s:
-            person = s.get(people.Person, person_id)
-            if person is None:
-                raise UserError("未找到该人员")
-            if person.openid:
-                raise UserError(f"{person.name} 已绑定微信；如需更换微信，请先解除绑定。")
-            inv = people.new_invite(s, person, now=rt.clock.now())
-            text = f"已为 {person.name} 生成新邀请码 {inv.code}，7天内有效。请对方在公众号发送：绑定 {inv.code}"
-    except UserError as exc:
-        return redirect(request, "/admin/people", exc.message, error=True)
-    return redirect(request, "/admin/people", text)
+    def reinvite(s: Session, now: datetime) -> str:
+        person = s.get(people.Person, person_id)
+        if person is None:
+            raise UserError("未找到该人员")
+        if person.openid:
+            raise UserError(f"{person.name} 已绑定微信；如需更换微信，请先解除绑定。")
+        inv = people.new_invite(s, person, now=now)
+        return f"已为 {person.name} 生成新邀请码 {inv.code}，7天内有效。请对方在公众号发送：绑定 {inv.code}"
+
+    return admin_action(request, "/admin/people", reinvite)
 
 
 @router.post("/people/{person_id}/unbind")
 async def people_unbind(request: Request, person_id: int) -> Response:
-    user = require_admin(request, require_user(request))
-    await form_of(request, user)
-    rt = runtime(request)
-    try:
-        with rt.db.session() as s:
-            person = ledger.unbind(s, person_id)
-            text = f"已解除 {person.name} 的微信绑定；如需重新绑定，请生成新邀请码。"
-    except UserError as exc:
-        return redirect(request, "/admin/people", exc.message, error=True)
-    return redirect(request, "/admin/people", text)
+    await admin_form(request)
+
+    def unbind(s: Session, now: datetime) -> str:
+        person = ledger.unbind(s, person_id)
+        return f"已解除 {person.name} 的微信绑定；如需重新绑定，请生成新邀请码。"
+
+    return admin_action(request, "/admin/people", unbind)
 
 
 @router.post("/invites/{invite_id}/revoke")
 async def invite_revoke(request: Request, invite_id: int) -> Response:
-    user = require_admin(request, require_user(request))
-    await form_of(request, user)
-    rt = runtime(request)
-    try:
-        with rt.db.session() as s:
-            inv = ledger.revoke_invite(s, invite_id)
-            text = f"已作废邀请码 {inv.code}。"
-    except UserError as exc:
-        return redirect(request, "/admin/people", exc.message, error=True)
-    return redirect(request, "/admin/people", text)
+    await admin_form(request)
+
+    def revoke(s: Session, now: datetime) -> str:
+        return f"已作废邀请码 {ledger.revoke_invite(s, invite_id).code}。"
+
+    return admin_action(request, "/admin/people", revoke)
 
 
 # --- outbox -------------------------------------------------------------------------------------------------
@@ -710,17 +694,13 @@ def outbox_page(request: Request) -> Response:
 
 @router.post("/outbox/{msg_id}/retry")
 async def outbox_retry(request: Request, msg_id: int) -> Response:
-    user = require_admin(request, require_user(request))
-    form = await form_of(request, user)
-    rt = runtime(request)
-    back = _safe_next(form.get("back") or "/admin/outbox")
-    try:
-        with rt.db.session() as s:
-            ledger.retry_outbox(s, msg_id, now=rt.clock.now())
-    except UserError as exc:
-        return redirect(request, back, exc.message, error=True)
-    rt.wake_sender()
-    return redirect(request, back, f"消息 {msg_id} 已重新排队发送。")
+    _, form = await admin_form(request)
+
+    def retry(s: Session, now: datetime) -> str:
+        ledger.retry_outbox(s, msg_id, now=now)
+        return f"消息 {msg_id} 已重新排队发送。"
+
+    return admin_action(request, _safe_next(form.get("back") or "/admin/outbox"), retry, wake=True)
 
 
 # --- exports ------------------------------------------------------------------------------------------------

@@ -86,6 +86,15 @@ def _ref_number(q: str, prefix: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _ref_or_text(f: Filters, prefix: str, id_column: Any, *columns: Any) -> list[Any]:
+    """A ledger's search box: the text in any of `columns`, or the record's own number (`BX12` or `12`)."""
+    conds: list[Any] = [col(c).ilike(f.like, escape="\\") for c in columns]
+    n = _ref_number(f.q, prefix)
+    if n is not None:
+        conds.append(col(id_column) == n)
+    return conds
+
+
 def _in_range(column: Any, f: Filters) -> list[Any]:
     lo, hi = f.bounds()
     conds = []
@@ -161,14 +170,9 @@ def _repair_stmt(f: Filters) -> Any:
         stmt = stmt.where(RepairTicket.category == f.kind)
     if f.flag == "urgent":
         stmt = stmt.where(RepairTicket.urgent == True)
-    like = f.like
-    if like:
-        n = _ref_number(f.q, "BX")
-        conds: list[Any] = [col(RepairTicket.place).ilike(like, escape="\\"), col(RepairTicket.description).ilike(like, escape="\\"),
-                 col(reporter.name).ilike(like, escape="\\"), col(assignee.name).ilike(like, escape="\\")]
-        if n is not None:
-            conds.append(col(RepairTicket.id) == n)
-        stmt = stmt.where(or_(*conds))
+    if f.like:
+        stmt = stmt.where(or_(*_ref_or_text(f, "BX", RepairTicket.id, RepairTicket.place, RepairTicket.description,
+                                             reporter.name, assignee.name)))
     stmt = stmt.where(*_in_range(col(RepairTicket.created_at), f))
     return stmt.order_by(col(RepairTicket.id).desc())
 
@@ -208,13 +212,9 @@ def _visitor_stmt(f: Filters, secret_key: str | None = None) -> Any:
         stmt = stmt.where(col(VisitorEntry.checked_out_at).is_(None))
     elif f.flag == "blacklist":
         stmt = stmt.where(VisitorEntry.blacklisted == True)
-    like = f.like
-    if like:
-        conds: list[Any] = [col(VisitorEntry.name).ilike(like, escape="\\"), col(VisitorEntry.host_name).ilike(like, escape="\\"),
-                 col(VisitorEntry.purpose).ilike(like, escape="\\"), col(VisitorEntry.plate).ilike(like, escape="\\")]
-        n = _ref_number(f.q, "FK")
-        if n is not None:
-            conds.append(col(VisitorEntry.id) == n)
+    if f.like:
+        conds = _ref_or_text(f, "FK", VisitorEntry.id, VisitorEntry.name, VisitorEntry.host_name, VisitorEntry.purpose,
+                             VisitorEntry.plate)
         digits = re.sub(r"\D", "", f.q)
         if secret_key and len(digits) == 11:  # a full phone number: matched through its keyed hash, never stored
             from storage.visitor import keyed_hash
@@ -277,15 +277,9 @@ def _leave_stmt(f: Filters) -> Any:
         stmt = stmt.where(LeaveSlip.state == f.state)
     if f.kind:
         stmt = stmt.where(SchoolClass.name == f.kind)
-    like = f.like
-    if like:
-        conds: list[Any] = [col(Student.name).ilike(like, escape="\\"), col(Student.student_no).ilike(like, escape="\\"),
-                 col(SchoolClass.name).ilike(like, escape="\\"), col(LeaveSlip.reason).ilike(like, escape="\\"),
-                 col(requester.name).ilike(like, escape="\\")]
-        n = _ref_number(f.q, "QJ")
-        if n is not None:
-            conds.append(col(LeaveSlip.id) == n)
-        stmt = stmt.where(or_(*conds))
+    if f.like:
+        stmt = stmt.where(or_(*_ref_or_text(f, "QJ", LeaveSlip.id, Student.name, Student.student_no, SchoolClass.name,
+                                             LeaveSlip.reason, requester.name)))
     stmt = stmt.where(*_in_range(col(LeaveSlip.starts_at), f))
     return stmt.order_by(col(LeaveSlip.id).desc())
 
@@ -338,14 +332,8 @@ def _reminder_stmt(f: Filters) -> Any:
         stmt = stmt.where(Reminder.state == f.state)
     if f.kind:
         stmt = stmt.where(Reminder.source == f.kind)
-    like = f.like
-    if like:
-        conds: list[Any] = [col(Reminder.text).ilike(like, escape="\\"), col(Reminder.target_label).ilike(like, escape="\\"),
-                 col(creator.name).ilike(like, escape="\\")]
-        n = _ref_number(f.q, "TX")
-        if n is not None:
-            conds.append(col(Reminder.id) == n)
-        stmt = stmt.where(or_(*conds))
+    if f.like:
+        stmt = stmt.where(or_(*_ref_or_text(f, "TX", Reminder.id, Reminder.text, Reminder.target_label, creator.name)))
     stmt = stmt.where(*_in_range(col(Reminder.first_due_at), f))
     return stmt.order_by(col(Reminder.id).desc())
 

@@ -12,34 +12,22 @@ from __future__ import annotations
 import io
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from openpyxl import load_workbook
 from sqlmodel import select
 
+from tests.browser import chromium, houqin, screenshot_dir
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SECRET = "browser-test-secret-0123456789"
 ADMIN_PW = "admin-pass-123"
 LEADER_PW = "leader-pass-123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def seed(url: str, now: datetime) -> None:
@@ -118,58 +106,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     data = tmp_path_factory.mktemp("console-browser")
     url = f"sqlite:///{data / 'houqin.db'}"
     seed(url, Clock("Asia/Shanghai").now().replace(second=0, microsecond=0))
-    port = free_port()
-    log = (data / "server.log").open("w+")
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "HOUQIN_CONFIG")}
     env.update(DATABASE_URL=url, SECRET_KEY=SECRET, SCHEDULER="off", SENDER="off", HOUQIN_ENV="development",
                WECHAT_API_BASE_URL="http://127.0.0.1:9", SCHOOL_NAME="示例中学")
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
-                            cwd=data, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"houqin serve exited with {proc.returncode}:\n{log.read()}")
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"houqin serve did not answer within 60 s:\n{log.read()}")
-            time.sleep(0.2)
-        yield base, url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with houqin("serve", data=data, cwd=data, env=env) as running:
+        yield running.base, url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (the browser tests need it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    target = os.environ.get("HOUQIN_SCREENSHOTS")
-    path = Path(target) if target else tmp_path
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return screenshot_dir(tmp_path)
 
 
 def log_in(page, base: str, name: str, password: str) -> None:  # type: ignore[no-untyped-def]

@@ -8,87 +8,38 @@ temporary directory.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.browser import chromium, houqin, screenshot_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 HAS_REPAIRS = (ROOT / "handlers" / "repair.py").exists()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`houqin demo` as its own process, on a free port, with a temporary data directory."""
     data = tmp_path_factory.mktemp("demo-data")
-    port = free_port()
-    log = (data / "server.log").open("w+")
     env = {k: v for k, v in os.environ.items() if k not in ("HOUQIN_SIMULATOR", "DATABASE_URL", "REDIS_URL")}
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "demo", "--port", str(port), "--data-dir", str(data)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"houqin demo exited with {proc.returncode}:\n{log.read()}")
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"houqin demo did not answer within 60 s:\n{log.read()}")
-            time.sleep(0.2)
-        log.seek(0)
-        assert f"{base}/simulator" in log.read()  # the URL it tells the user to open
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with houqin("demo", "--data-dir", str(data), data=data, cwd=ROOT, env=env) as running:
+        assert f"{running.base}/simulator" in running.output()  # the URL it tells the user to open
+        yield running.base
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (the browser tests need it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    target = os.environ.get("HOUQIN_SCREENSHOTS")
-    path = Path(target) if target else tmp_path
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return screenshot_dir(tmp_path)
 
 
 def send(page, text: str) -> None:  # type: ignore[no-untyped-def]
