@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from handlers.base import Inbound
 from storage.db import Database
@@ -37,7 +38,9 @@ class Inbox:
         reply_timeout: float = 4.5,
         on_late_reply: Callable[[], None] | None = None,
         threads: int = 32,
+        prefetch: Callable[[Inbound], list[str]] = lambda inbound: [],
     ) -> None:
+        self.prefetch = prefetch
         self._handle = handle
         self.kv = kv
         self.db = db
@@ -67,11 +70,13 @@ class Inbox:
         return await self._await_reply(key) if result is _DUPLICATE else result  # type: ignore[return-value]
 
     def _claim_and_run(self, key: str, inbound: Inbound, job: _Job) -> str | None | object:
-        if not self.kv.set_nx(f"msg:{key}", "1", ttl=CLAIM_TTL):
+        reads = self.prefetch(inbound)
+        claimed, values = self.kv.set_nx_get(f"msg:{key}", "1", CLAIM_TTL, reads)
+        if not claimed:
             with job.lock:
                 job.finished = True
             return _DUPLICATE
-        return self._run(key, inbound, job)
+        return self._run(key, replace(inbound, prefetched=values) if reads else inbound, job)
 
     def _run(self, key: str, inbound: Inbound, job: _Job) -> str | None:
         try:

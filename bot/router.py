@@ -178,8 +178,15 @@ class Router:
         what = kinds.get(ctx.inbound.type, "消息")
         return f"已收到您的{what}。如需报修并附照片，请先发送「报修」按提示操作；发送「帮助」查看全部命令。"
 
+    @staticmethod
+    def prefetch_keys(inbound: Inbound) -> list[str]:
+        """What the inbox should read along with its claim: the sender's dialog state (saves a round trip)."""
+        return [f"dialog:{inbound.openid}"] if inbound.type != "event" else []
+
     def _dialog(self, ctx: Context) -> tuple[str, dict[str, Any]] | None:
-        raw = self.kv.get(f"dialog:{ctx.openid}")
+        key = f"dialog:{ctx.openid}"
+        pre = ctx.inbound.prefetched
+        raw = pre[key] if key in pre else self.kv.get(key)
         if not raw:
             return None
         try:

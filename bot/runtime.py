@@ -45,6 +45,7 @@ class Runtime:
             reply_timeout=settings.reply_timeout,
             on_late_reply=lambda: self.wake_sender(),
             threads=settings.handler_threads,
+            prefetch=self.router.prefetch_keys,
         )
         self.background: list[object] = []
 

@@ -32,6 +32,9 @@ class Inbound:
     media_id: str | None = None
     pic_url: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # KV values read in the same round trip as the dedup claim (e.g. this person's dialog state); a key
+    # missing here was not prefetched and is read on demand.
+    prefetched: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass

@@ -25,6 +25,8 @@ class KV(Protocol):
     def delete(self, key: str) -> None: ...
     def incr(self, key: str, ttl: float | None = None) -> int: ...
     def delete_if(self, key: str, value: str) -> bool: ...
+    def set_nx_get(self, key: str, value: str, ttl: float | None, reads: list[str]) -> tuple[bool, dict[str, str | None]]:
+        ...
 
 
 class MemoryKV:
@@ -82,6 +84,14 @@ class MemoryKV:
             self._data[key] = (str(n), expires)
             return n
 
+    def set_nx_get(self, key: str, value: str, ttl: float | None, reads: list[str]) -> tuple[bool, dict[str, str | None]]:
+        """set_nx, and the values of `reads`, in one step."""
+        with self._lock:
+            got = self._live(key) is None
+            if got:
+                self._data[key] = (value, self._exp(ttl))
+            return got, {k: self._live(k) for k in reads}
+
     def flush(self) -> None:
         with self._lock:
             self._data.clear()
@@ -132,6 +142,16 @@ class RedisKV:
         if ttl is not None and pttl < 0:
             self.client.pexpire(self._k(key), self._ms(ttl))  # type: ignore[arg-type]
         return int(n)
+
+    def set_nx_get(self, key: str, value: str, ttl: float | None, reads: list[str]) -> tuple[bool, dict[str, str | None]]:
+        """set_nx, and the values of `reads`, in one round trip (a pipeline): the message claim and the
+        sender's dialog state arrive together."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self._k(key), value, px=self._ms(ttl), nx=True)
+        for k in reads:
+            pipe.get(self._k(k))
+        got, *values = pipe.execute()
+        return bool(got), dict(zip(reads, values, strict=True))
 
     def ping(self) -> bool:
         return bool(self.client.ping())
@@ -196,6 +216,9 @@ class ResilientKV:
 
     def incr(self, key: str, ttl: float | None = None) -> int:
         return self._call("incr", key, ttl)  # type: ignore[no-any-return]
+
+    def set_nx_get(self, key: str, value: str, ttl: float | None, reads: list[str]) -> tuple[bool, dict[str, str | None]]:
+        return self._call("set_nx_get", key, value, ttl, reads)  # type: ignore[no-any-return]
 
     def flush(self) -> None:
         self.fallback.flush()

@@ -1,0 +1,46 @@
+"""The KV store: the same behaviour in-process and on real Redis."""
+
+import time
+
+import pytest
+
+from storage.kv import MemoryKV, RedisKV, ResilientKV, kv_lock
+from tests.conftest import REDIS_URL
+
+
+@pytest.fixture(params=["memory", "redis", "resilient"])
+def store(request):  # type: ignore[no-untyped-def]
+    if request.param == "memory":
+        yield MemoryKV()
+        return
+    redis_kv = RedisKV(REDIS_URL, prefix="houqin-kvtest:")
+    redis_kv.client.ping()  # fails loudly without Redis
+    redis_kv.flush()
+    yield redis_kv if request.param == "redis" else ResilientKV(redis_kv)
+    redis_kv.flush()
+
+
+def test_set_nx_get_claims_once_and_reads_in_the_same_step(store):
+    store.set("dialog:o1", '{"name": "repair"}')
+    got, values = store.set_nx_get("msg:1", "1", 60, ["dialog:o1", "dialog:o2"])
+    assert got is True and values == {"dialog:o1": '{"name": "repair"}', "dialog:o2": None}
+    again, _ = store.set_nx_get("msg:1", "1", 60, [])
+    assert again is False
+
+
+def test_ttl_incr_delete_if(store):
+    store.set("k", "v", ttl=0.2)
+    assert store.get("k") == "v"
+    time.sleep(0.3)
+    assert store.get("k") is None
+    assert store.incr("n", ttl=60) == 1 and store.incr("n", ttl=60) == 2
+    store.set("lock", "mine")
+    assert store.delete_if("lock", "theirs") is False and store.delete_if("lock", "mine") is True
+
+
+def test_lease_lock_is_exclusive(store):
+    with kv_lock(store, "job", ttl=5, wait=0) as first:
+        with kv_lock(store, "job", ttl=5, wait=0) as second:
+            assert first is True and second is False
+    with kv_lock(store, "job", ttl=5, wait=0) as third:
+        assert third is True
