@@ -61,6 +61,16 @@ def describe(menu: dict[str, Any]) -> str:
     return "、".join(parts)
 
 
+def _menu_or_fail(file: Path | None) -> dict[str, Any]:
+    from bot.cli import fail
+
+    try:
+        return load_menu(file or MENU_FILE)
+    except ValueError as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+
+
 def register(app: typer.Typer) -> None:
     menu_app = typer.Typer(help="公众号自定义菜单", no_args_is_help=True)
     app.add_typer(menu_app, name="menu")
@@ -75,11 +85,7 @@ def register(app: typer.Typer) -> None:
         from bot.wechat_api import WeChatAPI, WeChatAPIError
         from storage.kv import make_kv
 
-        try:
-            menu = load_menu(file or MENU_FILE)
-        except ValueError as exc:
-            fail(str(exc))
-            return
+        menu = _menu_or_fail(file)
         settings = Settings()
         try:
             WeChatAPI(settings, make_kv(settings.redis_url)).create_menu(menu)
@@ -93,11 +99,4 @@ def register(app: typer.Typer) -> None:
         file: Annotated[Path | None, typer.Option("--file", help="菜单 JSON 文件，默认 bot/menu.json")] = None,
     ) -> None:
         """显示将要安装的菜单。"""
-        from bot.cli import fail
-
-        try:
-            menu = load_menu(file or MENU_FILE)
-        except ValueError as exc:
-            fail(str(exc))
-            return
-        typer.echo(describe(menu))
+        typer.echo(describe(_menu_or_fail(file)))

@@ -332,6 +332,17 @@ class FakeWeChat:
         payload.update(extra)
         return JSONResponse(payload)
 
+    async def _send_common(self, request: Request, path: str) -> tuple[Call, dict[str, Any], Response | None]:
+        """What both send endpoints check first: the common checks, a body, a known follower."""
+        call, early = await self._common(request, path)
+        if early is not None:
+            return call, {}, early
+        body = call.body or {}
+        if not body:
+            return call, body, self._answer(call, 44002)
+        code = self._openid_check(body.get("touser"))
+        return call, body, (self._answer(call, code) if code else None)
+
     async def _common(self, request: Request, path: str) -> tuple[Call, Response | None]:
         """Recording, injected faults, the token check and latency, shared by every API endpoint."""
         body: dict[str, Any] | None = None
@@ -395,30 +406,18 @@ class FakeWeChat:
 
         @app.post(CUSTOM_PATH)
         async def custom_send(request: Request) -> Response:
-            call, early = await fake._common(request, CUSTOM_PATH)
-            if early is not None:
-                return early
-            body = call.body or {}
-            if not body:
-                return fake._answer(call, 44002)
-            code = fake._openid_check(body.get("touser"))
-            if code:
-                return fake._answer(call, code)
+            call, body, refusal = await fake._send_common(request, CUSTOM_PATH)
+            if refusal is not None:
+                return refusal
             if body.get("msgtype") == "text" and not (body.get("text") or {}).get("content"):
                 return fake._answer(call, 44004)
             return fake._answer(call, 0)
 
         @app.post(TEMPLATE_PATH)
         async def template_send(request: Request) -> Response:
-            call, early = await fake._common(request, TEMPLATE_PATH)
-            if early is not None:
-                return early
-            body = call.body or {}
-            if not body:
-                return fake._answer(call, 44002)
-            code = fake._openid_check(body.get("touser"))
-            if code:
-                return fake._answer(call, code)
+            call, body, refusal = await fake._send_common(request, TEMPLATE_PATH)
+            if refusal is not None:
+                return refusal
             tid = body.get("template_id")
             if not tid or (fake.templates is not None and tid not in fake.templates):
                 return fake._answer(call, 40037)

@@ -183,6 +183,12 @@ def rate(ctx: Context) -> str:
     return f"感谢评价！{ticket.ref} 评分：{ticket.rating}分，状态：{ticket.state}。"
 
 
+def _list_line(t: repair.RepairTicket, reporter: str, *, before: str = "", after: str = "") -> str:
+    """One ticket in a list: number (urgent marked), when, what, who reported, plus what the list cares about."""
+    urgent = "【紧急】" if t.urgent else ""
+    return f"{t.ref}{urgent} {before}{t.created_at:%m-%d %H:%M} {after}{repair.summary(t, 30)}（{reporter}）"
+
+
 # --- the admin ------------------------------------------------------------------------------------------
 
 
@@ -192,9 +198,7 @@ def pending(ctx: Context) -> str:
     if not rows:
         return "目前没有待派单的报修。"
     lines = [f"待派单 {len(rows)} 张："]
-    for t, reporter in rows:
-        urgent = "【紧急】" if t.urgent else ""
-        lines.append(f"{t.ref}{urgent} {t.created_at:%m-%d %H:%M} [{t.category}] {repair.summary(t, 30)}（{reporter}）")
+    lines += [_list_line(t, reporter, after=f"[{t.category}] ") for t, reporter in rows]
     lines.append("派单请发送：派单 BX编号 维修工姓名")
     return "\n".join(lines)
 
@@ -240,9 +244,7 @@ def my_tasks(ctx: Context) -> str:
     if not rows:
         return "您目前没有维修任务。"
     lines = [f"我的任务 {len(rows)} 张："]
-    for t, reporter in rows:
-        urgent = "【紧急】" if t.urgent else ""
-        lines.append(f"{t.ref}{urgent} {t.state} {t.created_at:%m-%d %H:%M} {repair.summary(t, 30)}（{reporter}）")
+    lines += [_list_line(t, reporter, before=f"{t.state} ") for t, reporter in rows]
     lines.append("开始维修发「接单 BX编号」，修好发「完成 BX编号 说明」，无法处理发「退单 BX编号 原因」。")
     return "\n".join(lines)
 
