@@ -65,6 +65,8 @@ def duty_import(file: Path) -> None:
 def duty_generate(
     from_: Annotated[str, typer.Option("--from", help="开始日期，如 2026-10-01")],
     to: Annotated[str, typer.Option("--to", help="结束日期（含），如 2026-10-31")],
+    provisional: Annotated[bool, typer.Option(
+        "--provisional", help="官方放假安排尚未公布的年份，按法定假日推算生成（公布后自动核对并告知管理员）")] = False,
 ) -> None:
     """按法定节假日和周末（调休上班日除外）轮流安排校领导值班。"""
     from bot.cli import fail, runtime
@@ -76,11 +78,12 @@ def duty_generate(
     rt = runtime()
     try:
         with rt.db.session() as s:
-            rows = duty.generate(s, start, end, now=rt.clock.now(), times=_times())
+            rows = duty.generate(s, start, end, now=rt.clock.now(), times=_times(), provisional=provisional)
             lines = [f"{r.day:%Y-%m-%d} {duty.fmt_date(r.day)[-4:]} {s.get(duty.Person, r.leader_id).name}"  # type: ignore[union-attr]
-                     for r in rows]
+                     + ("（推算）" if duty.is_provisional_row(r) else "") for r in rows]
     except CalendarUnavailable as exc:
-        fail(f"无法生成值班表：{exc}。")
+        fail(f"无法生成值班表：{exc}，调休上班日和补休日期未知。若先按法定假日推算排班，请加 --provisional"
+             "（官方安排公布、升级 chinesecalendar 后自动核对，变化会告知管理员）；或用 houqin duty import 导入自排的值班表。")
         return
     except UserError as exc:
         fail(exc.message)
@@ -91,6 +94,8 @@ def duty_generate(
     typer.echo(f"已生成 {start:%Y-%m-%d} 至 {end:%Y-%m-%d} 的值班表，共 {len(rows)} 天：")
     for line in lines:
         typer.echo(line)
+    if any("（推算）" in line for line in lines):
+        typer.echo(f"标“推算”的日期{duty.PROVISIONAL_NOTE}")
 
 
 @duty_app.command("list")

@@ -568,7 +568,8 @@ async def reminder_cancel(request: Request, ref: str) -> Response:
 def duty(request: Request) -> Response:
     user = require_user(request)
     _need(request, "dutyrota", "值班")
-    from storage.duty import fmt_date
+    from storage.duty import PROVISIONAL_NOTE, fmt_date, is_provisional_row
+    from storage.schoolcal import official_years
 
     rt = runtime(request)
     today = rt.clock.now().date()
@@ -579,7 +580,9 @@ def duty(request: Request) -> Response:
         rows = ledger.duty_rota(s, f)
         leaders = [p.name for p in ledger.leaders(s)]
     return render(request, "admin/duty.html", user=user, rows=rows, f=f, active="duty", today=today, leaders=leaders,
-                  fmt_date=fmt_date, export_query=urlencode({"from": f.start or "", "to": f.end or "", "q": f.q}))
+                  fmt_date=fmt_date, provisional=is_provisional_row, note=PROVISIONAL_NOTE,
+                  any_provisional=any(is_provisional_row(r) for r, _ in rows),
+                  official_through=official_years()[1], export_query=urlencode({"from": f.start or "", "to": f.end or "", "q": f.q}))
 
 
 @router.post("/duty")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from storage import people, schoolcal
+from storage import people
 from storage.db import Database
 
 DB_NAME = "houqin-demo.db"
@@ -106,10 +106,6 @@ def build(session: Session, now: datetime) -> DemoSchool:
     return school
 
 
-def _last_calendar_day() -> date:
-    return date(schoolcal.supported_years()[1], 12, 31)
-
-
 def _console_logins(session: Session) -> list[str]:
     """Console passwords for the admin and a leader, when this version has the console."""
     from storage import console_users as accounts
@@ -126,29 +122,22 @@ def _console_logins(session: Session) -> list[str]:
 
 
 def _duty_rota(session: Session, now: datetime) -> str:
-    """The holiday-duty rota of the leaders for the coming six weeks (as far as the official calendar goes)."""
+    """The holiday-duty rota of the leaders for the coming six weeks (provisional beyond the official calendar)."""
     from storage import duty
 
     start = now.date()
     end = start + timedelta(days=42)
-    last = _last_calendar_day()
-    end = min(end, last)
-    if end < start:
-        return f"值班表：日历数据不包含 {start.year} 年，未生成（可用 houqin duty import 导入）。"
-    from storage.schoolcal import CalendarUnavailable
-
-    try:
-        rows = duty.generate(session, start, end, now=now)
-    except CalendarUnavailable as exc:
-        return f"值班表：{exc}，未生成。"
+    rows = duty.generate(session, start, end, now=now, provisional=True)
     if not rows:
         return "值班表：近期没有节假日或周末，未生成。"
-    return f"值班表：已生成 {start:%m-%d} 至 {end:%m-%d} 的节假日值班（{len(rows)} 天，{len(duty.leaders(session))} 位校领导轮值）。"
+    note = duty.PROVISIONAL_NOTE if any(duty.is_provisional_row(r) for r in rows) else ""
+    return (f"值班表：已生成 {start:%m-%d} 至 {end:%m-%d} 的节假日值班（{len(rows)} 天，{len(duty.leaders(session))} 位"
+            f"校领导轮值）{note}。")
 
 
 def write_config(path: Path, now: datetime) -> Path:
-    """A term calendar for the built-in reminders (fire drill the day after tomorrow, term as far as the
-    official calendar goes) in the format of houqin.example.toml."""
+    """A term calendar for the built-in reminders (fire drill the day after tomorrow, this term) in the format
+    of houqin.example.toml; dates beyond the official holiday data are planned provisionally."""
     today = now.date()
     if today.month >= 9:
         start, end = date(today.year, 9, 1), date(today.year + 1, 1, 20)
@@ -156,13 +145,10 @@ def write_config(path: Path, now: datetime) -> Path:
         start, end = date(today.year, 2, 20), date(today.year, 7, 10)
     else:
         start, end = date(today.year - 1, 9, 1), date(today.year, 1, 20)
-    last = _last_calendar_day()
     lines = ["# 演示学校的学期日历（houqin demo 自动生成）"]
-    if end <= last:
-        lines += ["[term]", 'name = "演示学期"', f"start = {start.isoformat()}", f"end = {end.isoformat()}", ""]
+    lines += ["[term]", 'name = "演示学期"', f"start = {start.isoformat()}", f"end = {end.isoformat()}", ""]
     drill = datetime.combine(today + timedelta(days=2), time(15, 0))
-    if drill.date() <= last:
-        lines += ["[fire_drill]", f'times = ["{drill:%Y-%m-%d %H:%M}"]', 'place = "操场"', ""]
+    lines += ["[fire_drill]", f'times = ["{drill:%Y-%m-%d %H:%M}"]', 'place = "操场"', ""]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -13,7 +13,7 @@ from storage import duty
 from storage import reminder as rem
 from storage.errors import UserError
 from storage.people import Person
-from storage.schoolcal import CalendarUnavailable, Recurrence, is_duty_day
+from storage.schoolcal import PROVISIONAL_NOTE, Recurrence, is_duty_day, is_provisional
 
 USAGE = ("用法：提醒 <时间> <内容> [@对象]，例如：\n"
          "提醒 明天8:00 交教案\n"
@@ -146,14 +146,13 @@ def on_duty(ctx: Context) -> str:
     if found:
         return f"今天 {duty.fmt_date(today)} 值班领导：{_leader(found[1])}"
     nxt = duty.coming(ctx.session, today + timedelta(days=1), limit=1)
-    try:
-        holiday = is_duty_day(today)
-    except CalendarUnavailable:
-        holiday = False
-    head = "今天是节假日，但还没有安排值班领导（请后勤管理员排班）。" if holiday else "今天不是值班日。"
+    note = PROVISIONAL_NOTE if is_provisional(today) else ""
+    head = (f"今天是节假日{note}，但还没有安排值班领导（请后勤管理员排班）。" if is_duty_day(today)
+            else f"今天不是值班日{note}。")
     if nxt:
         row, p = nxt[0]
-        return f"{head}下一个值班日：{duty.fmt_date(row.day)}，值班领导：{_leader(p)}"
+        mark = PROVISIONAL_NOTE if duty.is_provisional_row(row) else ""
+        return f"{head}下一个值班日：{duty.fmt_date(row.day)}{mark}，值班领导：{_leader(p)}"
     return f"{head}近期暂无值班安排。"
 
 
@@ -163,7 +162,10 @@ def rota(ctx: Context) -> str:
     if not rows:
         return "暂无值班安排。"
     lines = ["节假日行政值日安排："]
-    lines += [f"{duty.fmt_date(r.day, r.day.year != ctx.now.year)} {p.name}" for r, p in rows]
+    lines += [f"{duty.fmt_date(r.day, r.day.year != ctx.now.year)} {p.name}{'*' if duty.is_provisional_row(r) else ''}"
+              for r, p in rows]
+    if any(duty.is_provisional_row(r) for r, _ in rows):
+        lines.append(f"* 日期{PROVISIONAL_NOTE}")
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """Periodic jobs are declared once, next to their domain (jobs/<domain>.py), and run by the scheduler.
 
-A job is `fn(session, now) -> str | None`: it runs inside one transaction (so its outbox rows commit with
+A job is `fn(session, now, **wanted) -> str | None`, where `wanted` holds what it declared in `wants` from the
+scheduler's context (today: "config", the term-calendar config). It runs inside one transaction (so its outbox rows commit with
 its changes) and must be idempotent — a job that runs twice, or in two processes, tells nobody twice
 (keep a "notified" mark on the record, or use an outbox dedup_key).
 """
@@ -11,11 +12,9 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlmodel import Session
 
-JobFn = Callable[[Session, datetime], "str | None"]
+JobFn = Callable[..., "str | None"]  # (session, now, **wanted)
 
 
 @dataclass(frozen=True)
@@ -23,14 +22,15 @@ class PeriodicJob:
     name: str
     fn: JobFn
     seconds: int  # run every N seconds (the scheduler aligns and de-duplicates across processes)
+    wants: tuple[str, ...] = ()  # keyword arguments taken from the scheduler's context
 
 
 PERIODIC: dict[str, PeriodicJob] = {}
 
 
-def periodic(name: str, seconds: int) -> Callable[[JobFn], JobFn]:
+def periodic(name: str, seconds: int, wants: tuple[str, ...] = ()) -> Callable[[JobFn], JobFn]:
     def register(fn: JobFn) -> JobFn:
-        PERIODIC[name] = PeriodicJob(name, fn, seconds)
+        PERIODIC[name] = PeriodicJob(name, fn, seconds, wants)
         return fn
 
     return register

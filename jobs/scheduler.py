@@ -36,7 +36,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from jobs import reminder as reminder_jobs
-from jobs.builtin import config_path, load_config
+from jobs.builtin import Config, config_path, load_config
 from jobs.registry import PeriodicJob, load_jobs
 from storage import reminder as rem
 from storage.kv import kv_lock
@@ -54,8 +54,10 @@ class Scheduler:
     def __init__(self, rt: Any, tick_seconds: float | None = None) -> None:
         self.rt = rt
         self.settings = reminder_jobs.ReminderSettings()
+        self.config = Config()
         try:
             cfg = load_config(config_path(rt.settings.config_file))
+            self.config = cfg
             self.settings = reminder_jobs.ReminderSettings(cfg.missed_grace_minutes, cfg.receipt_minutes)
             tick_seconds = tick_seconds or cfg.tick_seconds
         except Exception as exc:  # noqa: BLE001 - a broken config file must not stop reminders: defaults, loudly
@@ -161,7 +163,8 @@ class Scheduler:
                 now = self.rt.clock.now()
                 if not rem.claim_slot(session, job.name, slot, now):
                     return None
-                result = job.fn(session, now)
+                context = {"config": self.config}
+                result = job.fn(session, now, **{k: context[k] for k in job.wants})
                 rem.record_job_result(session, job.name, result)
             if result:
                 log.info("job %s: %s", job.name, result)

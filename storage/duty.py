@@ -17,9 +17,11 @@ from storage import outbox
 from storage import reminder as rem
 from storage.errors import UserError
 from storage.people import Actor, Person, find_people, people_with_role
-from storage.schoolcal import WEEKDAY_NAMES, CalendarUnavailable, duty_days, is_duty_day
+from storage.schoolcal import PROVISIONAL_NOTE, WEEKDAY_NAMES, duty_days, ensure_official, is_duty_day, is_provisional
 
 GENERATED, IMPORTED, SWAPPED = "generate", "import", "swap"
+
+__all__ = ["PROVISIONAL_NOTE", "DutyRota", "DutyTimes", "generate", "import_rows", "is_provisional_row", "swap"]
 
 
 class DutyRota(SQLModel, table=True):
@@ -101,17 +103,21 @@ def assign(session: Session, day: date, leader: Person, *, now: datetime, source
 
 
 def generate(session: Session, start: date, end: date, *, now: datetime,
-             times: DutyTimes = DutyTimes()) -> list[DutyRota]:
+             times: DutyTimes = DutyTimes(), provisional: bool = False) -> list[DutyRota]:
     """Round-robin of the leaders over the duty days (weekends and statutory holidays, make-up workdays
     excluded) from `start` to `end`, carrying on from whoever was on duty last before `start`.
 
-    Raises CalendarUnavailable, before changing anything, for a year the official calendar does not cover.
+    Over a year without official holiday data it raises CalendarUnavailable, before changing anything, unless
+    `provisional`: then the days come from the law, and the rota stays marked provisional (see
+    :func:`is_provisional_row`) until the official data confirms or changes it (storage.calendar_sync).
     """
     if end < start:
         raise UserError("结束日期早于开始日期")
     if (end - start).days > 366 * 2:
         raise UserError("一次最多生成两年的值班表")
-    days = duty_days(start, end)  # CalendarUnavailable for an uncovered year: refuse the whole range
+    if not provisional:
+        ensure_official(start, end)  # refuse the whole range rather than guess
+    days = duty_days(start, end)
     people = leaders(session)
     if not people:
         raise UserError("还没有校领导，请先添加（houqin invite 张校长 --role leader）")
@@ -170,11 +176,8 @@ def import_rows(session: Session, rows: list[list[str]], *, now: datetime,
         except UserError as exc:
             errors.append(f"第{lineno}行：{exc.message}")
             continue
-        try:
-            if not is_duty_day(d):
-                warnings.append(f"第{lineno}行：{d:%Y-%m-%d} 是工作日（上课日），仍按表导入")
-        except CalendarUnavailable:
-            pass
+        if not is_duty_day(d) and not is_provisional(d):
+            warnings.append(f"第{lineno}行：{d:%Y-%m-%d} 是工作日（上课日），仍按表导入")
         wanted.append((d, leader))
     if errors:
         return [], errors, warnings
@@ -225,8 +228,21 @@ def swap(session: Session, actor: Actor, day: date, *, now: datetime, leader_nam
     return f"已安排：{fmt_date(day)} 由 {new.name} 值班，已通知本人。"
 
 
+def remove(session: Session, day: date, *, now: datetime) -> None:
+    """Take `day` off the rota (it became a make-up workday) and cancel its reminders."""
+    row = session.exec(select(DutyRota).where(DutyRota.day == day)).first()
+    if row is not None:
+        session.delete(row)
+    rem.retire_keyed(session, f"duty:{day:%Y%m%d}:", set(), now=now)
+
+
 # --------------------------------------------------------------------------------------------------------
 # Reading the rota
+
+
+def is_provisional_row(row: DutyRota) -> bool:
+    """A generated day in a year the official calendar does not cover yet (an imported rota is the school's own)."""
+    return row.source == GENERATED and is_provisional(row.day)
 
 
 def on_day(session: Session, day: date) -> tuple[DutyRota, Person] | None:

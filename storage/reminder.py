@@ -22,9 +22,11 @@ from sqlmodel import Column, Field, Session, SQLModel, col, select
 from storage import outbox
 from storage.errors import NotFound, UserError
 from storage.people import ROLES, STAFF, Actor, Person, find_people, people_with_role
-from storage.schoolcal import WEEKDAY_NAMES, CalendarUnavailable, Recurrence, shift_to_school_day
+from storage.schoolcal import WEEKDAY_NAMES, Recurrence, is_provisional, shift_to_school_day
 
 ONCE = "once"
+# STOPPED: an earlier release stopped school-day reminders beyond its calendar data; storage.calendar_sync
+# resumes them. Nothing stops a reminder now.
 ACTIVE, DONE, CANCELLED, STOPPED = "active", "done", "cancelled", "stopped"
 STATE_ZH = {ACTIVE: "待提醒", DONE: "已结束", CANCELLED: "已取消", STOPPED: "已停止"}
 SENT, MISSED = "sent", "missed"
@@ -148,14 +150,28 @@ def fmt_moment(dt: datetime, now: datetime | None = None) -> str:
     return f"{year}{dt.month}月{dt.day}日 {clock}（周{WEEKDAY_NAMES[dt.weekday()]}）"
 
 
+def on_calendar(r: Reminder) -> bool:
+    """True when the reminder's times come from the school calendar (school days, holidays, the duty rota)."""
+    return r.kind == "workday" or r.school_days_only or (r.builtin_key or "").startswith(("builtin:", "duty:"))
+
+
+def provisional(r: Reminder) -> bool:
+    """True when its next time was worked out from the law, before the official holiday data for that year."""
+    return r.next_due_at is not None and on_calendar(r) and is_provisional(r.next_due_at)
+
+
+PROVISIONAL_MARK = "（日期按法定假日推算）"
+
+
 def describe_when(r: Reminder, now: datetime | None = None) -> str:
     rec = r.recurrence
     if rec is None:
-        return fmt_moment(r.next_due_at or r.first_due_at, now)
-    text = rec.describe()
-    if r.school_days_only:
-        text += "（遇节假日顺延）"
-    return text
+        text = fmt_moment(r.next_due_at or r.first_due_at, now)
+    else:
+        text = rec.describe()
+        if r.school_days_only:
+            text += "（遇节假日顺延）"
+    return text + (PROVISIONAL_MARK if provisional(r) else "")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -248,7 +264,7 @@ def reach(session: Session, specs: list[str]) -> tuple[int, int]:
 
 
 def _advance(r: Reminder, due: datetime) -> datetime | None:
-    """The due time after `due`, or None for a one-off. May raise CalendarUnavailable (工作日, school days)."""
+    """The due time after `due`, or None for a one-off (工作日 and school days from the school calendar)."""
     rec = r.recurrence
     if rec is None:
         return None
@@ -293,10 +309,7 @@ def create(
         raise UserError("提醒内容太长了（最多500字）")
     if actor is not None and not actor.has("admin", "leader") and not only_self(specs, actor):
         raise UserError("无权限：只有后勤管理员、校领导可以提醒他人；给自己设提醒不写@对象即可，例如：提醒 明天8:00 交教案")
-    try:
-        due = first_due(when, now, school_days_only)
-    except CalendarUnavailable as exc:
-        raise UserError(str(exc)) from None
+    due = first_due(when, now, school_days_only)
     if due <= now:
         raise UserError(f"时间已过：{fmt_moment(due, now)}。请写将来的时间，例如：明天8:00、10分钟后")
     rec = when if isinstance(when, Recurrence) else None
@@ -514,27 +527,23 @@ class _Plan:
     missed: list[datetime] = field(default_factory=list)
     fired: list[datetime] = field(default_factory=list)
     next_due: datetime | None = None
-    stopped: CalendarUnavailable | None = None
 
 
 def _plan(r: Reminder, now: datetime, grace: timedelta) -> _Plan:
     """Which due times of `r` up to `now` are sent, which were missed, and the next one (no database)."""
     plan = _Plan(r)
     due: datetime | None = r.next_due_at
-    try:
-        while due is not None and now - due > grace:
-            if len(plan.missed) < MAX_MISSED_RECORDED:
-                plan.missed.append(due)
-                due = _advance(r, due)
-            else:  # down for weeks: jump straight to the first time still within the grace
-                rec = r.recurrence
-                assert rec is not None
-                due = first_due(rec, now - grace, r.school_days_only)
-        while due is not None and due <= now:
-            plan.fired.append(due)
+    while due is not None and now - due > grace:
+        if len(plan.missed) < MAX_MISSED_RECORDED:
+            plan.missed.append(due)
             due = _advance(r, due)
-    except CalendarUnavailable as exc:
-        due, plan.stopped = None, exc
+        else:  # down for weeks: jump straight to the first time still within the grace
+            rec = r.recurrence
+            assert rec is not None
+            due = first_due(rec, now - grace, r.school_days_only)
+    while due is not None and due <= now:
+        plan.fired.append(due)
+        due = _advance(r, due)
     plan.next_due = due
     return plan
 
@@ -612,10 +621,7 @@ def fire_due(
                 r.last_fired_at = now
             r.next_due_at = p.next_due
             if p.next_due is None:
-                r.state = STOPPED if p.stopped else DONE
-                if p.stopped:
-                    _tell_stopped(session, r, p.stopped, now)
-                    report.outbox += 1
+                r.state = DONE
             session.add(r)
         _set_counts(session, counts)
     session.flush()
@@ -658,13 +664,6 @@ def _tell_missed(session: Session, r: Reminder, missed: list[datetime], admins: 
                        dedup_key=f"tx{r.id}:{missed[0]:%Y%m%d%H%M%S}:missed:{admin}",
                        data={"reminder": r.id, "missed": True})
     return len(admins)
-
-
-def _tell_stopped(session: Session, r: Reminder, exc: CalendarUnavailable, now: datetime) -> None:
-    who = [r.creator_id] if r.creator_id else [p.id for p in people_with_role(session, "admin")]
-    text = f"【提醒已停止】{r.ref}「{short(r.text)}」：{exc}，无法计算下次提醒时间。"
-    for pid in who:
-        outbox.enqueue(session, pid, "reminder", text, now=now, dedup_key=f"tx{r.id}:stopped:{exc.year}:{pid}")
 
 
 # --------------------------------------------------------------------------------------------------------

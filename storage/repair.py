@@ -20,7 +20,7 @@ from storage import outbox
 from storage.errors import NotFound, UserError
 from storage.people import Actor, Person, PersonRole, find_people, people_with_role
 from storage.repair_categories import KEYWORDS, NEUTRAL, OTHER
-from storage.schoolcal import CalendarUnavailable, add_school_days
+from storage.schoolcal import PROVISIONAL_NOTE, add_school_days, is_provisional
 
 log = logging.getLogger("houqin.repair")
 
@@ -676,17 +676,14 @@ def take_deadline(ticket: RepairTicket) -> datetime:
 
 
 def finish_deadline(ticket: RepairTicket) -> datetime:
-    """Two school days after the report (weekends and statutory holidays off, make-up workdays on)."""
-    try:
-        return add_school_days(ticket.created_at, FINISH_WITHIN_SCHOOL_DAYS)
-    except CalendarUnavailable:
-        # No official calendar for that year yet: count Monday–Friday rather than never escalating.
-        day, left = ticket.created_at, FINISH_WITHIN_SCHOOL_DAYS
-        while left:
-            day += timedelta(days=1)
-            if day.weekday() < 5:
-                left -= 1
-        return day
+    """Two school days after the report (weekends and statutory holidays off, make-up workdays on); beyond the
+    official data the school days are worked out from the law (see :func:`deadline_is_provisional`)."""
+    return add_school_days(ticket.created_at, FINISH_WITHIN_SCHOOL_DAYS)
+
+
+def deadline_is_provisional(ticket: RepairTicket) -> bool:
+    """The finish deadline counted school days the official calendar does not cover yet."""
+    return is_provisional(ticket.created_at) or is_provisional(finish_deadline(ticket))
 
 
 def escalate(session: Session, now: datetime) -> int:
@@ -733,7 +730,7 @@ def escalate(session: Session, now: datetime) -> int:
         _record(session, t, "超时提醒", None, now, t.state, t.state, "2个工作日内未完成，已告知后勤管理员")
         _tell(session, admins,
               f"报修超时未完成：{t.ref}（{summary(t)}）报修于{t.created_at:%m-%d %H:%M}，2个工作日内仍未修好"
-              f"（当前状态：{t.state}{who}）。",
+              f"（当前状态：{t.state}{who}）。" + (f"\n工作日{PROVISIONAL_NOTE}" if deadline_is_provisional(t) else ""),
               actor_id=None, ticket=t, now=now)
         count += 1
     return count

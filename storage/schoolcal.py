@@ -1,17 +1,23 @@
-"""The school calendar: school days, holiday-duty days and recurring schedules.
+"""The school calendar: school days, holiday-duty days and recurring schedules — for any date.
 
-Pure module (no DB, no network).  It imports nothing from the project, only the standard library and
-``chinese_calendar`` (PyPI ``chinesecalendar``), which carries the official State Council holiday
-arrangements: statutory holidays are days off, and the make-up workdays (调休上班, often a Saturday or a
-Sunday) are working days.  A school follows the same calendar, so:
+Pure module (no DB, no network).  Two sources, and every answer can say which one it came from:
 
-* a *school day* (``工作日`` in the spec) is ``chinese_calendar.is_workday``;
+* **official** — ``chinese_calendar`` (PyPI ``chinesecalendar``) carries the State Council's arrangements:
+  statutory holidays off, make-up workdays (调休上班, often a Saturday) on.  It only knows the years it was
+  released with (1.11: 2004–2026).
+* **provisional** — for any other year, a calendar built from the law (全国年节及纪念日放假办法, as amended for
+  2025): 元旦 1/1; 春节 除夕 and 正月初一–初三; 清明 on the solar term; 劳动节 5/1–5/2; 端午 农历五月初五;
+  中秋 农历八月十五; 国庆 10/1–10/3; weekends off; no make-up workdays (they are only known when announced).
+  Lunar dates and the 清明 solar term come from ``lunar_python`` (pure Python, lunar ↔ solar and the 24 solar
+  terms in one well-kept library, no data files).
+
+So the bot never stops for lack of data: a caller that must not guess (``duty generate``) asks
+:func:`ensure_official` and refuses unless told to go on provisionally; everyone else gets an answer and, where
+it matters, says it is provisional (:data:`PROVISIONAL_NOTE`).  When a newer ``chinesecalendar`` arrives, the
+same date flips to official and the records planned on it are re-resolved (``storage.calendar_sync``).
+
+* a *school day* (``工作日`` in the spec) is a working day of that calendar;
 * a *duty day* (节假日行政值日) is every other day: weekends and statutory holidays, make-up workdays excluded.
-
-``chinese_calendar`` only knows the years it was released with (1.11: 2004–2026) and raises
-``NotImplementedError`` outside them.  We turn that into :class:`CalendarUnavailable`, with a Chinese message
-that can be shown to an admin as it is, so that callers (``houqin init``, ``duty generate``, escalation
-timers) refuse clearly instead of guessing that a future 国庆 is a normal week.
 
 All datetimes are naive and in the school's local time (the caller converts).
 """
@@ -19,25 +25,35 @@ All datetimes are naive and in the school's local time (the caller converts).
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Literal
 
 import chinese_calendar
+from chinese_calendar import constants as _official
+from lunar_python import Lunar
 
 __all__ = [
+    "PROVISIONAL_NOTE",
     "WEEKDAY_NAMES",
     "CalendarUnavailable",
+    "DayInfo",
     "Recurrence",
     "RecurrenceKind",
     "add_school_days",
+    "day_info",
     "duty_days",
-    "ensure_calendar",
+    "ensure_official",
     "is_duty_day",
+    "is_provisional",
     "is_school_day",
     "next_school_day",
+    "official_years",
+    "provisional_days",
+    "provisional_holidays",
     "shift_to_school_day",
-    "supported_years",
 ]
 
 RecurrenceKind = Literal["daily", "weekly", "monthly", "workday"]
@@ -45,35 +61,106 @@ RecurrenceKind = Literal["daily", "weekly", "monthly", "workday"]
 #: Chinese names of the weekdays, index 0 = Monday (``date.weekday()``).
 WEEKDAY_NAMES: tuple[str, ...] = ("一", "二", "三", "四", "五", "六", "日")
 
+#: Shown wherever a date was worked out from the law rather than the published arrangement.
+PROVISIONAL_NOTE = "（暂按法定假日推算，待国务院公布后自动更新）"
+
 # The longest run of consecutive non-school days in any official calendar is about 10 days (Spring Festival
 # plus a weekend); a generous bound turns a bug or a corrupt calendar into an error rather than a hang.
 _MAX_GAP_DAYS = 60
 
 
 class CalendarUnavailable(Exception):
-    """The official calendar has no data for ``year``; the message is Chinese and user-facing."""
+    """The official arrangement for ``year`` is not published (not in the installed data); user-facing message."""
 
     def __init__(self, year: int) -> None:
         self.year = year
-        super().__init__(f"日历数据不包含 {year} 年，请升级 chinesecalendar 或手动导入值班表")
+        first, last = official_years()
+        super().__init__(
+            f"{year} 年的放假安排还没有官方数据（已安装的 chinesecalendar 覆盖 {first}–{last} 年）"
+        )
 
 
-def supported_years() -> tuple[int, int]:
-    """First and last year (inclusive) the installed ``chinese_calendar`` has data for."""
-    years = [d.year for d in chinese_calendar.holidays]
+@dataclass(frozen=True)
+class DayInfo:
+    """What kind of day ``day`` is, and whether that is official or provisional."""
+
+    day: date
+    school_day: bool
+    holiday: str | None  # 春节, 国庆节 … on a statutory holiday, else None
+    provisional: bool
+
+    @property
+    def duty_day(self) -> bool:
+        return not self.school_day
+
+
+# --------------------------------------------------------------------------------------------------------
+# Official data
+
+
+@lru_cache(maxsize=4)
+def _official_span(size: int) -> tuple[int, int]:
+    years = [d.year for d in _official.holidays]
     return min(years), max(years)
 
 
-def ensure_calendar(start: date, end: date | None = None) -> None:
-    """Raise :class:`CalendarUnavailable` unless every year from ``start`` to ``end`` is covered.
+def official_years() -> tuple[int, int]:
+    """First and last year (inclusive) the installed ``chinese_calendar`` has data for.
 
-    For callers that must refuse up front (``houqin init``, ``duty generate``) rather than half-way through.
+    Keyed on the size of its table, so data added at run time (an upgrade, or a test) is seen at once.
     """
-    first, last = supported_years()
+    return _official_span(len(_official.holidays))
+
+
+def is_provisional(d: date) -> bool:
+    """True when ``d`` lies outside the official data, so its kind of day is worked out from the law."""
+    first, last = official_years()
+    return not first <= _as_date(d).year <= last
+
+
+def ensure_official(start: date, end: date | None = None) -> None:
+    """Raise :class:`CalendarUnavailable` for the first year from ``start`` to ``end`` without official data.
+
+    For callers that must not guess unless told to (``duty generate`` without ``--provisional``).
+    """
+    first, last = official_years()
     end = start if end is None else end
     for year in range(min(start.year, end.year), max(start.year, end.year) + 1):
         if not first <= year <= last:
             raise CalendarUnavailable(year)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Provisional calendar from the law
+
+
+def _lunar(year: int, month: int, day: int) -> date:
+    s = Lunar.fromYmd(year, month, day).getSolar()
+    return date(s.getYear(), s.getMonth(), s.getDay())
+
+
+@lru_cache(maxsize=64)
+def provisional_holidays(year: int) -> dict[date, str]:
+    """The statutory holidays of ``year`` under the law (全国年节及纪念日放假办法, 2025), by date.
+
+    Only the days the law names: no 补休 for a holiday falling on a weekend and no make-up workdays, which the
+    State Council sets each year.  The 除夕 of next year's Spring Festival can fall on 12-31 of no year, but the
+    除夕 of *this* year's festival can fall in January, so both festivals are looked at.
+    """
+    named: list[tuple[date, str]] = [(date(year, 1, 1), "元旦")]
+    for y in (year, year + 1):
+        new_year = _lunar(y, 1, 1)
+        named += [(new_year + timedelta(days=offset), "春节") for offset in (-1, 0, 1, 2)]  # 除夕, 初一–初三
+    qingming = Lunar.fromYmd(year, 1, 1).getJieQiTable()["清明"]
+    named.append((date(qingming.getYear(), qingming.getMonth(), qingming.getDay()), "清明节"))
+    named += [(date(year, 5, 1), "劳动节"), (date(year, 5, 2), "劳动节")]
+    named += [(_lunar(year, 5, 5), "端午节"), (_lunar(year, 8, 15), "中秋节")]
+    named += [(date(year, 10, day), "国庆节") for day in (1, 2, 3)]
+    out: dict[date, str] = {}
+    for d, name in named:
+        if d.year == year:  # 中秋 can fall in 国庆 (2028-10-03): one day off, both names
+            out[d] = f"{out[d]}、{name}" if d in out and name not in out[d] else name
+    return dict(sorted(out.items()))
 
 
 def _as_date(d: date) -> date:
@@ -81,13 +168,36 @@ def _as_date(d: date) -> date:
     return d.date() if isinstance(d, datetime) else d
 
 
-def is_school_day(d: date) -> bool:
-    """True on a school day: Monday–Friday that is not a statutory holiday, or a make-up workday."""
+def day_info(d: date) -> DayInfo:
+    """The kind of day ``d`` is: school day or not, which holiday, official or provisional."""
     d = _as_date(d)
-    try:
-        return bool(chinese_calendar.is_workday(d))
-    except NotImplementedError:
-        raise CalendarUnavailable(d.year) from None
+    if is_provisional(d):
+        name = provisional_holidays(d.year).get(d)
+        return DayInfo(d, school_day=name is None and d.weekday() < 5, holiday=name, provisional=True)
+    workday = bool(chinese_calendar.is_workday(d))
+    detail = chinese_calendar.get_holiday_detail(d)[1]
+    holiday = _CN_NAMES.get(detail) if detail and not workday else None
+    return DayInfo(d, school_day=workday, holiday=holiday, provisional=False)
+
+
+_CN_NAMES = {
+    "New Year's Day": "元旦", "Spring Festival": "春节", "Tomb-sweeping Day": "清明节", "Labour Day": "劳动节",
+    "Dragon Boat Festival": "端午节", "Mid-autumn Festival": "中秋节", "National Day": "国庆节",
+    "Anti-Fascist 70th Day": "抗战胜利70周年纪念日",
+}  # fmt: skip
+
+
+def is_school_day(d: date) -> bool:
+    """True on a school day: a working day of the official calendar, or of the provisional one beyond it."""
+    d = _as_date(d)
+    if is_provisional(d):
+        return d.weekday() < 5 and d not in provisional_holidays(d.year)
+    return bool(chinese_calendar.is_workday(d))
+
+
+def provisional_days(days: Iterable[date]) -> list[date]:
+    """Those of ``days`` whose kind of day is provisional (sorted, without repeats)."""
+    return sorted({_as_date(d) for d in days if is_provisional(d)})
 
 
 def is_duty_day(d: date) -> bool:
@@ -104,7 +214,7 @@ def next_school_day(d: date, include_today: bool = True) -> date:
         if is_school_day(day):
             return day
         day += timedelta(days=1)
-    raise CalendarUnavailable(day.year)  # pragma: no cover - no real calendar has such a gap
+    raise AssertionError(f"no school day within {_MAX_GAP_DAYS} days of {d}")  # pragma: no cover
 
 
 def add_school_days(start: datetime, n: int) -> datetime:
@@ -126,7 +236,7 @@ def add_school_days(start: datetime, n: int) -> datetime:
         else:
             gap += 1
             if gap > _MAX_GAP_DAYS:  # pragma: no cover - see _MAX_GAP_DAYS
-                raise CalendarUnavailable(day.year)
+                raise AssertionError(f"no school day within {_MAX_GAP_DAYS} days of {day}")
     return start.replace(year=day.year, month=day.month, day=day.day)
 
 
@@ -135,7 +245,6 @@ def duty_days(start: date, end: date) -> list[date]:
     start, end = _as_date(start), _as_date(end)
     if end < start:
         return []
-    ensure_calendar(start, end)  # refuse the whole range rather than return a partial rota
     out: list[date] = []
     day = start
     while day <= end:
@@ -199,7 +308,7 @@ class Recurrence:
     def next_after(self, after: datetime) -> datetime:
         """The first occurrence strictly after ``after``.
 
-        ``workday`` consults the official calendar and may raise :class:`CalendarUnavailable`.
+        ``workday`` consults the school calendar (official, or provisional beyond its data).
         """
         today = after.date()
         if self.kind == "daily":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime
+from datetime import date, datetime
 from urllib.parse import unquote
 
 import pytest
@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlmodel import select
 
-from storage import console_users, ledger, people
+from storage import console_users, duty, ledger, people
 from storage import outbox as ob
 from storage.errors import UserError
 
@@ -572,3 +572,12 @@ def test_duty_rota_and_a_change_from_the_console(school, client, rt, clock):
     rows = xlsx_rows(client.get("/admin/export/duty.xlsx", params={"from": "2026-12-01", "to": "2026-12-31"}))
     assert rows[0] == ("日期", "星期", "值班领导", "来源", "更新时间")
     assert rows[1][:4] == ("2026-12-01", "周二", "钱校长", "换班")
+
+
+def test_duty_page_marks_provisional_days(school, client, rt, clock):  # type: ignore[no-untyped-def]
+    with rt.db.session() as s:
+        duty.generate(s, date(2026, 12, 26), date(2027, 1, 3), now=clock.now(), provisional=True)
+    signed_in(client, "刘主任")
+    page = client.get("/admin/duty").text
+    assert page.count(">推算</span>") == 3  # 2027-01-01 to 01-03; the December weekend is official
+    assert "暂按法定假日推算，待国务院公布后自动更新" in page and "只到 2026 年" in page

@@ -175,17 +175,18 @@ def test_workday_follows_the_official_calendar(school, rt, clock):  # type: igno
     assert reminder(rt, 1).next_due_at == datetime(2026, 10, 12, 7, 30)
 
 
-def test_workday_beyond_the_calendar_stops_clearly(school, rt, clock):  # type: ignore[no-untyped-def]
+def test_workday_beyond_the_calendar_goes_on_provisionally(school, rt, clock):  # type: ignore[no-untyped-def]
     clock.set(datetime(2026, 12, 31, 7, 0))
     school.say("王老师", "提醒 工作日 7:30 晨检")
     clock.set(datetime(2026, 12, 31, 7, 30))
     fire(rt)
     r = reminder(rt, 1)
-    assert r.state == rem.STOPPED and r.next_due_at is None
-    pushes = school.pushes("王老师")
-    assert "晨检" in pushes[0] and "2027" in pushes[1] and "停止" in pushes[1]
+    assert r.state == rem.ACTIVE and r.next_due_at == datetime(2027, 1, 4, 7, 30)  # 元旦 off, then the weekend
+    assert len(school.pushes("王老师")) == 1
+    listed = school.say("王老师", "提醒列表")
+    assert "工作日 07:30" in listed and "按法定假日推算" in listed
     reply = school.say("王老师", "提醒 工作日 7:30 晨检")
-    assert "2027" in reply and "TX" not in reply
+    assert "TX2" in reply
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -497,14 +498,13 @@ def test_builtin_guard_check_escalates(school, rt, clock, tmpdir_path):  # type:
     assert len(told) == 1 and "周门卫" in told[0]
 
 
-def test_builtin_refuses_uncovered_year(rt, clock, tmpdir_path):  # type: ignore[no-untyped-def]
-    from storage.errors import UserError
-
+def test_builtin_plans_a_year_without_data_provisionally(rt, clock, tmpdir_path):  # type: ignore[no-untyped-def]
     text = CONFIG.replace("end = 2026-12-31", "end = 2027-01-22")
-    with pytest.raises(UserError) as err, rt.db.session() as s:
-        builtin.sync_builtin(s, builtin.load_config(write_config(tmpdir_path, text)), clock.now())
-    assert "2027" in err.value.message
-    assert keyed(rt) == {}
+    with rt.db.session() as s:
+        summary = builtin.sync_builtin(s, builtin.load_config(write_config(tmpdir_path, text)), clock.now())
+    assert "2027 年起暂按法定假日推算" in summary
+    assert "个日期为推算" in summary
+    assert any("canteen:期末:202701181530" in k for k in keyed(rt))  # the term-end meeting, a Monday in 2027
 
 
 def test_bad_config_is_explained(tmpdir_path):  # type: ignore[no-untyped-def]
@@ -541,7 +541,7 @@ def test_cli_init(database_url, db, tmpdir_path, clock, monkeypatch):  # type: i
     assert "内置提醒：新建" in result.output and "消防演练" in result.output
     env["HOUQIN_CONFIG"] = write_config(tmpdir_path, CONFIG.replace("end = 2026-12-31", "end = 2027-01-22"))
     result = cli(env, "init")
-    assert result.exit_code == 1 and "2027" in result.output
+    assert result.exit_code == 0 and "2027 年起暂按法定假日推算" in result.output
 
 
 def test_cli_scheduler_starts_and_stops(database_url, db, clock, monkeypatch, tmpdir_path):  # type: ignore[no-untyped-def]
