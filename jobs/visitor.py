@@ -1,23 +1,31 @@
 """Visitor jobs: the end-of-day list of visitors still in, the long-stay alert, and the retention purge.
 
 The scheduler calls jobs as `fn(session, now)` without settings, so the visitor settings (VISITOR_DAY_END,
-VISITOR_LONG_STAY_HOURS, VISITOR_RETENTION_DAYS) are read from `bot.config.Settings` (environment or .env);
-tests and callers that already hold them pass them as keywords.
+VISITOR_LONG_STAY_HOURS, VISITOR_RETENTION_DAYS) are read from the environment or .env by `VisitorSettings`
+(which `bot.config.Settings` extends); tests and callers that already hold them pass them as keywords.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlmodel import Session
 
-from bot.config import Settings
 from jobs.registry import periodic
 from storage import visitor
 
 
-def _settings() -> Settings:
-    return Settings()
+class VisitorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    visitor_day_end: str = "18:00"
+    visitor_long_stay_hours: float = 4.0
+    visitor_retention_days: int = 180
+
+
+def _settings() -> VisitorSettings:
+    return VisitorSettings()
 
 
 @periodic("visitor-day-end", seconds=60)

@@ -1,7 +1,7 @@
 """The persistent outbox: every push (notification, reminder, late reply) is a row first.
 
 Rows are written in the same transaction as the change that caused them, so a rolled-back change
-never notifies anyone and a committed one is never forgotten. A background sender (bot.sender)
+never notifies anyone and a committed one is never forgotten. A background sender (bot.wechat.sender)
 delivers them through the WeChat API.
 """
 

@@ -23,8 +23,8 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlmodel import Session
 
-from bot import console_auth as auth
-from bot.console_auth import ConsoleError, ConsoleUser, require_admin, require_user, runtime
+from bot.console import auth
+from bot.console.auth import ConsoleError, ConsoleUser, require_admin, require_user, runtime
 from storage import ledger
 from storage.db import DatabaseUnavailable
 from storage.errors import NotFound, UserError
@@ -34,7 +34,7 @@ from storage.people import ROLES
 log = logging.getLogger("houqin.console")
 
 HERE = Path(__file__).parent
-STATIC = HERE / "static" / "admin"
+STATIC = HERE / "static"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["ROLES"] = ROLES
 templates.env.filters["dt"] = ledger.fmt_dt

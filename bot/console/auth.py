@@ -34,7 +34,7 @@ FAILS_PER_IP = 20
 
 
 class ConsoleError(Exception):
-    """Stops a console request with a page: handled by the console's route class (bot.console)."""
+    """Stops a console request with a page: handled by the console's route class (bot.console.routes)."""
 
     def __init__(self, status: int, message: str, location: str | None = None) -> None:
         super().__init__(message)
