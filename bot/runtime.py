@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from bot.config import Settings
 from bot.wechat.crypto import Cipher
+from bot.wechat.inbox import Inbox
+from bot.wechat.router import Router
 from handlers.base import Inbound
 from storage.clock import Clock, get_clock, set_clock
 from storage.db import Database
@@ -18,9 +20,6 @@ log = logging.getLogger("houqin")
 class Runtime:
     def __init__(self, settings: Settings, clock: Clock | None = None, kv: KV | None = None,
                  db: Database | None = None) -> None:
-        from bot.wechat.inbox import Inbox
-        from bot.wechat.router import Router
-
         self.settings = settings
         if clock is not None:
             set_clock(clock)

@@ -15,6 +15,8 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+import jobs
+
 JobFn = Callable[[Session, datetime], "str | None"]
 
 
@@ -37,8 +39,6 @@ def periodic(name: str, seconds: int) -> Callable[[JobFn], JobFn]:
 
 
 def load_jobs() -> dict[str, PeriodicJob]:
-    import jobs
-
     for mod in pkgutil.iter_modules(jobs.__path__):
         if not mod.name.startswith("_") and mod.name not in ("registry", "scheduler"):
             importlib.import_module(f"jobs.{mod.name}")

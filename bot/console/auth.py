@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -115,8 +116,6 @@ def require_user(request: Request) -> ConsoleUser:
     user = current_user(request)
     if user is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        from urllib.parse import quote
-
         raise ConsoleError(303, "请先登录", location=f"{COOKIE_PATH}/login?next={quote(target)}")
     return user
 

@@ -15,8 +15,12 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from storage import people, schoolcal
+from jobs import builtin
+from storage import console_users as accounts
+from storage import duty, people, schoolcal
 from storage.db import Database
+from storage.errors import UserError
+from storage.schoolcal import CalendarUnavailable
 
 DB_NAME = "houqin-demo.db"
 CONFIG_NAME = "houqin-demo.toml"
@@ -112,9 +116,6 @@ def _last_calendar_day() -> date:
 
 def _console_logins(session: Session) -> list[str]:
     """Console passwords for the admin and a leader, when this version has the console."""
-    from storage import console_users as accounts
-    from storage.errors import UserError
-
     done = []
     for name in CONSOLE_USERS:
         try:
@@ -127,16 +128,12 @@ def _console_logins(session: Session) -> list[str]:
 
 def _duty_rota(session: Session, now: datetime) -> str:
     """The holiday-duty rota of the leaders for the coming six weeks (as far as the official calendar goes)."""
-    from storage import duty
-
     start = now.date()
     end = start + timedelta(days=42)
     last = _last_calendar_day()
     end = min(end, last)
     if end < start:
         return f"值班表：日历数据不包含 {start.year} 年，未生成（可用 houqin duty import 导入）。"
-    from storage.schoolcal import CalendarUnavailable
-
     try:
         rows = duty.generate(session, start, end, now=now)
     except CalendarUnavailable as exc:
@@ -169,9 +166,6 @@ def write_config(path: Path, now: datetime) -> Path:
 
 def builtin_reminders(session: Session, config: Path, now: datetime) -> str:
     """What `houqin init` does: the built-in schedules from the term calendar (skipped when unavailable)."""
-    from jobs import builtin
-    from storage.errors import UserError
-
     try:
         summary = builtin.sync_builtin(session, builtin.load_config(str(config)), now)
     except UserError as exc:

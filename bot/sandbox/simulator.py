@@ -31,9 +31,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlmodel import col, select
 
 from bot.config import SIMULATOR_SWITCH, simulator_enabled
-from bot.wechat.crypto import url_signature
-from bot.sandbox.fakewechat import SEND_PATHS, TINY_JPEG, Call, FakeWeChat
 from bot.runtime import Runtime
+from bot.sandbox.fakewechat import SEND_PATHS, TINY_JPEG, Call, FakeWeChat
+from bot.wechat.crypto import url_signature
+from bot.wechat.menu import load_menu
 from storage import people
 
 ENV_SWITCH = SIMULATOR_SWITCH
@@ -292,10 +293,8 @@ def _detail(s: Any, p: people.Person, roles: frozenset[str]) -> str:
 
 def _menu() -> dict[str, Any] | None:
     try:
-        from bot.wechat.menu import load_menu
-
         return load_menu()
-    except (ImportError, ValueError):  # the menu is a nicety: no menu module or file, no buttons
+    except ValueError:  # the menu is a nicety: no menu file, no buttons
         return None
 
 

@@ -157,15 +157,6 @@ class Router:
         if not allowed:
             return [found[0]]
         return sorted(allowed, key=lambda c: c.roles is None)
-        prefix = ref_prefix(args[0]) if args else None
-        if prefix:
-            for c in found:
-                if c.record == prefix:
-                    return c
-        for c in found:  # no prefix typed: the first one this person may use
-            if c.allows(ctx.actor):
-                return c
-        return found[0]
 
     def _media(self, ctx: Context) -> str | None:
         state = self._dialog(ctx)
