@@ -7,6 +7,7 @@ import os
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from handlers.base import Options
 from jobs.visitor import VisitorSettings
 
 REAL_WECHAT_API = "https://api.weixin.qq.com"
@@ -60,16 +61,10 @@ class Settings(VisitorSettings):  # the visitor jobs' settings are declared with
                 self.templates.setdefault(key[len("WECHAT_TEMPLATE_"):].lower(), value)
         return self
 
-    def options(self) -> dict[str, object]:
-        """The settings handlers and services may read (no secrets)."""
-        return {
-            "timezone": self.timezone,
-            "school_name": self.school_name,
-            "visitor_day_end": self.visitor_day_end,
-            "visitor_long_stay_hours": self.visitor_long_stay_hours,
-            "visitor_retention_days": self.visitor_retention_days,
-            "secret_key": self.secret_key,
-        }
+    def handler_options(self) -> Options:
+        """The part of the settings the handlers read."""
+        return Options(school_name=self.school_name, timezone=self.timezone,
+                       visitor_long_stay_hours=self.visitor_long_stay_hours, secret_key=self.secret_key)
 
 
 def simulator_enabled(settings: Settings) -> bool:

@@ -33,7 +33,7 @@ class Runtime:
             if settings.wechat_aes_key
             else None
         )
-        self.options = settings.options()
+        self.options = settings.handler_options()
         self.router = Router(self.db, self.kv, self.options)
         self.wake_sender: Callable[[], None] = lambda: None  # replaced when the outbox sender starts
         self.inbox = Inbox(

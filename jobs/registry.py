@@ -11,13 +11,11 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlmodel import Session
 
 import jobs
 
-JobFn = Callable[[Session, datetime], "str | None"]
+JobFn = Callable[..., "str | None"]  # (session, now, **the settings it declared)
 
 
 @dataclass(frozen=True)
@@ -25,14 +23,22 @@ class PeriodicJob:
     name: str
     fn: JobFn
     seconds: int  # run every N seconds (the scheduler aligns and de-duplicates across processes)
+    settings: tuple[tuple[str, str], ...] = ()  # (keyword, settings attribute) pairs the scheduler passes in
+
+    def arguments(self, settings: object) -> dict[str, object]:
+        """The keywords this job declared, read from the app's settings."""
+        return {keyword: getattr(settings, attr) for keyword, attr in self.settings}
 
 
 PERIODIC: dict[str, PeriodicJob] = {}
 
 
-def periodic(name: str, seconds: int) -> Callable[[JobFn], JobFn]:
+def periodic(name: str, seconds: int, settings: dict[str, str] | None = None) -> Callable[[JobFn], JobFn]:
+    """Declare a periodic job; `settings` maps its keyword arguments to the settings the scheduler reads them from
+    (`{"hours": "visitor_long_stay_hours"}`), so a job never builds the settings itself."""
+
     def register(fn: JobFn) -> JobFn:
-        PERIODIC[name] = PeriodicJob(name, fn, seconds)
+        PERIODIC[name] = PeriodicJob(name, fn, seconds, tuple((settings or {}).items()))
         return fn
 
     return register
