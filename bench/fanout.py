@@ -31,9 +31,9 @@ from sqlalchemy import insert
 from sqlmodel import col, select
 
 from bot.config import Settings
-from bot.fakewechat import FakeWeChat
+from bot.sandbox.fakewechat import FakeWeChat
 from bot.runtime import Runtime
-from bot.sender import OutboxSender
+from bot.wechat.sender import OutboxSender
 from storage import outbox
 from storage.kv import MemoryKV
 from storage.people import Person, PersonRole
@@ -46,11 +46,11 @@ def peak_per_window(times: list[float], window: float = 1.0) -> int:
 
 
 class RemoteFake:
-    """`python -m bot.fakewechat` in a child process, inspected over its /fake endpoints."""
+    """`python -m bot.sandbox.fakewechat` in a child process, inspected over its /fake endpoints."""
 
     def __init__(self, latency: float) -> None:
         root = Path(__file__).resolve().parents[1]
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot.fakewechat", "--port", "0", "--latency", str(latency)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "bot.sandbox.fakewechat", "--port", "0", "--latency", str(latency)],
                                      cwd=root, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

@@ -1,1 +1,2 @@
-"""Transport and kernel: app factory, configuration, WeChat webhook, crypto, dedup, routing, outbound client."""
+"""The outside world: the ASGI app (bot.app:app), settings and the runtime, and as sub-packages the WeChat
+transport (wechat/), the admin console (console/), the command line (cli/) and the demo sandbox (sandbox/)."""

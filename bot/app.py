@@ -1,16 +1,22 @@
-"""The ASGI app (`bot.app:app`): WeChat webhook, health check, admin console, chat simulator."""
+"""The ASGI app (`bot.app:app`): WeChat webhook, health check, admin console (and the demo's chat simulator)."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bot.config import Settings
+from bot.config import Settings, simulator_enabled
+from bot.console.routes import router as console_router
 from bot.runtime import Runtime
+from bot.wechat.sender import start_sender
+from bot.wechat.webhook import routes as webhook_routes
+from jobs.scheduler import start_scheduler
 from storage.clock import Clock
 
 log = logging.getLogger("houqin")
@@ -18,9 +24,6 @@ log = logging.getLogger("houqin")
 
 def start_background(rt: Runtime) -> None:
     """Outbox sender and scheduler, in this process unless configured off (SENDER/SCHEDULER)."""
-    from bot.sender import start_sender
-    from jobs.scheduler import start_scheduler
-
     if rt.settings.sender == "on":
         rt.background.append(start_sender(rt))
     if rt.settings.scheduler == "on":
@@ -40,14 +43,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
 
     app = FastAPI(title="校园后勤助手", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.runtime = rt
-
-    from bot.webhook import routes as webhook_routes
-
     app.router.routes.extend(webhook_routes)
-    from bot import console, simulator
-
-    app.include_router(console.router)
-    app.include_router(simulator.router)  # answers 404 unless HOUQIN_SIMULATOR=1 (houqin demo)
+    app.include_router(console_router)
+    app.add_middleware(SimulatorOnDemand, fastapi_app=app)  # /simulator only while HOUQIN_SIMULATOR=1 (houqin demo)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -56,6 +54,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
                             status_code=200 if ok else 503)
 
     return app
+
+
+class SimulatorOnDemand:
+    """Adds the chat simulator's routes (bot/sandbox) on the first /simulator request while the simulator is
+    switched on, so that a production process never imports the sandbox; until then /simulator is a 404."""
+
+    def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
+        self.app = app
+        self.fastapi_app = fastapi_app
+        self.loaded = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (not self.loaded and scope["type"] == "http" and scope["path"].startswith("/simulator")
+                and simulator_enabled(self.fastapi_app.state.runtime.settings)):
+            self.fastapi_app.include_router(importlib.import_module("bot.sandbox.simulator").router)
+            self.loaded = True
+        await self.app(scope, receive, send)
 
 
 def __getattr__(name: str) -> FastAPI:

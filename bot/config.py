@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from handlers.base import Options
+from jobs.visitor import VisitorSettings
 
 REAL_WECHAT_API = "https://api.weixin.qq.com"
 DEV_SECRET = "dev-secret-change-me"
+SIMULATOR_SWITCH = "HOUQIN_SIMULATOR"  # set by `houqin demo`; the chat simulator (bot/sandbox) answers only then
 
 
-class Settings(BaseSettings):
+class Settings(VisitorSettings):  # the visitor jobs' settings are declared with the jobs
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     env: str = Field(default="development", alias="HOUQIN_ENV")  # development | production
@@ -32,9 +36,6 @@ class Settings(BaseSettings):
     timestamp_tolerance: int = 300  # seconds; 0 switches the replay check off (only for known-answer tests)
     max_body_bytes: int = 65536
     school_name: str = "示例学校"
-    visitor_day_end: str = "18:00"
-    visitor_long_stay_hours: float = 4.0
-    visitor_retention_days: int = 180
     send_rate_per_second: float = 50.0
     templates: dict[str, str] = Field(default_factory=dict)  # kind → template id
     config_file: str | None = Field(default=None, alias="HOUQIN_CONFIG")  # term calendar etc. (TOML)
@@ -60,13 +61,14 @@ class Settings(BaseSettings):
                 self.templates.setdefault(key[len("WECHAT_TEMPLATE_"):].lower(), value)
         return self
 
-    def options(self) -> dict[str, object]:
-        """The settings handlers and services may read (no secrets)."""
-        return {
-            "timezone": self.timezone,
-            "school_name": self.school_name,
-            "visitor_day_end": self.visitor_day_end,
-            "visitor_long_stay_hours": self.visitor_long_stay_hours,
-            "visitor_retention_days": self.visitor_retention_days,
-            "secret_key": self.secret_key,
-        }
+    def handler_options(self) -> Options:
+        """The part of the settings the handlers read."""
+        return Options(school_name=self.school_name, timezone=self.timezone,
+                       visitor_long_stay_hours=self.visitor_long_stay_hours, secret_key=self.secret_key)
+
+
+def simulator_enabled(settings: Settings) -> bool:
+    """The chat simulator is on: switched on and outbound messages go to a fake WeChat server, not the real one."""
+    flag = os.environ.get(SIMULATOR_SWITCH, "").strip().lower() in ("1", "true", "on", "yes")
+    return flag and settings.wechat_api_base_url.rstrip("/") != REAL_WECHAT_API
+

@@ -6,7 +6,9 @@ import logging
 from collections.abc import Callable
 
 from bot.config import Settings
-from bot.crypto import Cipher
+from bot.wechat.crypto import Cipher
+from bot.wechat.inbox import Inbox
+from bot.wechat.router import Router
 from handlers.base import Inbound
 from storage.clock import Clock, get_clock, set_clock
 from storage.db import Database
@@ -18,9 +20,6 @@ log = logging.getLogger("houqin")
 class Runtime:
     def __init__(self, settings: Settings, clock: Clock | None = None, kv: KV | None = None,
                  db: Database | None = None) -> None:
-        from bot.inbox import Inbox
-        from bot.router import Router
-
         self.settings = settings
         if clock is not None:
             set_clock(clock)
@@ -34,7 +33,7 @@ class Runtime:
             if settings.wechat_aes_key
             else None
         )
-        self.options = settings.options()
+        self.options = settings.handler_options()
         self.router = Router(self.db, self.kv, self.options)
         self.wake_sender: Callable[[], None] = lambda: None  # replaced when the outbox sender starts
         self.inbox = Inbox(

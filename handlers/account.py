@@ -23,7 +23,7 @@ def bind(ctx: Context) -> str:
 @command("帮助", "help", "?", "菜单", bound=False, help="帮助（查看可用命令）", who="所有人")
 def help_(ctx: Context) -> str:
     if ctx.actor is None:
-        return WELCOME.format(school=ctx.options.get("school_name", ""))
+        return WELCOME.format(school=ctx.options.school_name)
     lines = [f"{ctx.actor.name}（{people.role_names(ctx.actor.roles)}），您可以发送："]
     lines += [f"· {line}" for line in help_lines(ctx.actor)]
     lines.append("编号可带或不带前缀（BX12 或 12）；「取消」结束当前对话。")
@@ -65,7 +65,7 @@ def on_subscribe(ctx: Context) -> str | None:
             return bound
     if ctx.actor is not None:
         return f"欢迎回来，{ctx.actor.name}！发送「帮助」查看可用命令。"
-    return WELCOME.format(school=ctx.options.get("school_name", ""))
+    return WELCOME.format(school=ctx.options.school_name)
 
 
 @on_event("scan")

@@ -37,6 +37,16 @@ class Inbound:
     prefetched: Mapping[str, str | None] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Options:
+    """The settings handlers read, handed down by the router (built once from bot.config.Settings)."""
+
+    school_name: str = ""
+    timezone: str = "Asia/Shanghai"
+    visitor_long_stay_hours: float = 4.0
+    secret_key: str = ""  # keys the hashes and encryption of visitors' phone and ID numbers: used, never shown
+
+
 @dataclass
 class Context:
     session: Session
@@ -44,7 +54,7 @@ class Context:
     actor: Actor | None
     inbound: Inbound
     now: datetime
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Options = field(default_factory=Options)
     word: str = ""
     rest: str = ""
     args: list[str] = field(default_factory=list)

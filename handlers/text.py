@@ -100,7 +100,3 @@ def ref_prefix(arg: str | None) -> str | None:
         return None
     m = _REF.match(arg.strip())
     return m.group(1).upper() if m and m.group(1) else None
-
-
-def fmt_ref(prefix: str, n: int | None) -> str:
-    return f"{prefix}{n}"

@@ -18,11 +18,11 @@ LIST_ROLES = {"guard", "admin", "leader"}
 
 
 def _secret(ctx: Context) -> str:
-    return str(ctx.options.get("secret_key") or "")
+    return ctx.options.secret_key
 
 
 def _hours(ctx: Context) -> float:
-    return float(ctx.options.get("visitor_long_stay_hours") or visitor.LONG_STAY_HOURS)
+    return ctx.options.visitor_long_stay_hours or visitor.LONG_STAY_HOURS
 
 
 @command("访客", "访客登记", roles={"guard"}, help="访客 张三 13900001234 送货 找王老师 苏E12345 2人（登记入校）")

@@ -346,7 +346,7 @@ def init_builtin(rt: Any) -> str:
     return summary
 
 
-@periodic("calendar-check", seconds=3600, wants=("config",))
+@periodic("calendar-check", seconds=3600, settings={"config": "term_config"})
 def calendar_check(session: Session, now: datetime, *, config: Config) -> str | None:
     """Hourly: has newer official holiday data arrived (a package upgrade)? Re-resolve and tell the admins once."""
     report = calendar_sync.resolve(session, now, rebuild=lambda s: sync_builtin(s, config, now))

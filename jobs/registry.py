@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
-JobFn = Callable[..., "str | None"]  # (session, now, **wanted)
+import jobs
+
+JobFn = Callable[..., "str | None"]  # (session, now, **the settings it declared)
 
 
 @dataclass(frozen=True)
@@ -22,23 +24,29 @@ class PeriodicJob:
     name: str
     fn: JobFn
     seconds: int  # run every N seconds (the scheduler aligns and de-duplicates across processes)
-    wants: tuple[str, ...] = ()  # keyword arguments taken from the scheduler's context
+    settings: tuple[tuple[str, str], ...] = ()  # (keyword, settings attribute) pairs the scheduler passes in
+
+    def arguments(self, settings: object, **extra: object) -> dict[str, object]:
+        """The keywords this job declared, read from the app's settings (or from `extra`, e.g. the scheduler's
+        loaded term-calendar config as `term_config`)."""
+        return {keyword: extra[attr] if attr in extra else getattr(settings, attr) for keyword, attr in self.settings}
 
 
 PERIODIC: dict[str, PeriodicJob] = {}
 
 
-def periodic(name: str, seconds: int, wants: tuple[str, ...] = ()) -> Callable[[JobFn], JobFn]:
+def periodic(name: str, seconds: int, settings: dict[str, str] | None = None) -> Callable[[JobFn], JobFn]:
+    """Declare a periodic job; `settings` maps its keyword arguments to the settings the scheduler reads them from
+    (`{"hours": "visitor_long_stay_hours"}`), so a job never builds the settings itself."""
+
     def register(fn: JobFn) -> JobFn:
-        PERIODIC[name] = PeriodicJob(name, fn, seconds, wants)
+        PERIODIC[name] = PeriodicJob(name, fn, seconds, tuple((settings or {}).items()))
         return fn
 
     return register
 
 
 def load_jobs() -> dict[str, PeriodicJob]:
-    import jobs
-
     for mod in pkgutil.iter_modules(jobs.__path__):
         if not mod.name.startswith("_") and mod.name not in ("registry", "scheduler"):
             importlib.import_module(f"jobs.{mod.name}")

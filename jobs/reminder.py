@@ -18,18 +18,16 @@ from storage import reminder as rem
 
 @dataclass
 class ReminderSettings:
-    """From the `[reminders]` table of the config file (jobs.builtin.load_config); set by the scheduler."""
+    """From the `[reminders]` table of the config file (jobs.builtin.load_config); the scheduler passes it in."""
 
     missed_grace_minutes: int = 60
     receipt_minutes: int = rem.RECEIPT_MINUTES
     batch: int = 500
 
 
-SETTINGS = ReminderSettings()
-
 
 def fire(session: Session, now: datetime, settings: ReminderSettings | None = None) -> rem.FireReport:
-    s = settings or SETTINGS
+    s = settings or ReminderSettings()
     return rem.fire_due(session, now, grace=timedelta(minutes=s.missed_grace_minutes),
                         receipt_minutes=s.receipt_minutes, limit=s.batch)
 

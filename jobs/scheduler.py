@@ -28,8 +28,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Protocol
 
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -39,7 +40,9 @@ from jobs import reminder as reminder_jobs
 from jobs.builtin import Config, config_path, load_config
 from jobs.registry import PeriodicJob, load_jobs
 from storage import reminder as rem
-from storage.kv import kv_lock
+from storage.clock import Clock
+from storage.db import Database
+from storage.kv import KV, kv_lock
 
 log = logging.getLogger("houqin.scheduler")
 
@@ -50,8 +53,22 @@ TICK_LOCK = "scheduler:reminders"
 _EPOCH = datetime(2020, 1, 1, tzinfo=UTC)  # the origin of every aligned interval (a Monday, 00:00 UTC)
 
 
+class JobSettings(Protocol):
+    config_file: str | None  # the TOML config (term calendar, [reminders]); jobs read other settings by name
+
+
+class JobRuntime(Protocol):
+    """What the scheduler needs of the process it runs in (bot.runtime.Runtime has it)."""
+
+    settings: JobSettings
+    db: Database
+    kv: KV
+    clock: Clock
+    wake_sender: Callable[[], None]
+
+
 class Scheduler:
-    def __init__(self, rt: Any, tick_seconds: float | None = None) -> None:
+    def __init__(self, rt: JobRuntime, tick_seconds: float | None = None) -> None:
         self.rt = rt
         self.settings = reminder_jobs.ReminderSettings()
         self.config = Config()
@@ -62,7 +79,6 @@ class Scheduler:
             tick_seconds = tick_seconds or cfg.tick_seconds
         except Exception as exc:  # noqa: BLE001 - a broken config file must not stop reminders: defaults, loudly
             log.error("scheduler: config file not usable (%s); using defaults", exc)
-        reminder_jobs.SETTINGS = self.settings
         self.tick_seconds = tick_seconds or TICK_SECONDS
         self.jobs: dict[str, PeriodicJob] = dict(load_jobs())
         self._aps: BackgroundScheduler | None = None
@@ -163,8 +179,7 @@ class Scheduler:
                 now = self.rt.clock.now()
                 if not rem.claim_slot(session, job.name, slot, now):
                     return None
-                context = {"config": self.config}
-                result = job.fn(session, now, **{k: context[k] for k in job.wants})
+                result = job.fn(session, now, **job.arguments(self.rt.settings, term_config=self.config))
                 rem.record_job_result(session, job.name, result)
             if result:
                 log.info("job %s: %s", job.name, result)
@@ -175,6 +190,6 @@ class Scheduler:
             return None
 
 
-def start_scheduler(rt: Any) -> Scheduler:
+def start_scheduler(rt: JobRuntime) -> Scheduler:
     """Called by bot.app when SCHEDULER=on, and by `houqin scheduler`. The returned object has .stop()."""
     return Scheduler(rt).start()

@@ -9,10 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
+
+import storage
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -23,8 +27,6 @@ class DatabaseUnavailable(Exception):
 
 def load_models() -> None:
     """Import every storage module so all tables are registered on SQLModel.metadata."""
-    import storage
-
     for mod in pkgutil.iter_modules(storage.__path__):
         if not mod.name.startswith("_") and mod.name != "migrations":
             importlib.import_module(f"storage.{mod.name}")
@@ -91,8 +93,6 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision of every migration branch (alembic `upgrade heads`)."""
-        from alembic import command
-
         command.upgrade(alembic_config(self.url), "heads")
 
     def ping(self) -> bool:
@@ -107,9 +107,7 @@ class Database:
         self.engine.dispose()
 
 
-def alembic_config(url: str):  # type: ignore[no-untyped-def]
-    from alembic.config import Config
-
+def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
+import redis
+
 log = logging.getLogger("houqin.kv")
 
 
@@ -104,8 +106,6 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 
 class RedisKV:
     def __init__(self, url: str, prefix: str = "houqin:") -> None:
-        import redis
-
         self.prefix = prefix
         self.client = redis.Redis.from_url(
             url, decode_responses=True, socket_timeout=0.5, socket_connect_timeout=0.5
@@ -179,8 +179,6 @@ class ResilientKV:
         self._lock = threading.Lock()
 
     def _call(self, name: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        import redis
-
         if self.degraded and time.monotonic() - self._down_since < self.retry_after:
             return getattr(self.fallback, name)(*args, **kwargs)
         try:

@@ -1,7 +1,7 @@
 """Student leave slips (请假, QJ): request, head-teacher approval, the gate (exit / return) and alerts.
 
 All rules live here; handlers/leave.py parses chat text, jobs/leave.py runs the two timed alerts, and
-bot/cli_leave.py assigns head teachers to classes. A slip moves through a table of allowed transitions,
+bot/cli/classes.py assigns head teachers to classes. A slip moves through a table of allowed transitions,
 and every move is a conditional UPDATE (``WHERE state = <the state we saw>``), so two people acting on one
 slip at the same moment — two guards sending ``出校 QJ5`` — change it once; the loser is refused.
 """

@@ -20,8 +20,25 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage import outbox as ob
+from storage.duty import DutyRota, on_day
 from storage.errors import NotFound, UserError
-from storage.people import ROLES, Invite, Person, PersonRole, SchoolClass, Student, role_names
+from storage.leave import PENDING, LeaveSlip, status_text
+from storage.people import (
+    ROLES,
+    Invite,
+    ParentLink,
+    Person,
+    PersonRole,
+    SchoolClass,
+    Student,
+    people_with_role,
+    role_names,
+)
+from storage.reminder import STATE_ZH, Reminder, ReminderOccurrence, ReminderReceipt, describe_when
+from storage.repair import OPEN, STATES, RepairPhoto, RepairTicket
+from storage.repair_categories import KEYWORDS, OTHER
+from storage.schoolcal import WEEKDAY_NAMES
+from storage.visitor import IdRevealLog, VisitorBlacklist, VisitorEntry, keyed_hash, on_campus
 
 T = TypeVar("T")
 PER_PAGE = 50
@@ -152,8 +169,6 @@ class RepairRow:
 
 
 def _repair_stmt(f: Filters) -> Any:
-    from storage.repair import RepairTicket
-
     reporter, assignee = aliased(Person), aliased(Person)
     stmt = (
         select(RepairTicket, reporter.name, assignee.name)
@@ -161,8 +176,6 @@ def _repair_stmt(f: Filters) -> Any:
         .join(assignee, col(assignee.id) == col(RepairTicket.assignee_id), isouter=True)
     )
     if f.state == "未完成":
-        from storage.repair import OPEN
-
         stmt = stmt.where(col(RepairTicket.state).in_(OPEN))
     elif f.state:
         stmt = stmt.where(RepairTicket.state == f.state)
@@ -183,14 +196,10 @@ def repairs(session: Session, f: Filters, page: int = 1) -> Page[RepairRow]:
 
 
 def repair_categories() -> list[str]:
-    from storage.repair_categories import KEYWORDS, OTHER
-
     return [*KEYWORDS, OTHER] if OTHER not in KEYWORDS else list(KEYWORDS)
 
 
 def workers(session: Session) -> list[Person]:
-    from storage.people import people_with_role
-
     return people_with_role(session, "worker")
 
 
@@ -204,8 +213,6 @@ class VisitorRow:
 
 
 def _visitor_stmt(f: Filters, secret_key: str | None = None) -> Any:
-    from storage.visitor import VisitorEntry
-
     guard = aliased(Person)
     stmt = select(VisitorEntry, guard.name).join(guard, col(guard.id) == col(VisitorEntry.guard_id), isouter=True)
     if f.flag == "in":
@@ -217,8 +224,6 @@ def _visitor_stmt(f: Filters, secret_key: str | None = None) -> Any:
                              VisitorEntry.plate)
         digits = re.sub(r"\D", "", f.q)
         if secret_key and len(digits) == 11:  # a full phone number: matched through its keyed hash, never stored
-            from storage.visitor import keyed_hash
-
             conds.append(col(VisitorEntry.phone_hash) == keyed_hash(secret_key, digits))
         stmt = stmt.where(or_(*conds))
     stmt = stmt.where(*_in_range(col(VisitorEntry.checked_in_at), f))
@@ -231,14 +236,10 @@ def visitors(session: Session, f: Filters, page: int = 1, secret_key: str | None
 
 
 def reveal_log(session: Session, limit: int = 50) -> list[Any]:
-    from storage.visitor import IdRevealLog
-
     return list(session.exec(select(IdRevealLog).order_by(col(IdRevealLog.id).desc()).limit(limit)).all())
 
 
 def blacklist(session: Session, f: Filters) -> list[Any]:
-    from storage.visitor import VisitorBlacklist
-
     stmt = select(VisitorBlacklist)
     like = f.like
     if like:
@@ -262,8 +263,6 @@ class LeaveRow:
 
 
 def _leave_stmt(f: Filters) -> Any:
-    from storage.leave import LeaveSlip
-
     requester, decider = aliased(Person), aliased(Person)
     stmt = (
         select(LeaveSlip, Student.name, Student.student_no, SchoolClass.name, requester.name,  # type: ignore[call-overload]
@@ -324,8 +323,6 @@ def _reminder_targets(r: Any) -> str:
 
 
 def _reminder_stmt(f: Filters) -> Any:
-    from storage.reminder import Reminder
-
     creator = aliased(Person)
     stmt = select(Reminder, creator.name).join(creator, col(creator.id) == col(Reminder.creator_id), isouter=True)
     if f.state:
@@ -339,8 +336,6 @@ def _reminder_stmt(f: Filters) -> Any:
 
 
 def _reminder_row(r: Any, creator: str | None) -> ReminderRow:
-    from storage.reminder import describe_when
-
     return ReminderRow(r, creator or ("内置" if r.creator_id is None else "?"), describe_when(r), _reminder_targets(r))
 
 
@@ -376,8 +371,6 @@ class ReminderDetails:
 
 
 def reminder_details(session: Session, n: int) -> ReminderDetails:
-    from storage.reminder import Reminder, ReminderOccurrence, ReminderReceipt
-
     r = session.get(Reminder, n)
     if r is None:
         raise NotFound(f"TX{n}")
@@ -407,8 +400,6 @@ class DeliveryRow:
 
 
 def _delivery_rows(session: Session, f: Filters) -> list[DeliveryRow]:
-    from storage.reminder import Reminder, ReminderOccurrence, ReminderReceipt
-
     stmt = (select(ReminderOccurrence, Reminder)
             .join(Reminder, col(Reminder.id) == col(ReminderOccurrence.reminder_id))
             .where(*_in_range(col(ReminderOccurrence.due_at), f))
@@ -428,8 +419,6 @@ def _delivery_rows(session: Session, f: Filters) -> list[DeliveryRow]:
 
 
 def next_reminders(session: Session, now: datetime, limit: int = 5) -> list[ReminderRow]:
-    from storage.reminder import Reminder
-
     creator = aliased(Person)
     rows = session.exec(
         select(Reminder, creator.name).join(creator, col(creator.id) == col(Reminder.creator_id), isouter=True)
@@ -443,8 +432,6 @@ def next_reminders(session: Session, now: datetime, limit: int = 5) -> list[Remi
 
 
 def duty_rota(session: Session, f: Filters) -> list[tuple[Any, str]]:
-    from storage.duty import DutyRota
-
     stmt = select(DutyRota, Person.name).join(Person, col(Person.id) == col(DutyRota.leader_id))
     if f.start:
         stmt = stmt.where(col(DutyRota.day) >= f.start)
@@ -456,14 +443,10 @@ def duty_rota(session: Session, f: Filters) -> list[tuple[Any, str]]:
 
 
 def leaders(session: Session) -> list[Person]:
-    from storage.people import people_with_role
-
     return people_with_role(session, "leader")
 
 
 def duty_today(session: Session, today: date) -> tuple[Any, Person] | None:
-    from storage.duty import on_day
-
     return on_day(session, today)
 
 
@@ -523,8 +506,6 @@ def people_list(session: Session, f: Filters, now: datetime) -> list[PersonRow]:
     classes: dict[int, list[str]] = {}
     for k in session.exec(select(SchoolClass).where(col(SchoolClass.head_teacher_id).in_(ids or [-1]))).all():
         classes.setdefault(k.head_teacher_id, []).append(k.name)  # type: ignore[arg-type]
-    from storage.people import ParentLink
-
     children: dict[int, list[str]] = {}
     for pid, sname, sno in session.exec(
         select(ParentLink.parent_id, Student.name, Student.student_no)
@@ -655,8 +636,6 @@ class Dashboard:
 def dashboard(session: Session, now: datetime) -> Dashboard:
     d = Dashboard(now=now)
     if has_table(session, "repairticket"):
-        from storage.repair import OPEN, STATES, RepairTicket
-
         open_states = [s for s in STATES if s in OPEN]
         counts = dict(session.exec(select(RepairTicket.state, func.count())
                                    .where(col(RepairTicket.state).in_(open_states))
@@ -676,14 +655,10 @@ def dashboard(session: Session, now: datetime) -> Dashboard:
     else:
         d.missing.append("报修")
     if has_table(session, "visitorentry"):
-        from storage.visitor import on_campus
-
         d.visitors_in = on_campus(session)
     else:
         d.missing.append("访客")
     if has_table(session, "leaveslip"):
-        from storage.leave import PENDING, LeaveSlip
-
         stmt = _leave_stmt(Filters(state=PENDING)).where(col(LeaveSlip.ends_at) > now)
         rows, total = _paged(session, stmt.order_by(None).order_by(col(LeaveSlip.starts_at)), 1, 8)
         d.pending_leave = [LeaveRow(s, n or "", no or "", k or "", r or "", dd or "") for s, n, no, k, r, dd in rows]
@@ -720,8 +695,6 @@ def _yes(flag: bool | None) -> str:
 
 
 def export_repairs(session: Session, f: Filters, **_: Any) -> Sheet:
-    from storage.repair import RepairPhoto, RepairTicket
-
     rows = session.exec(_repair_stmt(f).order_by(None).order_by(col(RepairTicket.id)).limit(EXPORT_LIMIT)).all()
     ids = [t.id for t, _, _ in rows]
     photos = dict(session.exec(select(RepairPhoto.ticket_id, func.count()).where(col(RepairPhoto.ticket_id).in_(ids or [-1]))
@@ -737,8 +710,6 @@ def export_repairs(session: Session, f: Filters, **_: Any) -> Sheet:
 
 def export_visitors(session: Session, f: Filters, secret_key: str | None = None, **_: Any) -> Sheet:
     """Masked only: the export leaves the building, the full numbers never do."""
-    from storage.visitor import VisitorEntry
-
     rows = session.exec(_visitor_stmt(f, secret_key).order_by(None).order_by(col(VisitorEntry.id)).limit(EXPORT_LIMIT)).all()
     out = [[f"FK{e.id}", e.name, e.phone_masked, e.id_masked or "", e.party, e.plate or "", e.purpose,
             e.host_name or "", guard or "", fmt_dt(e.checked_in_at), fmt_dt(e.checked_out_at),
@@ -748,8 +719,6 @@ def export_visitors(session: Session, f: Filters, secret_key: str | None = None,
 
 
 def export_leave(session: Session, f: Filters, now: datetime | None = None, **_: Any) -> Sheet:
-    from storage.leave import LeaveSlip, status_text
-
     rows = session.exec(_leave_stmt(f).order_by(None).order_by(col(LeaveSlip.id)).limit(EXPORT_LIMIT)).all()
     at = now or datetime.now()
     out = [[f"QJ{s.id}", sname or "", sno or "", k or "", fmt_dt(s.starts_at), fmt_dt(s.ends_at), s.reason,
@@ -763,8 +732,6 @@ def export_leave(session: Session, f: Filters, now: datetime | None = None, **_:
 
 def export_reminders(session: Session, f: Filters, **_: Any) -> Sheet:
     """One row per delivery (a reminder firing), with its receipts: the ledger of what was announced, to whom."""
-    from storage.reminder import STATE_ZH
-
     out = []
     for d in _delivery_rows(session, f):
         r, occ = d.reminder, d.occurrence
@@ -777,8 +744,6 @@ def export_reminders(session: Session, f: Filters, **_: Any) -> Sheet:
 
 
 def export_duty(session: Session, f: Filters, **_: Any) -> Sheet:
-    from storage.schoolcal import WEEKDAY_NAMES
-
     out = [[r.day.isoformat(), "周" + WEEKDAY_NAMES[r.day.weekday()], name,
             {"generate": "自动排班", "import": "导入", "swap": "换班"}.get(r.source, r.source), fmt_dt(r.updated_at)]
            for r, name in duty_rota(session, f)]

@@ -1,7 +1,7 @@
 """The persistent outbox: every push (notification, reminder, late reply) is a row first.
 
 Rows are written in the same transaction as the change that caused them, so a rolled-back change
-never notifies anyone and a committed one is never forgotten. A background sender (bot.sender)
+never notifies anyone and a committed one is never forgotten. A background sender (bot.wechat.sender)
 delivers them through the WeChat API.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Index, Text, insert
-from sqlmodel import Column, Field, Session, SQLModel
+from sqlmodel import Column, Field, Session, SQLModel, select
 
 PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
 STATES_ZH = {PENDING: "待发送", SENDING: "发送中", SENT: "已发送", FAILED: "失败", SKIPPED: "已跳过"}
@@ -110,8 +110,6 @@ def enqueue_many(
 
 def record_delivery(session: Session, wechat_msgid: str, status: str) -> bool:
     """A TEMPLATESENDJOBFINISH event: WeChat says whether a template message reached the person."""
-    from sqlmodel import select
-
     row = session.exec(select(OutboxMessage).where(OutboxMessage.wechat_msgid == wechat_msgid)).first()
     if row is None:
         return False

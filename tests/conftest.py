@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from bot.app import create_app
 from bot.config import Settings
-from bot.fakewechat import FakeWeChat
+from bot.sandbox.fakewechat import FakeWeChat
 from bot.runtime import Runtime
 from storage.clock import Clock, FrozenClock, set_clock
 from storage.db import Database, all_tables
@@ -106,7 +106,7 @@ def clock() -> Iterator[FrozenClock]:
 
 @pytest.fixture(scope="session")
 def fake_wechat_server() -> Iterator[FakeWeChat]:
-    """The fake WeChat API (bot.fakewechat) on loopback, one per test session."""
+    """The fake WeChat API (bot.sandbox.fakewechat) on loopback, one per test session."""
     fake = FakeWeChat(appid=APP_ID, secret=APP_SECRET).start()
     yield fake
     fake.stop()

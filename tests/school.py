@@ -14,7 +14,7 @@ from storage import people
 from tests.support import Wx
 
 if TYPE_CHECKING:
-    from bot.fakewechat import FakeWeChat
+    from bot.sandbox.fakewechat import FakeWeChat
 
 
 def openid_for(name: str) -> str:
@@ -62,8 +62,8 @@ class Chat:
     def deliver(self) -> int:
         """Send everything due in the outbox through the real sender to the fake WeChat server, and collect
         what it received per OpenID (a template message counts as the text the sender put in it)."""
-        from bot.fakewechat import FakeWeChat
-        from bot.sender import OutboxSender
+        from bot.sandbox.fakewechat import FakeWeChat
+        from bot.wechat.sender import OutboxSender
 
         fake = self.fake or FakeWeChat.at(self.rt.settings.wechat_api_base_url)
         assert fake is not None, f"no fake WeChat server at {self.rt.settings.wechat_api_base_url}"

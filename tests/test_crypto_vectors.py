@@ -8,7 +8,7 @@ from wechatpy.crypto import PrpCrypto
 
 from bot.app import create_app
 from bot.config import Settings
-from bot.crypto import Cipher, Rejected, msg_signature, url_signature
+from bot.wechat.crypto import Cipher, Rejected, msg_signature, url_signature
 from bot.runtime import Runtime
 from tests.support import aes_decrypt, aes_encrypt
 

@@ -1,4 +1,4 @@
-"""The demo school (bot/demo.py), the chat simulator API (bot/simulator.py) and `houqin simulate`."""
+"""The demo school (bot/sandbox/demo.py), the chat simulator API (bot/sandbox/simulator.py) and `houqin simulate`."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from bot import cli_demo, demo
+from bot.cli import demo as cli_demo
+from bot.sandbox import demo
 from bot.config import REAL_WECHAT_API
-from bot.fakewechat import TINY_JPEG, FakeWeChat
+from bot.sandbox.fakewechat import TINY_JPEG, FakeWeChat
 from bot.runtime import Runtime
 from storage import people
 
@@ -50,7 +51,7 @@ def say(sim: TestClient, name: str, text: str) -> str:
 
 def deliver(rt: Runtime) -> None:
     """What the background sender does in the demo: send what is due to the fake WeChat server."""
-    from bot.sender import OutboxSender
+    from bot.wechat.sender import OutboxSender
 
     with OutboxSender(rt) as sender:
         while sender.run_once() > 0:
@@ -133,7 +134,7 @@ def test_demo_settings_are_safe_mode_without_credentials() -> None:
     assert s.wechat_aes_key and len(s.wechat_aes_key) == 43
     assert s.wechat_api_base_url == "http://127.0.0.1:9" and s.redis_url is None
     assert s.scheduler == "on" and s.sender == "on" and s.env == "development"
-    from bot.crypto import Cipher
+    from bot.wechat.crypto import Cipher
 
     Cipher(s.wechat_token, s.wechat_aes_key, s.wechat_app_id)  # a valid EncodingAESKey
 

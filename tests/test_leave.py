@@ -422,7 +422,8 @@ def chat_openid(name: str) -> str:
 def test_classes_cli(school, rt, database_url, monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
-    from bot import cli, cli_leave
+    from bot import cli
+    from bot.cli import classes as cli_leave
 
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("DATABASE_URL", database_url)

@@ -15,9 +15,9 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from bot.fakewechat import CUSTOM_PATH, MENU_PATH, TEMPLATE_PATH, TOKEN_PATH
-from bot.sender import OutboxSender, RateLimiter, backoff, start_sender, template_data
-from bot.wechat_api import PermanentError, TransientError, WeChatAPI, classify
+from bot.sandbox.fakewechat import CUSTOM_PATH, MENU_PATH, TEMPLATE_PATH, TOKEN_PATH
+from bot.wechat.sender import OutboxSender, RateLimiter, backoff, start_sender, template_data
+from bot.wechat.api import PermanentError, TransientError, WeChatAPI, classify
 from storage import outbox as ob
 from storage import people
 from storage.kv import MemoryKV, RedisKV
@@ -78,7 +78,7 @@ def test_two_processes_share_one_token_through_redis(settings, fake_wechat):
     script = (
         "import sys\n"
         "from bot.config import Settings\n"
-        "from bot.wechat_api import WeChatAPI\n"
+        "from bot.wechat.api import WeChatAPI\n"
         "from storage.kv import RedisKV\n"
         "base, url, prefix, appid, secret, tag = sys.argv[1:]\n"
         "s = Settings(wechat_app_id=appid, wechat_app_secret=secret, wechat_api_base_url=base, _env_file=None)\n"
@@ -450,7 +450,7 @@ def test_sender_is_throttled_by_its_rate_limit(rt, fake_wechat):
 def test_menu_push_installs_the_menu(settings, fake_wechat, monkeypatch):
     import typer
 
-    from bot import cli_menu
+    from bot.cli import menu as cli_menu
 
     app = typer.Typer()
     cli_menu.register(app)
@@ -470,7 +470,7 @@ def test_menu_push_installs_the_menu(settings, fake_wechat, monkeypatch):
 def test_menu_push_reports_wechat_errors(settings, fake_wechat, monkeypatch):
     import typer
 
-    from bot import cli_menu
+    from bot.cli import menu as cli_menu
 
     app = typer.Typer()
     cli_menu.register(app)

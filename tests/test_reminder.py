@@ -545,10 +545,10 @@ def test_cli_init(database_url, db, tmpdir_path, clock, monkeypatch):  # type: i
 
 
 def test_cli_scheduler_starts_and_stops(database_url, db, clock, monkeypatch, tmpdir_path):  # type: ignore[no-untyped-def]
-    import bot.cli_duty
+    import bot.cli.scheduler
 
     monkeypatch.chdir(tmpdir_path)
-    monkeypatch.setattr(bot.cli_duty, "wait_for_signal", lambda: time.sleep(0.3))  # instead of Ctrl+C
+    monkeypatch.setattr(bot.cli.scheduler, "wait_for_signal", lambda: time.sleep(0.3))  # instead of Ctrl+C
     result = cli({"DATABASE_URL": database_url, "REDIS_URL": "", "SENDER": "off", "HOUQIN_CONFIG": ""}, "scheduler")
     assert result.exit_code == 0, result.output
     assert "调度器已启动" in result.output and "调度器已停止" in result.output

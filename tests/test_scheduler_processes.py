@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlmodel import select
 
-from bot.fakewechat import FakeWeChat
+from bot.sandbox.fakewechat import FakeWeChat
 from storage import outbox as ob
 from storage import people
 from storage import reminder as rem

@@ -255,7 +255,7 @@ def cli(database_url, monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
     from bot import cli as cli_mod
-    from bot import cli_visitor
+    from bot.cli import blacklist as cli_visitor
 
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("DATABASE_URL", database_url)

@@ -31,7 +31,7 @@ from sqlalchemy import and_, or_, update
 from sqlmodel import col, select
 
 from bot.runtime import Runtime
-from bot.wechat_api import WeChatAPI, WeChatAPIError
+from bot.wechat.api import WeChatAPI, WeChatAPIError
 from storage import outbox as ob
 from storage.db import DatabaseUnavailable
 from storage.people import Person

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import typer
 
+from bot.cli.common import fail, runtime
+from handlers.text import normalise
+from storage import leave
+from storage.errors import UserError
+
 classes_app = typer.Typer(help="班级与班主任", no_args_is_help=True)
 
 
 @classes_app.command("set")
 def classes_set(klass: str, teacher: str) -> None:
     """设置班级的班主任：houqin classes set 七(3)班 王老师"""
-    from bot.cli import fail, runtime
-    from handlers.text import normalise
-    from storage import leave
-    from storage.errors import UserError
-
     rt = runtime()
     try:
         with rt.db.session() as s:
@@ -31,9 +31,6 @@ def classes_set(klass: str, teacher: str) -> None:
 @classes_app.command("list")
 def classes_list() -> None:
     """列出班级、班主任和学生人数。"""
-    from bot.cli import runtime
-    from storage import leave
-
     rt = runtime()
     with rt.db.session() as s:
         rows = leave.list_classes(s)

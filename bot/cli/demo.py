@@ -3,16 +3,24 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 import os
 import socket
 import sys
 import threading
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
+
+from bot.app import create_app
+from bot.cli.common import fail
+from bot.config import Settings
+from storage.clock import Clock
 
 # Fixed on purpose: the demo has no secrets to keep (it talks only to the fake WeChat server on loopback),
 # and a stable SECRET_KEY keeps encrypted visitor ID numbers readable across `--keep` runs.
@@ -22,11 +30,9 @@ DEMO_APP_ID = "wxdemo0000000000"
 DEMO_SECRET_KEY = "houqin-demo-secret-key-not-for-production"
 
 
-def demo_settings(database_url: str, api_base_url: str, config_file: str | None = None) -> Any:
+def demo_settings(database_url: str, api_base_url: str, config_file: str | None = None) -> Settings:
     """The demo's Settings: its own database, the fake WeChat API, one process (no Redis), safe mode.
     A `.env` in the working directory is ignored: it may hold a real school's database and credentials."""
-    from bot.config import Settings
-
     extra: dict[str, Any] = {"HOUQIN_CONFIG": config_file} if config_file else {}
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -54,22 +60,16 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        from bot.cli import fail
-
         fail(f"端口 {port} 无法使用（{exc.strerror}）：可能已有服务在运行，换一个端口：houqin demo --port 8001")
     sock.listen(128)
     return sock
 
 
 def run_demo(port: int, host: str, data_dir: Path, keep: bool, fake_port: int) -> None:
-    import logging
-
     import uvicorn
 
-    from bot import demo as demo_school
-    from bot.app import create_app
-    from bot.fakewechat import FakeWeChat
-    from storage.clock import Clock
+    from bot.sandbox import demo as demo_school
+    from bot.sandbox.fakewechat import FakeWeChat
 
     sock = _bind(host, port)
     tz = os.environ.get("TIMEZONE") or "Asia/Shanghai"
@@ -77,7 +77,7 @@ def run_demo(port: int, host: str, data_dir: Path, keep: bool, fake_port: int) -
     typer.echo(f"正在准备演示学校（数据目录 {data_dir.resolve()}）…")
     url, school = demo_school.create(data_dir, now, keep=keep)
     fake = FakeWeChat(port=fake_port).start()
-    os.environ["HOUQIN_SIMULATOR"] = "1"  # bot.simulator answers only when this is set
+    os.environ["HOUQIN_SIMULATOR"] = "1"  # bot.sandbox.simulator answers only when this is set
     settings = demo_settings(url, fake.base_url, str(data_dir.resolve() / demo_school.CONFIG_NAME))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every scheduler tick at INFO
@@ -165,8 +165,6 @@ class Session:
             body = {"openid": self.person["openid"], "type": "image"}
             path = line.split(maxsplit=1)[1].strip() if len(line.split(maxsplit=1)) > 1 else ""
             if path:
-                import base64
-
                 body["image"] = base64.b64encode(Path(path).expanduser().read_bytes()).decode()
         elif line.startswith(("/菜单", "/click")):
             key = line.split(maxsplit=1)[1].strip() if len(line.split(maxsplit=1)) > 1 else ""
@@ -205,8 +203,6 @@ class Session:
 
 def _indent(label: str, text: str, sep: str = "：") -> str:
     """`label：first line` with the following lines under the first (Chinese characters are two columns)."""
-    import unicodedata
-
     width = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in label + sep)
     pad = " " * width
     first, *rest = text.split("\n")
@@ -274,8 +270,6 @@ def register(app: typer.Typer) -> None:
         /simulator 接口签名后发到真实的 /wechat 回调；推送取自它的模拟微信服务器。
         /图片 [文件] 发送图片（报修照片），/菜单 <命令> 模拟点击菜单，/退出 或 Ctrl+D 结束。
         """
-        from bot.cli import fail
-
         try:
             with httpx.Client(base_url=url.rstrip("/"), timeout=30.0) as client:
                 repl(client, as_.strip())

@@ -9,6 +9,10 @@ from typing import Annotated
 
 import typer
 
+from bot.cli.common import fail, runtime
+from storage import visitor
+from storage.errors import UserError
+
 blacklist_app = typer.Typer(help="访客黑名单", no_args_is_help=True)
 
 
@@ -18,10 +22,6 @@ def blacklist_add(
     reason: Annotated[str, typer.Option("--reason", help="原因")] = "",
 ) -> None:
     """加入黑名单：houqin blacklist add 13900001234 --reason 多次冒充家长"""
-    from bot.cli import fail, runtime
-    from storage import visitor
-    from storage.errors import UserError
-
     rt = runtime()
     try:
         with rt.db.session() as s:
@@ -38,10 +38,6 @@ def blacklist_add(
 @blacklist_app.command("remove")
 def blacklist_remove(value: Annotated[str, typer.Argument(help="手机号或18位身份证号")]) -> None:
     """移出黑名单：houqin blacklist remove 13900001234"""
-    from bot.cli import fail, runtime
-    from storage import visitor
-    from storage.errors import UserError
-
     rt = runtime()
     try:
         with rt.db.session() as s:
@@ -56,9 +52,6 @@ def blacklist_remove(value: Annotated[str, typer.Argument(help="手机号或18�
 @blacklist_app.command("list")
 def blacklist_list() -> None:
     """列出黑名单（号码已打码）。"""
-    from bot.cli import runtime
-    from storage import visitor
-
     rt = runtime()
     with rt.db.session() as s:
         rows = visitor.blacklist_all(s)

@@ -2,7 +2,7 @@
 
 Messages go through the real webhook: the backend builds WeChat's XML, signs it with the configured token
 (and encrypts it in safe mode when an EncodingAESKey is configured) and posts it to this app's own `/wechat`
-in-process, then reads the XML reply. Pushes are what the fake WeChat API server received (bot.fakewechat:
+in-process, then reads the XML reply. Pushes are what the fake WeChat API server received (bot.sandbox.fakewechat:
 the instance running in this process, else its `/fake/received` over HTTP).
 
 Letting anyone act as anyone is the point, and the danger: every route answers 404 unless the environment
@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import html
-import os
 import re
 import secrets
 import threading
@@ -31,13 +30,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlmodel import col, select
 
-from bot.config import REAL_WECHAT_API
-from bot.crypto import url_signature
-from bot.fakewechat import SEND_PATHS, TINY_JPEG, Call, FakeWeChat
+from bot.config import SIMULATOR_SWITCH, simulator_enabled
 from bot.runtime import Runtime
+from bot.sandbox.fakewechat import SEND_PATHS, TINY_JPEG, Call, FakeWeChat
+from bot.wechat.crypto import url_signature
+from bot.wechat.menu import load_menu
 from storage import people
 
-ENV_SWITCH = "HOUQIN_SIMULATOR"
+ENV_SWITCH = SIMULATOR_SWITCH
 NEWCOMER_OPENID = "oDemoNewcomer0000000000000000"  # the 新用户 entry: anyone who has not bound yet
 TO_USER = "gh_simulator"
 MAX_EVENTS = 3000
@@ -51,8 +51,7 @@ ASSETS = {"simulator.js": "application/javascript; charset=utf-8", "simulator.cs
 
 
 def enabled(rt: Runtime) -> bool:
-    flag = os.environ.get(ENV_SWITCH, "").strip().lower() in ("1", "true", "on", "yes")
-    return flag and rt.settings.wechat_api_base_url.rstrip("/") != REAL_WECHAT_API
+    return simulator_enabled(rt.settings)
 
 
 def _guard(request: Request) -> None:
@@ -294,10 +293,8 @@ def _detail(s: Any, p: people.Person, roles: frozenset[str]) -> str:
 
 def _menu() -> dict[str, Any] | None:
     try:
-        from bot.cli_menu import load_menu
-
         return load_menu()
-    except (ImportError, ValueError):  # the menu is a nicety: no menu module or file, no buttons
+    except ValueError:  # the menu is a nicety: no menu file, no buttons
         return None
 
 

@@ -15,8 +15,11 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from storage import people
+from jobs import builtin
+from storage import console_users as accounts
+from storage import duty, people
 from storage.db import Database
+from storage.errors import UserError
 
 DB_NAME = "houqin-demo.db"
 CONFIG_NAME = "houqin-demo.toml"
@@ -108,9 +111,6 @@ def build(session: Session, now: datetime) -> DemoSchool:
 
 def _console_logins(session: Session) -> list[str]:
     """Console passwords for the admin and a leader, when this version has the console."""
-    from storage import console_users as accounts
-    from storage.errors import UserError
-
     done = []
     for name in CONSOLE_USERS:
         try:
@@ -123,8 +123,6 @@ def _console_logins(session: Session) -> list[str]:
 
 def _duty_rota(session: Session, now: datetime) -> str:
     """The holiday-duty rota of the leaders for the coming six weeks (provisional beyond the official calendar)."""
-    from storage import duty
-
     start = now.date()
     end = start + timedelta(days=42)
     rows = duty.generate(session, start, end, now=now, provisional=True)
@@ -155,9 +153,6 @@ def write_config(path: Path, now: datetime) -> Path:
 
 def builtin_reminders(session: Session, config: Path, now: datetime) -> str:
     """What `houqin init` does: the built-in schedules from the term calendar (skipped when unavailable)."""
-    from jobs import builtin
-    from storage.errors import UserError
-
     try:
         summary = builtin.sync_builtin(session, builtin.load_config(str(config)), now)
     except UserError as exc:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -34,7 +35,7 @@ FAILS_PER_IP = 20
 
 
 class ConsoleError(Exception):
-    """Stops a console request with a page: handled by the console's route class (bot.console)."""
+    """Stops a console request with a page: handled by the console's route class (bot.console.routes)."""
 
     def __init__(self, status: int, message: str, location: str | None = None) -> None:
         super().__init__(message)
@@ -115,8 +116,6 @@ def require_user(request: Request) -> ConsoleUser:
     user = current_user(request)
     if user is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        from urllib.parse import quote
-
         raise ConsoleError(303, "请先登录", location=f"{COOKIE_PATH}/login?next={quote(target)}")
     return user
 

@@ -23,18 +23,25 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlmodel import Session
 
-from bot import console_auth as auth
-from bot.console_auth import ConsoleError, ConsoleUser, require_admin, require_user, runtime
-from storage import ledger
+from bot.console import auth
+from bot.console.auth import ConsoleError, ConsoleUser, require_admin, require_user, runtime
+from handlers.text import normalise, parse_ref
+from handlers.timeexpr import split_time_prefix
+from storage import duty as duty_service
+from storage import leave, ledger, people, repair, visitor
+from storage import outbox as ob
+from storage import reminder as rem
 from storage.db import DatabaseUnavailable
+from storage.duty import PROVISIONAL_NOTE, fmt_date, is_provisional_row
 from storage.errors import NotFound, UserError
+from storage.schoolcal import official_years
 from storage.ledger import Filters
 from storage.people import ROLES
 
 log = logging.getLogger("houqin.console")
 
 HERE = Path(__file__).parent
-STATIC = HERE / "static" / "admin"
+STATIC = HERE / "static"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["ROLES"] = ROLES
 templates.env.filters["dt"] = ledger.fmt_dt
@@ -202,8 +209,6 @@ def _query_without_page(request: Request) -> str:
 
 
 def _ref(text: str, prefix: str) -> int:
-    from handlers.text import parse_ref
-
     return parse_ref(text, prefix)
 
 
@@ -307,8 +312,6 @@ def dashboard_slash() -> Response:
 def repairs(request: Request) -> Response:
     user = require_user(request)
     _need(request, "repairticket", "报修")
-    from storage import repair
-
     rt = runtime(request)
     f = _filters(request)
     with rt.db.session() as s:
@@ -324,8 +327,6 @@ def repairs(request: Request) -> Response:
 def repair_detail(request: Request, ref: str) -> Response:
     user = require_user(request)
     _need(request, "repairticket", "报修")
-    from storage import repair
-
     rt = runtime(request)
     n = _ref(ref, "BX")
     with rt.db.session() as s:
@@ -340,8 +341,6 @@ def repair_detail(request: Request, ref: str) -> Response:
 @router.post("/repairs/{ref}/assign")
 async def repair_assign(request: Request, ref: str) -> Response:
     user, form = await admin_form(request)
-    from storage import repair
-
     n = _ref(ref, "BX")
     back = _safe_next(form.get("back")) if form.get("back") else f"/admin/repairs/BX{n}"
 
@@ -355,8 +354,6 @@ async def repair_assign(request: Request, ref: str) -> Response:
 @router.post("/repairs/{ref}/cancel")
 async def repair_cancel(request: Request, ref: str) -> Response:
     user, form = await admin_form(request)
-    from storage import repair
-
     n = _ref(ref, "BX")
 
     def cancel(s: Session, now: datetime) -> str:
@@ -386,8 +383,6 @@ def visitors(request: Request) -> Response:
 async def visitor_reveal(request: Request, ref: str) -> Response:
     """An admin sees one full ID number (or phone); the visitor service logs who and when."""
     user, form = await admin_form(request)
-    from storage import visitor
-
     rt = runtime(request)
     n = _ref(ref, "FK")
     what = "phone" if form.get("field") == "phone" else "id_number"
@@ -418,8 +413,6 @@ def blacklist(request: Request) -> Response:
 @router.post("/blacklist")
 async def blacklist_add(request: Request) -> Response:
     user, form = await admin_form(request)
-    from storage import visitor
-
     secret_key = runtime(request).settings.secret_key
 
     def add(s: Session, now: datetime) -> str:
@@ -437,8 +430,6 @@ async def blacklist_add(request: Request) -> Response:
 def leave_list(request: Request) -> Response:
     user = require_user(request)
     _need(request, "leaveslip", "请假")
-    from storage import leave
-
     rt = runtime(request)
     f = _filters(request)
     now = rt.clock.now()
@@ -455,8 +446,6 @@ def leave_list(request: Request) -> Response:
 def leave_detail(request: Request, ref: str) -> Response:
     user = require_user(request)
     _need(request, "leaveslip", "请假")
-    from storage import leave
-
     rt = runtime(request)
     n = _ref(ref, "QJ")
     now = rt.clock.now()
@@ -475,8 +464,6 @@ def leave_detail(request: Request, ref: str) -> Response:
 async def leave_decide(request: Request, ref: str) -> Response:
     """An admin decides as the head teacher's deputy, through the same service as 批准/驳回 in chat."""
     user, form = await admin_form(request)
-    from storage import leave
-
     n = _ref(ref, "QJ")
     approve = form.get("decision") == "approve"
 
@@ -494,8 +481,6 @@ async def leave_decide(request: Request, ref: str) -> Response:
 def reminders(request: Request) -> Response:
     user = require_user(request)
     _need(request, "reminder", "提醒")
-    from storage import reminder as rem
-
     rt = runtime(request)
     f = _filters(request)
     with rt.db.session() as s:
@@ -510,9 +495,6 @@ def reminders(request: Request) -> Response:
 async def reminder_create(request: Request) -> Response:
     """A reminder from the console: the time parsed as in chat, created by `storage.reminder.create`."""
     user, form = await admin_form(request)
-    from handlers.timeexpr import split_time_prefix
-    from storage import reminder as rem
-
     when_text = form.get("when", "").strip()
     labels = [x for x in re.split(r"[\s,，、@]+", form.get("targets", "")) if x]
 
@@ -538,8 +520,6 @@ async def reminder_create(request: Request) -> Response:
 def reminder_detail(request: Request, ref: str) -> Response:
     user = require_user(request)
     _need(request, "reminder", "提醒")
-    from storage import reminder as rem
-
     rt = runtime(request)
     n = _ref(ref, "TX")
     with rt.db.session() as s:
@@ -551,8 +531,6 @@ def reminder_detail(request: Request, ref: str) -> Response:
 @router.post("/reminders/{ref}/cancel")
 async def reminder_cancel(request: Request, ref: str) -> Response:
     user, _ = await admin_form(request)
-    from storage import reminder as rem
-
     n = _ref(ref, "TX")
 
     def cancel(s: Session, now: datetime) -> str:
@@ -568,9 +546,6 @@ async def reminder_cancel(request: Request, ref: str) -> Response:
 def duty(request: Request) -> Response:
     user = require_user(request)
     _need(request, "dutyrota", "值班")
-    from storage.duty import PROVISIONAL_NOTE, fmt_date, is_provisional_row
-    from storage.schoolcal import official_years
-
     rt = runtime(request)
     today = rt.clock.now().date()
     f = _filters(request)
@@ -589,8 +564,6 @@ def duty(request: Request) -> Response:
 async def duty_change(request: Request) -> Response:
     """Put a leader on a day, through the same service as 换班 in chat (which tells both leaders)."""
     user, form = await admin_form(request)
-    from storage import duty as duty_service
-
     def swap(s: Session, now: datetime) -> str:
         day = ledger.parse_date(form.get("day"))  # checked before the session is first used
         if day is None:
@@ -620,9 +593,6 @@ async def people_invite(request: Request) -> Response:
     user = require_admin(request, require_user(request))
     form = await request.form()
     auth.check_csrf(user, str(form.get("csrf") or ""))
-    from handlers.text import normalise
-    from storage import people
-
     roles = [str(r) for r in form.getlist("role") if str(r) in ROLES]
 
     def split(value: object) -> list[str]:
@@ -643,8 +613,6 @@ async def people_invite(request: Request) -> Response:
 @router.post("/people/{person_id}/reinvite")
 async def people_reinvite(request: Request, person_id: int) -> Response:
     await admin_form(request)
-    from storage import people
-
     def reinvite(s: Session, now: datetime) -> str:
         person = s.get(people.Person, person_id)
         if person is None:
@@ -684,8 +652,6 @@ async def invite_revoke(request: Request, invite_id: int) -> Response:
 @router.get("/outbox", response_class=HTMLResponse)
 def outbox_page(request: Request) -> Response:
     user = require_user(request)
-    from storage import outbox as ob
-
     rt = runtime(request)
     f = _filters(request)
     with rt.db.session() as s:

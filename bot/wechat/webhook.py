@@ -12,8 +12,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from wechatpy.replies import TextReply
 
-from bot.crypto import Rejected, check_timestamp, check_url_signature, parse_xml_safely
 from bot.runtime import Runtime
+from bot.wechat.crypto import Rejected, check_timestamp, check_url_signature, parse_xml_safely
 from handlers.base import Inbound
 from storage.db import DatabaseUnavailable
 

@@ -6,6 +6,10 @@ from typing import Annotated
 
 import typer
 
+from bot.cli.common import fail, runtime
+from storage.console_users import set_password
+from storage.errors import UserError
+
 admin_app = typer.Typer(help="管理后台账号", no_args_is_help=True)
 
 
@@ -15,10 +19,6 @@ def password(
     value: Annotated[str | None, typer.Option("--password", help="新密码（不写则提示输入，不回显）")] = None,
 ) -> None:
     """设置后勤管理员或校领导的后台登录密码（至少8位）；旧的登录会话随之失效。"""
-    from bot.cli import fail, runtime
-    from storage.console_users import set_password
-    from storage.errors import UserError
-
     if value is None:
         value = typer.prompt("新密码", hide_input=True, confirmation_prompt="再输入一次")
     rt = runtime()

@@ -1,10 +1,7 @@
-"""`houqin duty import|generate|list` (holiday duty rota) and `houqin scheduler` (reminders and periodic jobs
-in a process of their own, for SCHEDULER=off in the web workers)."""
+"""`houqin duty import|generate|list`: the holiday duty rota."""
 
 from __future__ import annotations
 
-import signal
-import threading
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -27,7 +24,7 @@ def _day(value: str, what: str) -> date:
     try:
         return parse_date(value)
     except ValueError:
-        from bot.cli import fail
+        from bot.cli.common import fail
 
         fail(f"{what}日期格式不对：{value}（应为 2026-10-01）")
         raise  # unreachable: fail() exits
@@ -36,7 +33,7 @@ def _day(value: str, what: str) -> date:
 @duty_app.command("import")
 def duty_import(file: Path) -> None:
     """导入值班表 CSV（日期,领导）：领导按姓名查找；有任何错误则整表不导入。"""
-    from bot.cli import fail, read_csv, runtime
+    from bot.cli.common import fail, read_csv, runtime
     from storage import duty
     from storage.errors import UserError
 
@@ -69,7 +66,7 @@ def duty_generate(
         "--provisional", help="官方放假安排尚未公布的年份，按法定假日推算生成（公布后自动核对并告知管理员）")] = False,
 ) -> None:
     """按法定节假日和周末（调休上班日除外）轮流安排校领导值班。"""
-    from bot.cli import fail, runtime
+    from bot.cli.common import fail, runtime
     from storage import duty
     from storage.errors import UserError
     from storage.schoolcal import CalendarUnavailable
@@ -101,7 +98,7 @@ def duty_generate(
 @duty_app.command("list")
 def duty_list() -> None:
     """列出今天起的值班安排。"""
-    from bot.cli import runtime
+    from bot.cli.common import runtime
     from storage import duty
 
     rt = runtime()
@@ -113,40 +110,8 @@ def duty_list() -> None:
         typer.echo("暂无值班安排。")
 
 
-def wait_for_signal() -> None:
-    """Block until SIGINT or SIGTERM."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-
-
-def scheduler() -> None:
-    """单独运行提醒与定时任务（Web 进程设 SCHEDULER=off 时使用）；同时发送消息队列（SENDER=on 时）。"""
-    import logging
-
-    from bot.cli import runtime
-    from jobs.scheduler import start_scheduler
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    rt = runtime()
-    if rt.settings.sender == "on":
-        try:
-            from bot.sender import start_sender
-        except ModuleNotFoundError:  # pragma: no cover - the sender ships with the kernel
-            pass
-        else:
-            rt.background.append(start_sender(rt))
-    rt.background.append(start_scheduler(rt))
-    typer.echo("调度器已启动（提醒与定时任务），Ctrl+C 退出。")
-    wait_for_signal()
-    rt.close()
-    typer.echo("调度器已停止。")
-
-
 def register(app: typer.Typer) -> None:
     if getattr(app, "_houqin_duty", False):  # tests may load the plugins more than once
         return
     app.add_typer(duty_app, name="duty")
-    app.command("scheduler")(scheduler)
     app._houqin_duty = True  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""`houqin menu push`: install the account's custom menu from bot/menu.json (or --file).
+"""The account's custom menu: bot/wechat/menu.json, checked against WeChat's limits.
 
 WeChat allows at most 3 top-level buttons with at most 5 sub-buttons each, so the five commands of the spec
 (报修 / 访客 / 请假 / 提醒 / 帮助) sit as 报修, 办事 ▸ (访客 请假 提醒 值班), 帮助. Every button is a CLICK whose
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 MENU_FILE = Path(__file__).with_name("menu.json")
 
@@ -59,44 +57,3 @@ def describe(menu: dict[str, Any]) -> str:
         subs = top.get("sub_button")
         parts.append(f"{top['name']}（{'、'.join(s['name'] for s in subs)}）" if subs else top["name"])
     return "、".join(parts)
-
-
-def _menu_or_fail(file: Path | None) -> dict[str, Any]:
-    from bot.cli import fail
-
-    try:
-        return load_menu(file or MENU_FILE)
-    except ValueError as exc:
-        fail(str(exc))
-        raise  # unreachable: fail() exits
-
-
-def register(app: typer.Typer) -> None:
-    menu_app = typer.Typer(help="公众号自定义菜单", no_args_is_help=True)
-    app.add_typer(menu_app, name="menu")
-
-    @menu_app.command("push")
-    def push(
-        file: Annotated[Path | None, typer.Option("--file", help="菜单 JSON 文件，默认 bot/menu.json")] = None,
-    ) -> None:
-        """把自定义菜单安装到公众号（报修 / 访客 / 请假 / 提醒 / 帮助）。"""
-        from bot.cli import fail
-        from bot.config import Settings
-        from bot.wechat_api import WeChatAPI, WeChatAPIError
-        from storage.kv import make_kv
-
-        menu = _menu_or_fail(file)
-        settings = Settings()
-        try:
-            WeChatAPI(settings, make_kv(settings.redis_url)).create_menu(menu)
-        except WeChatAPIError as exc:
-            fail(f"菜单更新失败：{exc.describe()}")
-            return
-        typer.echo(f"菜单已更新：{describe(menu)}")
-
-    @menu_app.command("show")
-    def show(
-        file: Annotated[Path | None, typer.Option("--file", help="菜单 JSON 文件，默认 bot/menu.json")] = None,
-    ) -> None:
-        """显示将要安装的菜单。"""
-        typer.echo(describe(_menu_or_fail(file)))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from handlers import base
-from handlers.base import Context, Inbound
+from handlers.base import Context, Inbound, Options
 from handlers.text import ref_prefix, split_command
 from storage.db import Database, DatabaseUnavailable
 from storage.errors import NotFound, UserError
@@ -59,7 +58,7 @@ def paginate(text: str, limit: int = MAX_REPLY) -> list[str]:
 
 
 class Router:
-    def __init__(self, db: Database, kv: KV, options: Mapping[str, Any]) -> None:
+    def __init__(self, db: Database, kv: KV, options: Options) -> None:
         base.load_handlers()
         self.db = db
         self.kv = kv
@@ -118,14 +117,14 @@ class Router:
         parsed = split_command(text, self.words)
         if parsed is None:
             if ctx.actor is None:
-                return UNBOUND_HINT.format(school=self.options.get("school_name", ""))
+                return UNBOUND_HINT.format(school=self.options.school_name)
             word = text.strip()[:10]
             return UNKNOWN_HINT.format(word=word)
         found = base.candidates(parsed.word)
         order = self._order(found, parsed.args, ctx)
         cmd = order[0]
         if ctx.actor is None and cmd.bound:
-            return UNBOUND_HINT.format(school=self.options.get("school_name", ""))
+            return UNBOUND_HINT.format(school=self.options.school_name)
         cmd.check(ctx.actor)
         ctx.word, ctx.rest, ctx.args, ctx.after = parsed.word, parsed.rest, parsed.args, parsed.after
         fallbacks = [c for c in order[1:] if c.allows(ctx.actor)]
@@ -157,22 +156,13 @@ class Router:
         if not allowed:
             return [found[0]]
         return sorted(allowed, key=lambda c: c.roles is None)
-        prefix = ref_prefix(args[0]) if args else None
-        if prefix:
-            for c in found:
-                if c.record == prefix:
-                    return c
-        for c in found:  # no prefix typed: the first one this person may use
-            if c.allows(ctx.actor):
-                return c
-        return found[0]
 
     def _media(self, ctx: Context) -> str | None:
         state = self._dialog(ctx)
         if state is not None and state[0] in base.DIALOGS:
             return base.DIALOGS[state[0]](ctx, state[1])
         if ctx.actor is None:
-            return UNBOUND_HINT.format(school=self.options.get("school_name", ""))
+            return UNBOUND_HINT.format(school=self.options.school_name)
         kinds = {"image": "图片", "location": "位置", "link": "链接", "video": "视频", "shortvideo": "视频",
                  "voice": "语音"}
         what = kinds.get(ctx.inbound.type, "消息")

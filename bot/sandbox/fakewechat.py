@@ -3,7 +3,7 @@
 It speaks the few endpoints the bot uses (token, customer-service and template messages, menu, media),
 records every call, and can be told to misbehave: error codes, latency, dropped connections, expired
 tokens. `FakeWeChat().start()` serves it with uvicorn on 127.0.0.1 in a background thread;
-`python -m bot.fakewechat --port 8081` runs it standalone; `FakeWeChat().app` can be mounted elsewhere.
+`python -m bot.sandbox.fakewechat --port 8081` runs it standalone; `FakeWeChat().app` can be mounted elsewhere.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Call:
     @property
     def text(self) -> str | None:
         """The text a person would read: the content of a customer-service message, or for a template
-        message the `keyword1` field, where bot.sender puts the whole text."""
+        message the `keyword1` field, where bot.wechat.sender puts the whole text."""
         body = self.body or {}
         if self.path == CUSTOM_PATH:
             return ((body.get("text") or {}).get("content")) if body.get("msgtype") == "text" else None

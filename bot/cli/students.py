@@ -1,0 +1,28 @@
+"""`houqin students import`: the student roster from a CSV file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from bot.cli.common import read_csv, runtime
+from storage import people
+
+students_app = typer.Typer(help="学生名册", no_args_is_help=True)
+
+
+@students_app.command("import")
+def students_import(file: Path) -> None:
+    """导入学生名册 CSV（学号,姓名,班级）；错误的行按行号报告，其余照常导入。"""
+    rows = read_csv(file)
+    rt = runtime()
+    with rt.db.session() as s:
+        n, errors = people.import_students(s, rows)
+    for e in errors:
+        typer.echo(e, err=True)
+    typer.echo(f"导入 {n} 名学生，{len(errors)} 行有误。")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(students_app, name="students")
