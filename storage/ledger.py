@@ -25,6 +25,7 @@ from storage.errors import NotFound, UserError
 from storage.leave import PENDING, LeaveSlip, status_text
 from storage.people import (
     ROLES,
+    Actor,
     Invite,
     ParentLink,
     Person,
@@ -90,12 +91,14 @@ def parse_date(text: str | None) -> date | None:
     if not text:
         return None
     m = re.fullmatch(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?", text)
+    if m and not 1900 <= int(m.group(1)) <= 2999:  # 9999-12-31 would overflow the day after it
+        raise UserError(f"日期超出范围：{text}（例如 2026-12-01）")
     if m:
         try:
             return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
         except ValueError:
             pass
-    raise UserError(f"日期格式不对：{text}（例如 2026-12-01）")
+    raise UserError(f"日期格式不对：{text[:30]}（例如 2026-12-01）")
 
 
 def _ref_number(q: str, prefix: str) -> int | None:
@@ -462,6 +465,7 @@ class PersonRow:
     invite_state: str
     classes: list[str]
     children: list[str]
+    code: str = ""  # the newest invite's code, only for a viewer who may hand it out (an admin)
 
     @property
     def bound_state(self) -> str:
@@ -484,7 +488,10 @@ def invite_state(inv: Invite | None, now: datetime) -> str:
     return "有效"
 
 
-def people_list(session: Session, f: Filters, now: datetime) -> list[PersonRow]:
+def people_list(session: Session, f: Filters, now: datetime, viewer: Actor | None = None) -> list[PersonRow]:
+    """The people ledger. Invite codes only for an admin `viewer`: whoever reads an unused code can bind it
+    and become that person (a leader reading an admin's code would become admin)."""
+    show_codes = viewer is not None and viewer.has("admin")
     stmt = select(Person)
     if f.like:
         stmt = stmt.where(or_(col(Person.name).ilike(f.like, escape="\\"), col(Person.phone).ilike(f.like, escape="\\")))
@@ -519,7 +526,7 @@ def people_list(session: Session, f: Filters, now: datetime) -> list[PersonRow]:
         rs = frozenset(roles.get(p.id, set()))
         newest = invites.get(p.id)
         out.append(PersonRow(p, rs, role_names(rs), newest, invite_state(newest, now), classes.get(p.id, []),
-                             children.get(p.id, [])))
+                             children.get(p.id, []), newest.code if newest and show_codes else ""))
     return out
 
 

@@ -342,3 +342,69 @@ def sender_by_openid(session: Session, openid: str) -> tuple[Actor | None, datet
     first = rows[0]
     roles = frozenset(r.role for r in rows if r.role)
     return Actor(first.id, first.name, openid, roles), first.last_inbound_at
+
+
+# --- revoking access (SPEC 1): the one place that deactivates people and changes roles ----------------------
+
+
+def person_by_ref(session: Session, ref: int | str) -> Person:
+    """A person by id (the console) or by a unique name (the CLI)."""
+    if isinstance(ref, int):
+        person = session.get(Person, ref)
+        if person is None:
+            raise UserError(f"未找到人员 {ref}")
+        return person
+    name = ref.strip()
+    found = list(session.exec(select(Person).where(Person.name == name).order_by(col(Person.id))).all())
+    active = [p for p in found if p.active] or found
+    if not active:
+        raise UserError(f"找不到人员「{name}」")
+    if len(active) > 1:
+        raise UserError(f"有 {len(active)} 位名为「{name}」的人员，无法确定是哪一位（请在后台按编号操作）")
+    return active[0]
+
+
+def deactivate(session: Session, ref: int | str) -> Person:
+    """停用: from now on the person cannot act by chat, cannot log in, and every console session of theirs
+    ends (both re-check `active` on every message and request). Records, roles and the binding stay, so the
+    ledgers keep their names; unused invite codes are voided so nobody can bind as them."""
+    person = person_by_ref(session, ref)
+    if not person.active:
+        raise UserError(f"{person.name} 已停用。")
+    person.active = False
+    session.add(person)
+    for inv in session.exec(select(Invite).where(Invite.person_id == person.id, col(Invite.used_at).is_(None))).all():
+        inv.revoked = True
+        session.add(inv)
+    session.flush()
+    return person
+
+
+def set_roles(session: Session, ref: int | str, *, add: list[str] | None = None,
+              remove: list[str] | None = None) -> tuple[Person, frozenset[str]]:
+    """Add and remove roles (English or Chinese names). Takes effect at the person's next message or console
+    request, which re-read the roles. A person keeps at least one role: deactivate them instead."""
+    person = person_by_ref(session, ref)
+    assert person.id is not None
+    adding = {parse_role(r) for r in add or [] if r.strip()}
+    removing = {parse_role(r) for r in remove or [] if r.strip()}
+    if adding & removing:
+        raise UserError(f"同一角色不能既增加又移除：{role_names(adding & removing)}")
+    current = set(roles_of(session, person.id))
+    if "teacher" in removing and "head_teacher" in current - removing:
+        removing.add("head_teacher")  # a head teacher is a teacher with a class
+    if "head_teacher" in adding:
+        adding.add("teacher")
+    if "parent" in adding and not children_of(session, person.id):
+        raise UserError("家长需要先关联学生（houqin invite … --student <学号>）")
+    after = (current | adding) - removing
+    if not after:
+        raise UserError(f"{person.name} 至少要保留一个角色；如不再使用，请停用此人。")
+    for role in removing & current:
+        row = session.get(PersonRole, (person.id, role))
+        if row is not None:
+            session.delete(row)
+    for role in adding - current:
+        session.add(PersonRole(person_id=person.id, role=role))
+    session.flush()
+    return person, frozenset(after)

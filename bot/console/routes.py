@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlmodel import Session
 
@@ -185,15 +186,22 @@ def admin_action(request: Request, back: str, action: Callable[[Session, datetim
     return redirect(request, back, text)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _param(request: Request, name: str, default: str = "", limit: int = 100) -> str:
+    """A query parameter as plain text: control characters (a NUL breaks PostgreSQL) dropped, length capped."""
+    return _CONTROL.sub("", request.query_params.get(name, default) or "").strip()[:limit]
+
+
 def _filters(request: Request, **defaults: str) -> Filters:
-    p = request.query_params
     return Filters(
-        q=(p.get("q") or "").strip()[:100],
-        start=ledger.parse_date(p.get("from")),
-        end=ledger.parse_date(p.get("to")),
-        state=p.get("state", defaults.get("state", "")) or "",
-        kind=p.get("kind", defaults.get("kind", "")) or "",
-        flag=p.get("flag", defaults.get("flag", "")) or "",
+        q=_param(request, "q"),
+        start=ledger.parse_date(_param(request, "from", limit=30)),
+        end=ledger.parse_date(_param(request, "to", limit=30)),
+        state=_param(request, "state", defaults.get("state", ""), 30),
+        kind=_param(request, "kind", defaults.get("kind", ""), 30),
+        flag=_param(request, "flag", defaults.get("flag", ""), 30),
     )
 
 
@@ -221,8 +229,13 @@ def _need(request: Request, table: str, title: str) -> None:
 # --- static files -------------------------------------------------------------------------------------------
 
 
+_STATIC_NAME = re.compile(r"[A-Za-z0-9_-]{1,60}\.[a-z0-9]{1,8}")
+
+
 @router.get("/static/{name}")
 def static(name: str) -> Response:
+    if not _STATIC_NAME.fullmatch(name):  # also keeps a NUL or a path out of the filesystem call
+        return Response("未找到", status_code=404)
     path = (STATIC / name).resolve()
     if path.parent != STATIC.resolve() or not path.is_file():
         return Response("未找到", status_code=404)
@@ -265,12 +278,15 @@ async def login(request: Request) -> Response:
         return _login_page(request, 403, "页面已过期（安全校验未通过），请重新登录。", name)
     if not name or not password:
         return _login_page(request, 400, "请输入姓名和密码。", name)
-    if auth.login_blocked(request, name):
+    # The password hash (scrypt, tens of ms) runs in a worker thread: the event loop keeps answering WeChat.
+    # The attempt is counted before it is evaluated, atomically, so concurrent guesses cannot exceed the limit.
+    found = await run_in_threadpool(auth.attempt_login, request, name, password)
+    if found is auth.BLOCKED:
         return _login_page(request, 429, "登录失败次数过多，请 15 分钟后再试。", name)
-    found = auth.attempt_login(request, name, password)
     if found is None:
         log.info("console login failed for %r from %s", name, auth.client_ip(request))
         return _login_page(request, 401, "姓名或密码错误（仅后勤管理员和校领导可以登录）。", name)
+    assert isinstance(found, tuple)
     actor, person = found
     log.info("console login: %s (%s)", actor.name, auth.client_ip(request))
     response = RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
@@ -582,7 +598,7 @@ def people_page(request: Request) -> Response:
     rt = runtime(request)
     f = _filters(request)
     with rt.db.session() as s:
-        rows = ledger.people_list(s, f, rt.clock.now())
+        rows = ledger.people_list(s, f, rt.clock.now(), viewer=user.actor)
     return render(request, "admin/people.html", user=user, rows=rows, f=f, active="people",
                   export_query=urlencode(request.query_params))
 
@@ -634,6 +650,36 @@ async def people_unbind(request: Request, person_id: int) -> Response:
         return f"已解除 {person.name} 的微信绑定；如需重新绑定，请生成新邀请码。"
 
     return admin_action(request, "/admin/people", unbind)
+
+
+@router.post("/people/{person_id}/deactivate")
+async def people_deactivate(request: Request, person_id: int) -> Response:
+    """停用 through `storage.people.deactivate` (as `houqin people deactivate`): chat and console stop at once."""
+    user, _ = await admin_form(request)
+
+    def deactivate(s: Session, now: datetime) -> str:
+        if person_id == user.actor.id:
+            raise UserError("不能停用自己。")
+        person = people.deactivate(s, person_id)
+        log.info("console: %s deactivated person %s", user.actor.name, person_id)
+        return f"已停用 {person.name}：不能再在公众号操作或登录后台，记录保留。"
+
+    return admin_action(request, "/admin/people", deactivate)
+
+
+@router.post("/people/{person_id}/roles")
+async def people_roles(request: Request, person_id: int) -> Response:
+    """Add or remove a role through `storage.people.set_roles` (as `houqin people set --add-role/--remove-role`)."""
+    user, form = await admin_form(request)
+
+    def change(s: Session, now: datetime) -> str:
+        add, remove = [form.get("add", "")], [form.get("remove", "")]
+        if person_id == user.actor.id and "admin" in [people.parse_role(r) for r in remove if r.strip()]:
+            raise UserError("不能移除自己的后勤管理员角色。")
+        person, roles = people.set_roles(s, person_id, add=add, remove=remove)
+        return f"已更新 {person.name} 的角色：{people.role_names(roles)}。"
+
+    return admin_action(request, "/admin/people", change)
 
 
 @router.post("/invites/{invite_id}/revoke")
