@@ -38,6 +38,7 @@ from storage.people import (
 from storage.reminder import STATE_ZH, Reminder, ReminderOccurrence, ReminderReceipt, describe_when
 from storage.repair import OPEN, STATES, RepairPhoto, RepairTicket
 from storage.repair_categories import KEYWORDS, OTHER
+from storage.redact import redact
 from storage.schoolcal import WEEKDAY_NAMES
 from storage.visitor import IdRevealLog, VisitorBlacklist, VisitorEntry, keyed_hash, on_campus
 
@@ -852,5 +853,6 @@ _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _cell(value: Any) -> Any:
-    # Control characters are not allowed in XLSX cells (openpyxl refuses them): dropped.
-    return _ILLEGAL.sub("", value) if isinstance(value, str) else value
+    # Control characters are not allowed in XLSX cells (openpyxl refuses them): dropped. An export leaves the
+    # building: no secret and no full phone or ID number in any cell, whatever the text it came from.
+    return redact(_ILLEGAL.sub("", value)) if isinstance(value, str) else value

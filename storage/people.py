@@ -207,8 +207,10 @@ def bind(session: Session, kv: KV, openid: str, code: str, *, now: datetime) -> 
     """Bind a WeChat OpenID to the person an invite code was made for (single use, 7 days, 5 tries/hour)."""
     code = code.strip().upper()
     fail_key = f"bindfail:{openid}"
-    failures = int(kv.get(fail_key) or 0)
-    if failures >= BIND_FAILURES_PER_HOUR:
+    # Counted before it is evaluated, with an atomic increment (Redis INCR): concurrent tries cannot all read
+    # "4 so far" and all be checked. A success clears the count.
+    tries = kv.incr(fail_key, ttl=3600)
+    if tries > BIND_FAILURES_PER_HOUR:
         raise UserError("邀请码错误次数过多，请一小时后再试，或联系后勤管理员。")
     already = session.exec(select(Person).where(Person.openid == openid)).first()
     if already is not None:
@@ -222,13 +224,12 @@ def bind(session: Session, kv: KV, openid: str, code: str, *, now: datetime) -> 
     elif found.expires_at < now:
         problem = "邀请码已过期，请联系后勤管理员重新生成"
     if problem:
-        n = kv.incr(fail_key, ttl=3600)
-        left = BIND_FAILURES_PER_HOUR - n
+        left = BIND_FAILURES_PER_HOUR - tries
         tail = f"（还可尝试 {left} 次）" if left > 0 else "（尝试次数已用完，请一小时后再试）"
         raise UserError(problem + tail)
     assert found is not None
     person = session.get(Person, found.person_id)
-    if person is None or person.openid:
+    if person is None or person.openid or not person.active:
         raise UserError("邀请码已被使用")
     found.used_at = now
     person.openid = openid
@@ -238,6 +239,7 @@ def bind(session: Session, kv: KV, openid: str, code: str, *, now: datetime) -> 
     session.add(found)
     session.add(person)
     session.flush()
+    kv.delete(fail_key)
     return person
 
 

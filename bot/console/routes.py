@@ -37,6 +37,7 @@ from storage.duty import PROVISIONAL_NOTE, fmt_date, is_provisional_row
 from storage.errors import NotFound, UserError
 from storage.schoolcal import official_years
 from storage.ledger import Filters
+from storage.redact import redact
 from storage.people import ROLES
 
 log = logging.getLogger("houqin.console")
@@ -48,6 +49,7 @@ templates.env.globals["ROLES"] = ROLES
 templates.env.filters["dt"] = ledger.fmt_dt
 templates.env.filters["hm"] = lambda v: f"{v:%H:%M}" if v else ""
 templates.env.filters["d"] = lambda v: f"{v:%Y-%m-%d}" if v else ""
+templates.env.filters["redact"] = redact  # stored errors may predate the scrubbing at the sender
 
 FLASH_COOKIE = "houqin_flash"
 
