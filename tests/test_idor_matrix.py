@@ -54,7 +54,7 @@ def snapshot(rt) -> dict[str, list[Any]]:  # type: ignore[no-untyped-def]
             except Exception:  # noqa: BLE001 - a table another branch has not migrated
                 conn.rollback()
                 continue
-            out[t] = sorted((tuple(sorted((k, str(v)) for k, v in r.items() if k != "last_inbound_at")) for r in rows))
+            out[t] = sorted(tuple(sorted((k, str(v)) for k, v in r.items() if k != "last_inbound_at")) for r in rows)
     return out
 
 
