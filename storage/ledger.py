@@ -142,16 +142,6 @@ def fmt_dt(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else ""
 
 
-def age_text(delta: timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
-    if minutes < 60:
-        return f"{minutes}分钟"
-    hours = minutes // 60
-    if hours < 48:
-        return f"{hours}小时"
-    return f"{hours // 24}天"
-
-
 # --- repairs -----------------------------------------------------------------------------------------------
 
 

@@ -277,6 +277,21 @@ def find_people(session: Session, name: str, role: str | None = None) -> list[Pe
     return list(session.exec(stmt.order_by(col(Person.id))).all())
 
 
+def find_one(session: Session, name: str, *, role: str | None = None, what: str = "人员",
+             missing: str = "找不到{what}「{name}」") -> Person:
+    """The one active person called `name` (with `role`, if given), or a refusal a user can act on.
+
+    `what` is the role word in the replies (人员, 维修工, 校领导 …); `missing` the reply when nobody has that
+    name (`{name}` and `{what}` are filled in)."""
+    name = name.strip()
+    found = find_people(session, name, role)
+    if not found:
+        raise UserError(missing.format(name=name, what=what))
+    if len(found) > 1:
+        raise UserError(f"有 {len(found)} 位名为「{name}」的{what}，无法确定是哪一位，请在后台区分重名人员。")
+    return found[0]
+
+
 def list_people(session: Session) -> list[tuple[Person, frozenset[str]]]:
     people = session.exec(select(Person).order_by(col(Person.id))).all()
     return [(p, roles_of(session, p.id)) for p in people]  # type: ignore[arg-type]
