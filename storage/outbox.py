@@ -14,6 +14,8 @@ from datetime import datetime
 from sqlalchemy import Index, Text, insert
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
+from storage.errors import NotFound, UserError
+
 PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
 STATES_ZH = {PENDING: "待发送", SENDING: "发送中", SENT: "已发送", FAILED: "失败", SKIPPED: "已跳过"}
 
@@ -118,6 +120,22 @@ def enqueue_many(
     # Several rows: an executemany (compiled once; one round trip in psycopg's pipeline).
     session.connection().execute(_INSERT, rows[0] if len(rows) == 1 else rows)
     return len(rows)
+
+
+def retry(session: Session, msg_id: int, *, now: datetime) -> OutboxMessage:
+    """A failed push is queued again: the sender picks it up at once, with a fresh count of attempts."""
+    row = session.exec(select(OutboxMessage).where(OutboxMessage.id == msg_id).with_for_update()).first()
+    if row is None:
+        raise NotFound(f"消息 {msg_id}")
+    if row.state != FAILED:
+        raise UserError(f"消息 {msg_id} 当前状态为「{STATES_ZH.get(row.state, row.state)}」，只有失败的消息可以重发。")
+    row.state = PENDING
+    row.next_attempt_at = now
+    row.attempts = 0
+    row.claimed_until = None
+    session.add(row)
+    session.flush()
+    return row
 
 
 def record_delivery(session: Session, wechat_msgid: str, status: str) -> bool:

@@ -109,17 +109,7 @@ class ReminderReceipt(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=500)
 
 
-class PeriodicJobState(SQLModel, table=True):
-    """The last time slot each periodic job ran in: claimed in the job's own transaction, once per slot."""
-
-    name: str = Field(primary_key=True, max_length=80)
-    last_slot: int = 0
-    last_run_at: datetime | None = None
-    last_result: str | None = Field(default=None, max_length=500)
-
-
 __all__ = [
-    "PeriodicJobState",
     "Reminder",
     "ReminderOccurrence",
     "ReminderReceipt",
@@ -721,34 +711,3 @@ def role_label(spec: str) -> str:
     if spec.startswith("role:"):
         return ROLES.get(spec[5:], spec[5:])
     return spec
-
-
-def claim_slot(session: Session, name: str, slot: int, now: datetime) -> bool:
-    """Claim time slot `slot` of periodic job `name` in this transaction; False if it already ran (or is running).
-
-    The UPDATE … WHERE last_slot < slot takes the row lock: a second process waits for the first to commit, then
-    finds the slot taken. The caller must make sure the row exists (ensure_job_row) in an earlier transaction.
-    """
-    result = session.execute(
-        update(PeriodicJobState)
-        .where(col(PeriodicJobState.name) == name, col(PeriodicJobState.last_slot) < slot)
-        .values(last_slot=slot, last_run_at=now)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def ensure_job_row(session: Session, name: str) -> None:
-    table = PeriodicJobState.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    session.execute(insert(table).values(name=name, last_slot=0).on_conflict_do_nothing(index_elements=["name"]))
-
-
-def record_job_result(session: Session, name: str, result: str | None) -> None:
-    if result:
-        session.execute(update(PeriodicJobState).where(col(PeriodicJobState.name) == name)
-                        .values(last_result=result[:500]))
-

@@ -636,7 +636,7 @@ async def people_unbind(request: Request, person_id: int) -> Response:
     await admin_form(request)
 
     def unbind(s: Session, now: datetime) -> str:
-        person = ledger.unbind(s, person_id)
+        person = people.unbind(s, person_id)
         return f"已解除 {person.name} 的微信绑定；如需重新绑定，请生成新邀请码。"
 
     return admin_action(request, "/admin/people", unbind)
@@ -647,7 +647,7 @@ async def invite_revoke(request: Request, invite_id: int) -> Response:
     await admin_form(request)
 
     def revoke(s: Session, now: datetime) -> str:
-        return f"已作废邀请码 {ledger.revoke_invite(s, invite_id).code}。"
+        return f"已作废邀请码 {people.revoke_invite(s, invite_id).code}。"
 
     return admin_action(request, "/admin/people", revoke)
 
@@ -672,7 +672,7 @@ async def outbox_retry(request: Request, msg_id: int) -> Response:
     _, form = await admin_form(request)
 
     def retry(s: Session, now: datetime) -> str:
-        ledger.retry_outbox(s, msg_id, now=now)
+        ob.retry(s, msg_id, now=now)
         return f"消息 {msg_id} 已重新排队发送。"
 
     return admin_action(request, _safe_next(form.get("back") or "/admin/outbox"), retry, wake=True)
