@@ -74,6 +74,11 @@ def test_odd_console_parameters_never_answer_500(school, client):
             assert r.status_code in (200, 400), (key, query, r.status_code)
     for path in ("/admin/repairs/%00", "/admin/leave/%00", "/admin/reminders/%00", "/admin/repairs/BX99999999999"):
         assert client.get(path).status_code in (400, 404), path
+    csrf = csrf_of(client.get("/admin/people").text)
+    for path in ("/admin/people/99999999999999999999/deactivate", "/admin/people/99999999999999999999/reinvite",
+                 "/admin/invites/99999999999999999999/revoke", "/admin/outbox/99999999999999999999/retry"):
+        r = client.post(path, data={"csrf": csrf}, follow_redirects=False)
+        assert r.status_code in (303, 400, 404, 422), (path, r.status_code)
 
 
 # --- finding 13: no inline script built from data; only http(s) photo links ----------------------------------

@@ -13,15 +13,17 @@ import re
 from collections.abc import Callable, Coroutine
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
+from fastapi import Path as FastAPIPath
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.exc import DataError
 from sqlmodel import Session
 
 from bot.console import auth
@@ -92,6 +94,9 @@ class ConsoleRoute(APIRoute):
             except DatabaseUnavailable:
                 log.exception("console: database unavailable")
                 return error_page(request, 503, "数据库暂时无法访问，请稍后再试。")
+            except DataError:  # a value the database cannot hold (an id beyond its integer range): bad input
+                log.warning("console: %s refused by the database as bad input", request.url.path)
+                return error_page(request, 400, "参数不对。")
             # Pages carry personal data: never cached by the browser or a proxy, never framed.
             response.headers.setdefault("Cache-Control", "no-store")
             response.headers.setdefault("X-Frame-Options", "DENY")
@@ -103,6 +108,9 @@ class ConsoleRoute(APIRoute):
 
 
 router = APIRouter(prefix="/admin", route_class=ConsoleRoute, include_in_schema=False)
+
+# A row id in a path: within the database's integer range (a larger one is a 422, not an overflow → 500)
+RowId = Annotated[int, FastAPIPath(ge=1, le=2**31 - 1)]
 
 
 # --- rendering helpers --------------------------------------------------------------------------------------
@@ -635,7 +643,7 @@ async def people_invite(request: Request) -> Response:
 
 
 @router.post("/people/{person_id}/reinvite")
-async def people_reinvite(request: Request, person_id: int) -> Response:
+async def people_reinvite(request: Request, person_id: RowId) -> Response:
     await admin_form(request)
     def reinvite(s: Session, now: datetime) -> str:
         person = s.get(people.Person, person_id)
@@ -650,7 +658,7 @@ async def people_reinvite(request: Request, person_id: int) -> Response:
 
 
 @router.post("/people/{person_id}/unbind")
-async def people_unbind(request: Request, person_id: int) -> Response:
+async def people_unbind(request: Request, person_id: RowId) -> Response:
     await admin_form(request)
 
     def unbind(s: Session, now: datetime) -> str:
@@ -661,7 +669,7 @@ async def people_unbind(request: Request, person_id: int) -> Response:
 
 
 @router.post("/people/{person_id}/deactivate")
-async def people_deactivate(request: Request, person_id: int) -> Response:
+async def people_deactivate(request: Request, person_id: RowId) -> Response:
     """停用 through `storage.people.deactivate` (as `houqin people deactivate`): chat and console stop at once."""
     user, _ = await admin_form(request)
 
@@ -676,7 +684,7 @@ async def people_deactivate(request: Request, person_id: int) -> Response:
 
 
 @router.post("/people/{person_id}/roles")
-async def people_roles(request: Request, person_id: int) -> Response:
+async def people_roles(request: Request, person_id: RowId) -> Response:
     """Add or remove a role through `storage.people.set_roles` (as `houqin people set --add-role/--remove-role`)."""
     user, form = await admin_form(request)
 
@@ -691,7 +699,7 @@ async def people_roles(request: Request, person_id: int) -> Response:
 
 
 @router.post("/invites/{invite_id}/revoke")
-async def invite_revoke(request: Request, invite_id: int) -> Response:
+async def invite_revoke(request: Request, invite_id: RowId) -> Response:
     await admin_form(request)
 
     def revoke(s: Session, now: datetime) -> str:
@@ -716,7 +724,7 @@ def outbox_page(request: Request) -> Response:
 
 
 @router.post("/outbox/{msg_id}/retry")
-async def outbox_retry(request: Request, msg_id: int) -> Response:
+async def outbox_retry(request: Request, msg_id: RowId) -> Response:
     _, form = await admin_form(request)
 
     def retry(s: Session, now: datetime) -> str:
