@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from handlers import base
 from handlers.base import Context, dialog
 from handlers.text import normalise, split_command, tokens
 from handlers.timeexpr import TimeParseError, split_time_prefix
@@ -38,6 +39,7 @@ GLUED = frozenset({"核验", "出校", "返校", "离开", "接单", "完成", "
                    "驳回", "收到", "派单", "绑定"})
 YES = frozenset({"是", "是的", "确认", "对", "对的", "好", "好的", "可以", "确定", "嗯", "ok", "OK", "行", "提交", "没错"})
 NO = frozenset({"不是", "不", "不对", "不用", "不用了", "算了", "否", "错了"})
+_REFISH = re.compile(r"(?i)^(?:[a-z]{2})?\d+$")
 _CODE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z0-9]{6})(?![A-Za-z0-9])")
 
 OBSERVERS: list[Callable[[Plan, str], None]] = []  # told of every decision (tests and metrics)
@@ -62,12 +64,14 @@ def decide(ctx: Context, text: str, words: set[str]) -> Plan:
             if m and re.search(r"\d", m.group(1)) and re.search(r"[A-Za-z]", m.group(1)):
                 return Plan(RUN, "绑定", {"邀请码": m.group(1).upper()}, command=f"绑定 {m.group(1).upper()}")
         return Plan(CANONICAL, command=text)
-    if first in words and first not in ALWAYS and (len(toks) > 1 or first not in NEEDS_ARG):
+    ack_chat = first in ("收到", "完成") and len(toks) > 1 and not _REFISH.match(toks[1].text)  # 收到，谢谢
+    if first in words and first not in ALWAYS and (len(toks) > 1 or first not in NEEDS_ARG) and not ack_chat:
         return Plan(CANONICAL, command=text)
     if first in ALWAYS and len(toks) > 1 and _strict_line_ok(first, s[toks[1].start:]):
         return Plan(CANONICAL, command=text)
     parsed = split_command(s, words)
-    if parsed is not None and parsed.word in GLUED and parsed.args:
+    if parsed is not None and parsed.word in GLUED and parsed.args and not ack_chat and (
+            len(base.candidates(parsed.word)) == 1 or not parsed.args[0].isdigit()):
         return Plan(CANONICAL, command=f"{parsed.word} {parsed.rest}")  # `核验QJ4`, `驳回QJ3 比赛取消了`
     plan = Understander(ctx, prepare(text)).plan()
     if first in ALWAYS and len(toks) > 1 and plan.kind != RUN and (

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from handlers.understand.lexicon import BUILDINGS, STANDALONE, SUB_IN, Lexicon
 
 FAULT = re.compile(
-    r"坏|不亮|不灵|漏|滴水|渗|堵|关不上|关不严|关不紧|打不开|开不了|锁不上|不转|不制热|不制冷|不热|不凉|不出|没电|断电|跳闸|断网|"
+    r"坏|不亮|不灵|漏|滴水|渗|堵|关不上|关不严|关不紧|打不开|开不了|锁不上|不转|不制热|不加热|不制冷|不热|不凉|不出|没电|断电|跳闸|断网|"
     r"网络断|连不上|没网|没声音|没信号|黑屏|花屏|失灵|松了|松动|晃|裂|碎|翘|闪|掉下|脱落|冲不了|拧不动|焦糊|糊味|煤气味|怪味|"
     r"异味|臭|飞虫|虫|老鼠|积水|冒烟|打火|短路|不通|不能用|用不了|卡住|卡了|异响|响个不停|噪音|破了|倒了|歪了|故障|问题|不工作|"
     r"停了|不动|抬不起|不下水|不出水|没水|水压|发霉|起皮|脱皮|不好用|没反应|不显示|不开|不关|不停|一直转|不制暖|漏电|冒水|不够亮"
@@ -35,7 +35,7 @@ def _unit_re(lex: Lexicon) -> re.Pattern[str]:
 _UNIT_CACHE: dict[int, re.Pattern[str]] = {}
 
 
-def find_place(lex: Lexicon, text: str, default_building: str = "教学楼") -> Where | None:
+def find_place(lex: Lexicon, text: str, default_building: str = "教学楼", klass: str | None = None) -> Where | None:
     """The first run of place words in the text (buildings, floors, rooms, sub-places, classes)."""
     unit = _UNIT_CACHE.get(id(lex))
     if unit is None:
@@ -57,12 +57,17 @@ def find_place(lex: Lexicon, text: str, default_building: str = "教学楼") -> 
             continue
         rest = text[pos:].strip()
         rest = re.sub(r"^(?:的|那个|那几个|这个|那块|那几盏|有)+", "", rest).strip(" ,，")
-        return Where(_expand(lex, place, default_building), rest, start, _complete(lex, place))
+        return Where(_expand(lex, place, default_building, klass), rest, start, _complete(lex, place))
     return None
 
 
-def _expand(lex: Lexicon, place: str, default_building: str) -> str:
+def _expand(lex: Lexicon, place: str, default_building: str, klass: str | None = None) -> str:
+    if klass:
+        place = re.sub(r"^(?:我们班|我班)(?:教室)?", f"{klass}教室", place)
+    place = re.sub(r"([七八九])\s*[(（]?\s*([一二三四五六七八九])\s*[)）]?\s*班",
+                   lambda m: f"{m.group(1)}({'一二三四五六七八九'.index(m.group(2)) + 1})班", place)
     place = re.sub(r"([七八九])\s*[(（]?\s*([1-9])\s*[)）]?\s*班", lambda m: f"{m.group(1)}({m.group(2)})班", place)
+    place = re.sub(r"(\([1-9]\)班)(?!教室)", r"\1教室", place)
     if re.fullmatch(rf"{_ROOM}.*", place) and not any(place.startswith(b) for b in BUILDINGS):
         place = default_building + place
     place = re.sub(r"^(\D*?)(\d{3})(?:室|教室|房间)$", r"\1\2", place)

@@ -19,9 +19,10 @@ from handlers.understand import lexicon as lx
 from handlers.understand.places import find_place, has_fault
 from handlers.understand.plan import CHAT, HINT, Plan, ask, confirm, run
 from handlers.understand.textprep import ID_NUMBER, PLATE, SHORT_PHONE, Msg, cn_int, find_phone, fix_dates
-from storage import directory
+from storage import directory, people
 from storage.schoolcal import Recurrence
-from storage.visitor_parse import USAGE, mask_id, mask_phone
+from storage.errors import UserError
+from storage.visitor_parse import USAGE, check_id_number, mask_id, mask_phone
 
 STAFF_ROLES = {"admin", "leader", "teacher", "head_teacher", "guard", "worker"}
 URGENT = re.compile(r"紧急|加急|特急|急+[!！]*$|急[!！]|赶紧|赶快|尽快|马上来|快来|十万火急|危险|头晕|冒烟|着火|焦糊|煤气味|漏电|打火")
@@ -31,11 +32,11 @@ THANKS = re.compile(r"^(?:谢谢|多谢|感谢|辛苦|麻烦了|好的|好滴|�
 HELP_Q = re.compile(r"怎么(?:用|操作|弄|办|请假|报修|登记|批|设置|提醒|预约)|如何|能干(?:啥|什么)|都能干|能做什么|有什么功能|使用说明|操作说明|帮助|不会用")
 REF = re.compile(r"(?i)(bx|fk|qj|tx)\s*(\d{1,6})")
 NUM_REF = re.compile(r"(?<![\d:.月/-])(\d{1,4})\s*号(?!楼|线|人|日)(?:单子?|单|假条|访客)?")
-LEAD_NUM = re.compile(r"^(\d{1,4})(?![\d:.点月号楼分人])")
+LEAD_NUM = re.compile(r"^(\d{1,2}(?![\d:.点月号楼分人小个天周秒年])|\d{3,4}(?=\s|$))(?!\s*(?:教室|室|房|宿舍|楼|班))")
 VERB_NUM = re.compile(r"(?:接单|完成|取消|催办|查询|评价|派单|退单|批准|驳回|出校|返校|核验|离开|收到)\s*(\d{1,4})(?!\d)")
 
 # per record: (intent, pattern) tried in order
-BX_VERBS = [("评价", r"评价|好评|差评|打分|\d\s*分|[1-5]\s*星|五星|满分"), ("催办", r"催"),
+BX_VERBS = [("评价", r"评价|好评|差评|打分|\d\s*分|[1-5]\s*星|五星|满分|修得|不错|满意|很棒|给力"), ("催办", r"催|快点|能不能快|抓紧|怎么还没|还没人"),
             ("取消", r"取消|撤了|撤掉|撤销|撤回|不用来了|不用修了|不修了|不用了|删掉"),
             ("派单", r"派给|派单|派一下|派到|转给|让.{1,4}(?:去|修|处理|弄)|给.{1,4}(?:师傅)"),
             ("退单", r"退单|退一下|退了|退回|弄不了|修不了|不是我这块|处理不了"),
@@ -81,19 +82,55 @@ _TIME_START = re.compile(
     r"\d+\s*(?:分钟|小时|秒)后|[一二两三四五六七八九十半]+个?(?:分钟|小时)后")
 
 
-def find_time(text: str, now: datetime, kind: str) -> tuple[Any, int, int] | None:
-    """The first time expression anywhere in the text: (value, start, end)."""
+HOLIDAY_RELATIVE = re.compile(r"(?:元旦|国庆|春节|清明|五一|劳动节|端午|中秋|寒假|暑假|放假|开学).{0,3}(?:前|后)(?:一天|最后一天|那天|第一天)?")
+_DATE_WORD = re.compile(r"今天|明天|后天|周|星期|月|每|工作日|\d{4}-|后$|小时后|分钟后")
+_CLOCK = re.compile(r"(?:上午|下午|早上|中午|晚上|傍晚)?\s*(?:\d{1,2}[:：]\d{2}|[\d一二两三四五六七八九十]{1,3}点(?:半|一刻|[\d一二三四五六七八九十]{1,3}分?)?)"
+                    r"(?:\s*(?:到|-|~|至)\s*(?:\d{1,2}[:：]\d{2}|[\d一二两三四五六七八九十]{1,3}点(?:半|一刻|[\d一二三四五六七八九十]{1,3}分?)?))?")
+
+
+def _parse_at(text: str, start: int, now: datetime, kind: str) -> tuple[Any, int, int] | None:
+    window = text[start:start + 30]
+    try:
+        value, rest = split_time_prefix(window, now, kind)  # type: ignore[arg-type]
+    except TimeParseError:
+        return None
+    used = len(window.rstrip()) - len(rest) if rest else len(window.rstrip())
+    if rest:
+        used = window.find(rest, max(0, used - 1)) if window.find(rest, max(0, used - 1)) >= 0 else used
+    return value, start, start + used
+
+
+def find_time(text: str, now: datetime, kind: str) -> tuple[Any, str, str] | None:
+    """The time expression of the message: one with a date word first, merged with a clock time said later
+    (`周五 英语组教研 下午3:40` → 周五 15:40; `明天早上要去医院抽血八点到十点` → 明天 08:00-10:00)."""
+    found = []
+    pos = 0
     for m in _TIME_START.finditer(text):
-        window = text[m.start():]
-        try:
-            value, rest = split_time_prefix(window, now, kind)  # type: ignore[arg-type]
-        except TimeParseError:
+        if m.start() < pos:
             continue
-        end = len(text) - len(rest) if rest and text.endswith(rest) else len(text)
-        if not rest:
-            end = len(text.rstrip())
-        return value, m.start(), end
-    return None
+        got = _parse_at(text, m.start(), now, kind)
+        if got is not None:
+            found.append(got)
+            pos = got[2]
+    if not found:
+        return None
+    dated = [f for f in found if _DATE_WORD.search(text[f[1]:f[2]])]
+    best = dated[0] if dated else found[0]
+    piece = text[best[1]:best[2]]
+    if not re.search(r"\d|点|全天|[:：]", piece) or re.fullmatch(r".*(?:上午|下午|早上|晚上|傍晚|中午)", piece):
+        for m in _CLOCK.finditer(text, best[2]):
+            clock = m.group(0).strip()
+            if not clock or not re.search(r"\d|点", clock):
+                continue
+            try:
+                value, rest = split_time_prefix(f"{piece}{clock}", now, kind)  # type: ignore[arg-type]
+            except TimeParseError:
+                continue
+            if rest:
+                continue
+            rest = text[:best[1]] + " " + text[best[2]:m.start()] + " " + text[m.end():]
+            return value, f"{piece}{clock}", rest.strip()
+    return best[0], piece, _cut(text, best[1], best[2])
 
 
 def _cut(text: str, start: int, end: int) -> str:
@@ -102,6 +139,9 @@ def _cut(text: str, start: int, end: int) -> str:
 
 def _clean(text: str) -> str:
     text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"\s*[,，]\s*(?:[,，]\s*)+", "，", text)
+    text = re.sub(r"(?:(?<=^)|(?<=[\s,，]))[\u4e00-\u9fa5](?=[\s,，]|$)", "", text)
+    text = re.sub(r"\s*[,，]\s*(?:[,，]\s*)+", "，", text)
     return text.strip(" ,，。.!！?？、~～:：")
 
 
@@ -138,9 +178,9 @@ class Understander:
             if m.stars:
                 return self.rate_without_ref(s)
             return Plan(CHAT, "none", reply="👌" if m.ok_emoji else "😊")
-        for rule in (self.courtesy, self.help_question, self.with_ref, self.gate, self.decide_by_name,
-                     self.worker_jobs, self.reporter_refs, self.admin_assign, self.receipt, self.list_query,
-                     self.remind, self.leave, self.booking, self.repair):
+        for rule in (self.courtesy, self.help_question, self.with_ref, self.list_query, self.gate,
+                     self.decide_by_name, self.worker_jobs, self.admin_assign, self.reporter_refs, self.receipt,
+                     self.duty_swap, self.remind, self.leave, self.booking, self.repair):
             got = rule(s)
             if got is not None:
                 return got
@@ -375,11 +415,17 @@ class Understander:
         if idm:
             f["身份证"] = idm.group(1).upper()
             text = _cut(text, idm.start(), idm.end())
+            try:
+                check_id_number(f["身份证"])
+            except UserError as exc:
+                bad = f.pop("身份证")
+                return ask("访客", f"{exc.message} 其他信息已记下，请重新发送身份证号。", dialog=_fill("访客", f, "身份证"),
+                           身份证=mask_id(bad), **{k: v for k, v in f.items()})
         pm = PLATE.search(text)
         if pm:
             f["车牌"] = re.sub(r"[·•\s\-]", "", pm.group(0)).upper()
             text = _cut(text, pm.start(), pm.end())
-        cm = re.search(r"(\d{1,2}|[一二两三四五六七八九十])\s*(?:个人|人|位)", text)
+        cm = re.search(r"(\d{1,2}|[一二两三四五六七八九十])\s*(?:个人|人|位|个老师|个师傅|个工人)", text)
         if cm:
             n = cn_int(cm.group(1))
             if n and n > 1:
@@ -399,6 +445,7 @@ class Understander:
         else:
             for tok in re.split(r"[\s,，。:：]+", text):
                 core = re.sub(r"^(?:访客|登记一下|登记|家长)", "", tok)
+                core = re.sub(r"^.{1,6}?(?:队|公司|店|厂|局|委|的)(?=[\u4e00-\u9fa5]{2,3}$)", "", core)
                 if 2 <= len(core) <= 3 and re.fullmatch(r"[\u4e00-\u9fa5]+", core) and core[0] in _SURNAMES \
                         and not re.search(r"送|来|修|装|检|查|的|找|面试|接|拿|换|量|清|听|谈|水|菜", core):
                     name = core
@@ -431,7 +478,7 @@ class Understander:
         found = lx.unique(lx.staff_in(self.lex, raw))
         if len(found) == 1:
             return found[0].name  # type: ignore[attr-defined]
-        return raw.rstrip("老师校长主任师傅") or None if not found else None
+        return re.sub(r"(?:老师|校长|主任|师傅)$", "", raw) or None if not found else None
 
     # --- decisions and jobs by name or description ---
     def decide_by_name(self, s: str) -> Plan | None:
@@ -468,11 +515,18 @@ class Understander:
         return leave.pending_for(self.ctx.session, self.me, self.now)
 
     def _best(self, tickets: list[Any], s: str) -> list[Any]:
+        """The ticket a description means (宿舍厕所那个单子 → BX9): shared characters of place and fault,
+        then rapidfuzz on the whole, and only a clear winner."""
         if len(tickets) <= 1:
             return tickets
-        scored = [(fuzz.partial_ratio(f"{t.place}{t.description}", s), t) for t in tickets]
-        scored.sort(key=lambda x: -x[0])
-        if scored[0][0] >= 45 and scored[0][0] - scored[1][0] >= 10:
+        common = set("楼的了一个那这是有不")
+
+        def score(t: Any) -> float:
+            chars = set(f"{t.place}{t.description}") - common
+            return sum(1 for ch in chars if ch in s) + fuzz.partial_ratio(f"{t.place}{t.description}", s) / 100
+
+        scored = sorted(((score(t), t) for t in tickets), key=lambda x: -x[0])
+        if scored[0][0] >= 2 and scored[0][0] - scored[1][0] >= 1:
             return [scored[0][1]]
         return tickets
 
@@ -502,7 +556,7 @@ class Understander:
     def reporter_refs(self, s: str) -> Plan | None:
         if not re.search(r"单子|那个报修|报的修|那个修", s) and not re.search(r"^帮我催|^催一下|催一下$|^催办$", s):
             return None
-        if re.search(r"派给|让.{1,4}去", s):
+        if re.search(r"派给|让.{1,4}去|转给|派单", s):
             return None
         if re.search(r"我报的那几个|我报的修.*(?:好|到哪|怎么)|都到哪一步", s):
             return None
@@ -530,6 +584,11 @@ class Understander:
         return directory.pending_receipts(self.ctx.session, self.me)
 
     def receipt(self, s: str) -> Plan | None:
+        if re.search(r"提醒收到|收到提醒|提醒.{0,3}收到了", s):
+            waiting = self._receipts()
+            if len(waiting) == 1:
+                return run("收到", f"收到 TX{waiting[0].id}", 编号=f"TX{waiting[0].id}")
+            return Plan(CHAT, "收到", reply="好的，已知悉。")
         if not re.match(r"收到|好的|知道了|明白|ok|OK|完成了|做完了|已完成", s):
             return None
         waiting = self._receipts()
@@ -542,8 +601,15 @@ class Understander:
             return ask("收到", "您有多条提醒待确认：" + "、".join(f"TX{r.id}" for r in waiting) + "，请回复「收到 TX编号」。")
         return None
 
+    def duty_swap(self, s: str) -> Plan | None:
+        if re.search(r"换班|换个班|调班|换一下班", s) and self.has("leader", "admin"):
+            return ask("换班", "哪天的值班，换给谁？例如：换班 10月2日 孙海燕（由后勤管理员办理；两天互换：换班 10月2日 10月3日）")
+        return None
+
     # --- questions about lists ---
     def list_query(self, s: str) -> Plan | None:
+        if s.startswith("提醒") and re.search(r"@|\d|明天|每", s):
+            return None
         for intent, pat, roles in LIST_QUERIES:
             if re.search(pat, s) and (roles is None or self.has(*roles)):
                 if intent == "我的报修" and re.search(FAULT_HINT, s) and find_place(self.lex, s):
@@ -562,25 +628,30 @@ class Understander:
         receipt = bool(re.search(r"回个话|回执|回复确认|回个信|确认收到|回一下", text))
         targets = re.findall(r"@([^\s,@，]+)", text)
         text = re.sub(r"@[^\s,@，]+", " ", text)
+        targets = list(dict.fromkeys(targets))
         role_words = [("@班主任", r"各位班主任|班主任们?"), ("@教师", r"全体教师|全体老师|所有老师|老师们"),
                       ("@门卫", r"门卫"), ("@维修工", r"维修工|维修师傅"), ("@领导", r"校领导|领导们"),
                       ("@全体", r"全体人员|全体|大家|所有人")]
         for label, pat in role_words:
             if re.search(rf"提醒\s*(?:{pat})|(?:{pat}).{{0,3}}(?:提醒)", text):
-                targets.append(label[1:])
+                if label[1:] not in targets:
+                    targets.append(label[1:])
                 text = re.sub(pat, " ", text, count=1)
         t = find_time(text, self.now, "when")
         fields: dict[str, Any] = {"对象": [f"@{x}" for x in targets] or ["@本人"]}
+        if not targets and re.search(r"他们|她们", text):
+            return ask("提醒", "提醒哪些人？请用 @姓名 或 @班主任/@教师/@门卫/@维修工/@全体 写明对象，并写具体时间。", **fields)
+        if HOLIDAY_RELATIVE.search(text):
+            return ask("提醒", "请写具体日期，例如：12月31日 15:00（相对节假日的日期我还不能换算）。", **fields)
         if t is None:
             rest = _clean(re.sub(r"提醒(?:我|一下|他们|大家)?|叫我|喊我|提示我|记得", " ", text))
             if rest:
                 fields["内容"] = rest
             return ask("提醒", "什么时候提醒？请写具体时间，例如：明天8:00、周五下午3点、20分钟后。",
                        dialog=_fill("提醒", fields, "时间"), **fields)
-        value, a, b = t
-        when_text = text[a:b].strip()
+        value, when_text, content = t
+        when_text = when_text.strip()
         fields["时间"] = when_text
-        content = _cut(text, a, b)
         content = re.sub(r"提醒(?:我|一下|他们|大家|各位)?|叫我|喊我|提示我|记得|他们|一下|检查完回个话|回个话|回执|需要|需", " ", content)
         content = _clean(re.sub(r"^(?:去|要)?\s*", "", _clean(content)))
         content = re.sub(r"^(?:要|的)", "", content).strip()
@@ -596,8 +667,6 @@ class Understander:
             when_text = _t(value)
         labels = " ".join(f"@{x}" for x in targets)
         cmd = f"提醒 {when_text} {content}" + (f" {labels}" if labels else "") + (" 需回执" if receipt else "")
-        if not self.has("admin", "leader") and targets and targets != [self.me.name]:
-            return ask("提醒", f"只有后勤管理员和校领导可以提醒他人。要改为提醒您自己吗？发送：提醒 {when_text} {content}", **fields)
         return run("提醒", cmd, **fields)
 
     # --- leave ---
@@ -605,6 +674,9 @@ class Understander:
         if not self.has("parent", "teacher", "head_teacher"):
             return None
         explicit = bool(re.search(r"请假|请个假|请.{1,3}天假|请半天假|病假|事假|清假|假条", s))
+        explicit_day = bool(re.search(r"全天|一天|整天", s))
+        if HOLIDAY_RELATIVE.search(s):
+            return ask("请假", "请写具体日期和时间，例如：9月30日 15:00-18:00（相对节假日的日期我还不能换算）。")
         kids = lx.unique(lx.students_in(self.lex, s))
         mine = directory.my_children(self.ctx.session, self.me) if self.has("parent") else []
         text = fix_dates(s)
@@ -612,15 +684,11 @@ class Understander:
         t = find_time(text, self.now, "span")
         if not explicit and not (t and (kids or (mine and re.search(r"孩子|接|去医院|看病|复查", s)))):
             return None
+        statement = False
         if not explicit and self.has("teacher", "head_teacher") and not self.has("parent") and kids:
-            first_kid = lx.students_in(self.lex, s)[0]
-            if first_kid[1] > 4:
-                explicit = False
-                statement = True
-            else:
-                statement = False
-        else:
-            statement = False
+            first_time = _TIME_START.search(s)
+            # `周五下午杨宇轩要去比赛`: a sentence about the student (time first), not a request — confirm it
+            statement = first_time is not None and first_time.start() < lx.students_in(self.lex, s)[0][1]
         fields: dict[str, Any] = {}
         klass = None
         if len(kids) > 1:
@@ -632,22 +700,26 @@ class Understander:
                 return run("请假", f"请假 {kid.name} 明天 {s}", 学生=kid.name)  # the service refuses another's child
             fields["学生"] = kid.name
             klass = kid.klass
+            if re.search(r"[七八九]\s*[(（]?\s*[1-9一二三四五六七八九]\s*[)）]?\s*班", s):
+                fields["班级"] = kid.klass
         elif len(mine) == 1:
             fields["学生"] = mine[0].name
             klass = mine[0].klass
         no_return = bool(re.search(r"不回学校|不返校|不回来|不回校|就不回", s))
         reason_text = text
         if t is not None:
-            value, a, b = t
+            value, span_text, reason_text = t
             fields["时间段"] = _t(value)
-            reason_text = _cut(text, a, b)
+            if re.fullmatch(r"\s*(?:今天|明天|后天|大后天|(?:下|这|本)?周[一二三四五六日])\s*", span_text) and not explicit_day:
+                return ask("请假", f"{span_text}是全天还是几点到几点？例如：{span_text}全天、{span_text}14:00-16:00",
+                           dialog=_fill("请假", {**fields, "时间段": ""}, "时间段"), **fields)
         reason = reason_text
         for k in kids:
             reason = reason.replace(k.name, " ")
             if len(k.name) == 3:
                 reason = reason.replace(k.name[1:], " ")
         reason = re.sub(r"请假|请个假|请.{1,3}天假|想|给孩子|帮孩子|孩子|帮他|帮她|麻烦.{0,3}批一下|批一下|老师|您好|你好|我是.{1,4}(?:爸爸|妈妈)|"
-                        r"王|陈|清假|晚上就不回学校了|不回学校|就不回|不返校|左右|[七八九]\s*[(（]?\d[)）]?\s*班|有个学生要|帮.{0,2}请个?假|早上说|"
+                        r"清假|晚上就不回学校了|不回学校|就不回|不返校|左右|[七八九]\s*[(（]?\s*[1-9一二三四五六七八九]\s*[)）]?\s*班|想给|有个学生要|帮.{0,2}请个?假|早上说|"
                         r"接.{0,2}回去|接她|接他|来接|点来接", " ", reason)
         reason = _clean(re.sub(r"\s+", " ", reason))
         reason = re.sub(r"^(?:要|的|去了|了)\s*", "", reason)
@@ -662,7 +734,14 @@ class Understander:
             return ask("请假", "请假事由是什么？（例如：发烧、看病、家里有事）", dialog=_fill("请假", fields, "事由"), **fields)
         if no_return:
             fields["返校"] = False
+            at = find_time(text, self.now, "moment")
+            if at is not None and isinstance(at[0], datetime) and at[0].hour < 18 and at[0].minute % 5 == 0 \
+                    and re.search(r"\d|点", at[1]):
+                start = at[0]
+                fields["时间段"] = f"{start:%Y-%m-%d} {start:%H:%M}-18:00"
         cmd = leave_command(fields, klass)
+        if _TIME_LEFT.search(reason):  # another time said in the reason: the window is not certain
+            statement = True
         if statement:
             return confirm("请假", cmd, f"给{fields['学生']}请假吗？时间：{fields['时间段']}；事由：{reason}。", **fields)
         return run("请假", cmd, **fields)
@@ -684,8 +763,10 @@ class Understander:
             return None
         if t is not None:
             f["时间"] = _t(t[0])
-            text = _cut(text, t[1], t[2])
+            text = t[2]
         nm = re.search(r"(?:叫|联系人|名叫|妈妈|爸爸|母亲|父亲|家长)\s*([\u4e00-\u9fa5]{2,3}?)(?=$|[\s,，。\d]|来|电话|手机)", text)
+        if not nm:
+            nm = re.search(r"([\u4e00-\u9fa5](?:老师|师傅|先生|女士|经理|主任))", text)
         if nm:
             f["姓名"] = nm.group(1)
             text = _cut(text, nm.start(1), nm.end(1))
@@ -701,7 +782,12 @@ class Understander:
 
     # --- repairs ---
     def repair(self, s: str) -> Plan | None:
-        explicit = re.search(r"报修|报个修|报休|报一下修|维修一下|修一下|来修|来看看|来看一下|看一下|处理一下|让后勤", s)
+        explicit = re.search(r"报修|报个修|报休|报一下修|维修一下|修一下|来修|来看看|来看一下|看一下|检查一下|处理一下|让后勤", s)
+        if not explicit and not has_fault(s) and FIXTURE.search(s) and self.has(*STAFF_ROLES):
+            where = find_place(self.lex, s)
+            if where is not None and where.complete and len(s) <= 20:
+                return ask("报修", f"地点：{where.place}。{FIXTURE.search(s).group(0)}怎么了？请描述问题（例如 漏水、不出水）。",  # type: ignore[union-attr]
+                           dialog=_fill("报修", {"地点": where.place}, "描述"), 地点=where.place)
         fault = has_fault(s)
         if not (explicit or fault):
             return None
@@ -711,7 +797,9 @@ class Understander:
         text = re.sub(r"^(?:哦不对|不对)", "", text)
         urgent = bool(URGENT.search(text))
         text = re.sub(r"(?:紧急|加急|特急)[!！]*|[!！]+|急$|赶紧来人|赶快来人", " ", text).strip()
-        where = find_place(self.lex, text, str(self.ctx.options.get("default_building") or "教学楼"))
+        mine = people.classes_headed_by(self.ctx.session, self.me.id) if self.has("head_teacher") else []
+        where = find_place(self.lex, text, str(self.ctx.options.get("default_building") or "教学楼"),
+                           mine[0].name if len(mine) == 1 else None)
         fields: dict[str, Any] = {}
         if urgent:
             fields["紧急"] = True
@@ -744,6 +832,8 @@ class Understander:
 
 
 FAULT_HINT = r"坏|不亮|漏|堵"
+_TIME_LEFT = re.compile(r"\d{1,2}\s*[点:：]|[一二两三四五六七八九十]{1,3}点|\d{1,2}\s*(?:号|日)(?!\S*班)")
+FIXTURE = re.compile(r"水管|水龙头|灯|门锁|门|窗户|窗|空调|暖气|投影仪|插座|开关|饮水机|热水器|开水器|马桶|水箱|电脑|网络|监控|白板|桌子|椅子")
 _SURNAMES = frozenset("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
                       "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
 
