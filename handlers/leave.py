@@ -208,6 +208,16 @@ def return_(ctx: Context) -> str:
     return f"已登记返校 {leave.ref(slip)}：{leave.who(ctx.session, slip)}，{leave.fmt_time(ctx.now)}。已通知家长。"
 
 
+@command("我的请假", roles={"teacher", "head_teacher", "parent"}, help="我的请假（我提交的请假和审批状态）")
+def mine(ctx: Context) -> str:
+    slips = directory.slips_requested_by(ctx.session, ctx.me)
+    if not slips:
+        return "您还没有提交过请假。请假示例：请假 李明 明天全天 发烧"
+    lines = [f"我的请假（最近{len(slips)}条）："]
+    lines += [leave.list_line(ctx.session, slip, ctx.now) for slip in slips]
+    return "\n".join(lines)
+
+
 @command("今日请假", roles={"guard", "head_teacher", "admin", "leader"}, help="今日请假（今天的请假和出入情况）")
 def today(ctx: Context) -> str:
     slips = leave.today_for(ctx.session, ctx.me, ctx.now)

@@ -135,3 +135,9 @@ def my_reminders(session: Session, actor: Actor) -> list[Reminder]:
 def visitors_in(session: Session) -> list[VisitorEntry]:
     stmt = select(VisitorEntry).where(col(VisitorEntry.checked_out_at).is_(None))
     return list(session.exec(stmt.order_by(col(VisitorEntry.id))).all())
+
+
+def slips_requested_by(session: Session, actor: Actor, limit: int = 10) -> list[LeaveSlip]:
+    """我的请假: the slips this person asked for (a parent's or a teacher's), newest first."""
+    stmt = select(LeaveSlip).where(LeaveSlip.requester_id == actor.id).order_by(col(LeaveSlip.id).desc()).limit(limit)
+    return list(session.exec(stmt).all())

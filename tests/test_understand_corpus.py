@@ -120,6 +120,8 @@ def judge(row: Row, plan: Plan | None, changed: bool, now: Any) -> tuple[bool, s
         text = compact(plan.command).upper()
 
         def has(k: str, v: Any) -> bool:
+            if k in ("时间", "时间段"):
+                return True  # a canonical line's time is read by the handler's own parser
             if k == "编号":
                 return bool(re.search(rf"(?:{str(v)[:2]})?\s*{str(v)[2:]}(?!\d)", plan.command, re.I))
             return k in IGNORED or compact(str(v)).upper() in text

@@ -54,7 +54,7 @@ LIST_QUERIES: list[tuple[str, str, set[str] | None]] = [
     ("待派单", r"没派|待派|未派|派出去|积压", {"admin"}),
     ("我的任务", r"我的任务|我手上|没修的|我还有|我这还有|我的单子|我的活|要修的|派给我的", {"worker"}),
     ("我的报修", r"我的报修|我报的|我之前报的|我提交的(?:维修|报修)|我的维修单|报的修|我报过的", None),
-    ("在校访客", r"在校的?访客|还有谁没走|谁还没走|还在学校的|在校.*几个访客|学校里有几个访客|还没离开", {"guard", "admin", "leader"}),
+    ("在校访客", r"在校的?访客|访客.{0,4}在学校|还有谁没走|谁还没走|还在学校的|在校.*几个访客|学校里有几个访客|还没离开", {"guard", "admin", "leader"}),
     ("今日访客", r"今日访客|今天.*(?:来了多少|来过|访客|登记的)|都有谁来", {"guard", "admin", "leader"}),
     ("今日预约", r"今日预约|约了谁|预约来访|今天.*预约|有谁要来", None),
     ("待审批", r"待审批|没批|没处理|要我批|待批|要批的|需要审批|等我批", {"head_teacher", "admin", "leader"}),
@@ -193,7 +193,7 @@ class Understander:
             return Plan(CHAT, "none", reply="您好！")
         m = THANKS.match(bare)
         if m and (len(bare) - len(m.group(0)) <= 6) and not REF.search(s) and not re.search(r"\d", s):
-            if bare.startswith(("收到", "好", "知道了", "ok", "OK")) and self._receipts():
+            if bare.startswith(("收到", "好", "知道了", "ok", "OK", "明白")) and self._receipts():
                 return None  # a reminder waits for this person's 回执
             if re.match(r"谢|多谢|感谢|辛苦", bare):
                 return Plan(CHAT, "none", reply="不客气，有事随时发消息给我。")
@@ -431,14 +431,14 @@ class Understander:
             if n and n > 1:
                 f["人数"] = n
             text = _cut(text, cm.start(), cm.end())
-        host = re.search(r"找\s*((?:[七八九]\s*[(（]?\d[)）]?\s*班)?(?:语文|数学|英语|体育|科学|信息)?[\u4e00-\u9fa5]{1,4}?)(?:老师|校长|主任|师傅)?(?=$|[\s,，。]|听|谈|送|拿|办|面试|签|交|商量|说|有)", text)
+        host = re.search(r"找\s*((?:[七八九]\s*[(（]?\d[)）]?\s*班)?(?:语文|数学|英语|体育|科学|信息)?[\u4e00-\u9fa5]{1,4}?)(?:老师|校长|主任|师傅)?(?=$|[\s,，。的]|听|谈|送|拿|办|面试|签|交|商量|说|有)", text)
         if host:
             who = self._host(host.group(0)[1:])
             if who:
                 f["被访人"] = who
             text = _cut(text, host.start(), host.end())
         name = None
-        nm = re.search(r"(?:叫|名叫|姓名|带队的?是?|带头的?叫?|联系人|新的叫|名字是?)\s*[:：]?\s*([\u4e00-\u9fa5]{2,3}?)(?=$|[\s,，。\d]|电话|手机|来|是|，)", text)
+        nm = re.search(r"(?:带队的?(?:是|叫)?|带头的?(?:是|叫)?|名叫|叫|姓名|联系人|新的叫|名字是?)\s*[:：]?\s*([\u4e00-\u9fa5]{2,3}?)(?=$|[\s,，。\d的]|电话|手机|来|是)", text)
         if nm:
             name = nm.group(1)
             text = _cut(text, nm.start(), nm.end())
@@ -485,6 +485,8 @@ class Understander:
         if not self.has("head_teacher", "admin", "leader"):
             return None
         yes = re.search(r"同意|批了|批准|可以|准了|ok|行", s) and not re.search(r"不同意|不批|不行|不准", s)
+        if not lx.students_in(self.lex, s) and not re.search(r"同意|批了|批准|准了|驳回|不同意|不批", s):
+            return None
         no = re.search(r"驳回|不同意|不批|不行|不准", s)
         if not (yes or no):
             return None
@@ -589,7 +591,7 @@ class Understander:
             if len(waiting) == 1:
                 return run("收到", f"收到 TX{waiting[0].id}", 编号=f"TX{waiting[0].id}")
             return Plan(CHAT, "收到", reply="好的，已知悉。")
-        if not re.match(r"收到|好的|知道了|明白|ok|OK|完成了|做完了|已完成", s):
+        if not re.match(r"收到|好的|知道了|明白|ok|OK|完成了|做完了|已完成", s) or len(s) > 12:
             return None
         waiting = self._receipts()
         if len(waiting) == 1:
@@ -740,6 +742,11 @@ class Understander:
                 start = at[0]
                 fields["时间段"] = f"{start:%Y-%m-%d} {start:%H:%M}-18:00"
         cmd = leave_command(fields, klass)
+        reason = _clean(_RETURN_CLAUSE.sub(" ", reason))  # 「十点以后送她回学校」: the end of the window, said again
+        if fields.get("返校") is False:
+            reason = _clean(re.sub(r"(?:\d{1,2}|[一二两三四五六七八九十]{1,3})\s*点(?:半|钟)?", " ", reason))
+        fields["事由"] = reason
+        cmd = leave_command(fields, klass)
         if _TIME_LEFT.search(reason):  # another time said in the reason: the window is not certain
             statement = True
         if statement:
@@ -764,7 +771,8 @@ class Understander:
         if t is not None:
             f["时间"] = _t(t[0])
             text = t[2]
-        nm = re.search(r"(?:叫|联系人|名叫|妈妈|爸爸|母亲|父亲|家长)\s*([\u4e00-\u9fa5]{2,3}?)(?=$|[\s,，。\d]|来|电话|手机)", text)
+        nm = re.search(r"(?:叫|联系人|名叫|妈妈|爸爸|母亲|父亲|家长)\s*([\u4e00-\u9fa5]{2,3}?)(?=$|[\s,，。\d的]|来|电话|手机)", text) \
+            or re.search(rf"(?<=的)([{''.join(_SURNAMES)}][\u4e00-\u9fa5]{{1,2}}?)(?=来)", text)
         if not nm:
             nm = re.search(r"([\u4e00-\u9fa5](?:老师|师傅|先生|女士|经理|主任))", text)
         if nm:
@@ -783,7 +791,8 @@ class Understander:
     # --- repairs ---
     def repair(self, s: str) -> Plan | None:
         explicit = re.search(r"报修|报个修|报休|报一下修|维修一下|修一下|来修|来看看|来看一下|看一下|检查一下|处理一下|让后勤", s)
-        if not explicit and not has_fault(s) and FIXTURE.search(s) and self.has(*STAFF_ROLES):
+        if not explicit and not has_fault(s) and FIXTURE.search(s) and FIXTURE.search(s).end() >= len(s.rstrip()) - 1 \
+                and self.has(*STAFF_ROLES):  # type: ignore[union-attr]
             where = find_place(self.lex, s)
             if where is not None and where.complete and len(s) <= 20:
                 return ask("报修", f"地点：{where.place}。{FIXTURE.search(s).group(0)}怎么了？请描述问题（例如 漏水、不出水）。",  # type: ignore[union-attr]
@@ -832,6 +841,7 @@ class Understander:
 
 
 FAULT_HINT = r"坏|不亮|漏|堵"
+_RETURN_CLAUSE = re.compile(r"[^\s,，。]*?(?:\d{1,2}|[一二两三四五六七八九十]{1,3})\s*点[^\s,，。]*?(?:送.{0,2}回|回来|回学校|回校|返校)[^\s,，。]*")
 _TIME_LEFT = re.compile(r"\d{1,2}\s*[点:：]|[一二两三四五六七八九十]{1,3}点|\d{1,2}\s*(?:号|日)(?!\S*班)")
 FIXTURE = re.compile(r"水管|水龙头|灯|门锁|门|窗户|窗|空调|暖气|投影仪|插座|开关|饮水机|热水器|开水器|马桶|水箱|电脑|网络|监控|白板|桌子|椅子")
 _SURNAMES = frozenset("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
