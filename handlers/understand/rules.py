@@ -478,7 +478,7 @@ class Understander:
         found = lx.unique(lx.staff_in(self.lex, raw))
         if len(found) == 1:
             return found[0].name  # type: ignore[attr-defined]
-        return re.sub(r"(?:老师|校长|主任|师傅)$", "", raw) or None if not found else None
+        return raw or None  # not one known person: keep what was typed (the service says 不在系统中)
 
     # --- decisions and jobs by name or description ---
     def decide_by_name(self, s: str) -> Plan | None:
