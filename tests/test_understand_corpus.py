@@ -122,6 +122,8 @@ def judge(row: Row, plan: Plan | None, changed: bool, now: Any) -> tuple[bool, s
         def has(k: str, v: Any) -> bool:
             if k in ("时间", "时间段"):
                 return True  # a canonical line's time is read by the handler's own parser
+            if k == "评分":
+                return bool(re.search(rf"{v}|{'一二三四五'[int(v) - 1]}|{'⭐' * int(v)}", plan.command))
             if k == "编号":
                 return bool(re.search(rf"(?:{str(v)[:2]})?\s*{str(v)[2:]}(?!\d)", plan.command, re.I))
             return k in IGNORED or compact(str(v)).upper() in text

@@ -47,7 +47,7 @@ QJ_VERBS = [("驳回", r"驳回|不行|不批|不同意|不准|拒绝|不能批"
             ("返校", r"返校|回来|回校|已返|进来了|到校|回到学校|进校"), ("出校", r"出校|走了|出去|放行|接走|离校|出门"),
             ("核验", r"核验|查|能不能|能出|有没有|假条|可以走吗")]
 FK_VERBS = [("离开", r"走了|离开|出去|离校|已离|出校|走人")]
-TX_VERBS = [("取消提醒", r"取消|不用提醒|删|撤|不用发|不需要"), ("完成", r"完成|做完|已交|交了|交到|已经|完毕|正常|查完|弄完|巡完|搞定"),
+TX_VERBS = [("取消提醒", r"取消|不用提醒|删|撤|不用发|不需要"), ("收到", r"收到|知道了"), ("完成", r"完成|做完|已交|交了|交到|已经|完毕|正常|查完|弄完|巡完|搞定"),
             ("收到", r".")]
 LIST_QUERIES: list[tuple[str, str, set[str] | None]] = [
     ("报修统计", r"统计|修了多少|多少单|平均多久|维修数据", {"admin", "leader"}),
@@ -626,6 +626,8 @@ class Understander:
         trigger = re.search(r"提醒(?:我|一下|他们|大家|各位|全体)?|叫我|喊我|提示我|记得叫我", s)
         if not trigger:
             return None
+        if re.search(r"删|取消|撤|不用|不要了|不需要", s):
+            return self._cancel_reminder(s)
         text = fix_dates(s)
         receipt = bool(re.search(r"回个话|回执|回复确认|回个信|确认收到|回一下", text))
         targets = re.findall(r"@([^\s,@，]+)", text)
@@ -670,6 +672,17 @@ class Understander:
         labels = " ".join(f"@{x}" for x in targets)
         cmd = f"提醒 {when_text} {content}" + (f" {labels}" if labels else "") + (" 需回执" if receipt else "")
         return run("提醒", cmd, **fields)
+
+    def _cancel_reminder(self, s: str) -> Plan:
+        """`把周四给家长回电话那个提醒删掉`: the one reminder of mine the words describe — never a new one."""
+        mine = directory.my_reminders(self.ctx.session, self.me)
+        common = set("提醒那个的了删掉取消撤不用我把给")
+        scored = sorted(((sum(1 for ch in set(r.text) - common if ch in s), r) for r in mine), key=lambda x: -x[0])
+        if scored and scored[0][0] >= 2 and (len(scored) == 1 or scored[0][0] > scored[1][0]):
+            r = scored[0][1]
+            return run("取消提醒", f"取消提醒 TX{r.id}", 编号=f"TX{r.id}")
+        listing = "、".join(f"TX{r.id}（{r.text[:10]}）" for r in mine) or "（您没有待提醒的事项）"
+        return ask("取消提醒", f"要取消哪一条提醒？{listing}。请回复「取消提醒 TX编号」。")
 
     # --- leave ---
     def leave(self, s: str) -> Plan | None:
