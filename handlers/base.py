@@ -45,6 +45,7 @@ class Options:
     timezone: str = "Asia/Shanghai"
     visitor_long_stay_hours: float = 4.0
     secret_key: str = ""  # keys the hashes and encryption of visitors' phone and ID numbers: used, never shown
+    default_building: str = "教学楼"  # a bare room number (301) is in this building
 
 
 @dataclass
