@@ -180,6 +180,7 @@ def evaluate(chat: Any, rt: Any, rows: list[Row]) -> dict[str, Any]:
             "rate": right / counted if counted else 1.0}
 
 
+@pytest.mark.corpus
 @pytest.mark.timeout(1200)  # ~470 messages, the school rebuilt after every write (slower on PostgreSQL)
 def test_train_corpus(chat, rt, capsys):
     rows = [r for r in load() if not r.holdout]
@@ -192,6 +193,7 @@ def test_train_corpus(chat, rt, capsys):
     assert got["rate"] >= 0.95, "\n".join(got["failures"])
 
 
+@pytest.mark.corpus
 @pytest.mark.timeout(600)
 def test_holdout_corpus(chat, rt, capsys):
     """Report only: the held-out 20 % is not looked at while tuning (set CORPUS_HOLDOUT_VERBOSE=1 at the end)."""
