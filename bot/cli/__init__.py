@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli import admin, blacklist, classes, demo, duty, menu, people, scheduler, students
+from bot.cli import admin, blacklist, checkpoints, classes, demo, duty, menu, people, scheduler, students
 from bot.cli.common import fail, read_csv, runtime
 from bot.config import Settings
 from handlers.text import normalise
@@ -25,7 +25,7 @@ people.register(app)
 students.register(app)
 
 # Registered by _load_plugins() (main() calls it; tests call it or a group's register() as they need).
-GROUPS = (admin, demo, duty, scheduler, classes, menu, blacklist)
+GROUPS = (admin, demo, duty, scheduler, classes, menu, blacklist, checkpoints)
 
 
 @app.command()
