@@ -20,10 +20,11 @@ from datetime import date, datetime, time, timedelta
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, Side
 from sqlalchemy import Index, Text, UniqueConstraint, func
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
-from storage import outbox, repair
+from storage import certificates, outbox, repair
 from storage.errors import NotFound, UserError
 from storage.people import ROLES, Actor, Person, people_with_role
 from storage.schoolcal import WEEKDAY_NAMES, is_school_day, next_school_day
@@ -825,3 +826,12 @@ def export_xlsx(rows: list[LedgerRow], findings: list[tuple[InspectionFinding, C
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def dashboard_panel(session: Session, now: datetime) -> dict[str, Any]:
+    """What the console's dashboard shows: today's rounds, open findings, expired certificates ({} before the
+    tables exist)."""
+    if "inspectionvisit" not in sa_inspect(session.connection()).get_table_names():
+        return {}
+    return {"rounds": today_rounds(session, now), "findings": open_findings(session),
+            "expired": certificates.expired(session, now.date())}
