@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from bot.cli import _load_plugins, app
 from bot.sandbox.fakewechat import QRCODE_PATH, SHOWQRCODE_PATH
 from storage import certificates, inspection
+from tests.browser import screenshot_dir
 from tests.conftest import APP_ID, APP_SECRET
 
 runner = CliRunner()
@@ -91,7 +92,7 @@ def test_qr_labels_through_the_api_render_and_decode_back_to_the_scenes(cli_env,
     assert png.size == (1241, 1754)  # A4 at 150 dpi
     urls = [b.text for b in zxingcpp.read_barcodes(png) if b.format == zxingcpp.BarcodeFormat.QRCode]
     assert sorted(fake_wechat.scene_of(u) or "" for u in urls) == ["cp:1", "cp:2"]
-    shutil.copy(pages[0], Path(__file__).resolve().parents[1] / "docs" / "checkpoint-labels.png")
+    shutil.copy(pages[0], screenshot_dir(tmp_path / "shots") / "checkpoint-labels.png")  # docs/ with HOUQIN_SCREENSHOTS
 
 
 def test_qr_without_checkpoints_is_a_clear_error(cli_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
