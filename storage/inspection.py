@@ -835,3 +835,44 @@ def dashboard_panel(session: Session, now: datetime) -> dict[str, Any]:
         return {}
     return {"rounds": today_rounds(session, now), "findings": open_findings(session),
             "expired": certificates.expired(session, now.date())}
+
+
+# --- built-in routes ------------------------------------------------------------------------------------
+
+FIRE_KINDS = ("灭火器", "消防器材", "消火栓", "应急照明", "安全出口")
+
+
+@dataclass(frozen=True)
+class BuiltinRoute:
+    key: str
+    name: str
+    kinds: tuple[str, ...]  # the route visits every active checkpoint of these kinds, in code order
+    schedule: str
+    start: time
+    hours: float
+    roles: tuple[str, ...]
+    day: int | None = None
+    on: date | None = None
+
+
+def sync_builtin_routes(session: Session, specs: list[BuiltinRoute], *, now: datetime) -> list[str]:
+    """Create or update the built-in routes (keyed builtin:…) from the checkpoints of their kinds; a route whose
+    kinds have no checkpoint yet is left out (and deactivated if it existed). Returns one line per route."""
+    lines = []
+    for spec in specs:
+        codes = [cp.code for cp in all_checkpoints(session, active_only=True) if cp.kind in spec.kinds]
+        key = f"builtin:{spec.key}"
+        if not codes:
+            old = session.exec(select(InspectionRoute).where(InspectionRoute.key == key)).first()
+            if old is not None and old.active:
+                old.active = False
+                session.add(old)
+            lines.append(f"巡查路线「{spec.name}」：还没有{'/'.join(spec.kinds[:3])}等点位，未建立")
+            continue
+        end_minutes = min(spec.start.hour * 60 + spec.start.minute + int(spec.hours * 60), 23 * 60 + 59)
+        route = save_route(session, name=spec.name, checkpoint_codes=codes, start=spec.start,
+                           end=time(end_minutes // 60, end_minutes % 60), schedule=spec.schedule,
+                           schedule_day=spec.day, schedule_date=spec.on, roles=list(spec.roles), key=key, now=now)
+        lines.append(f"巡查路线「{route.name}」：{describe_schedule(route)}，{len(codes)} 个点位，"
+                     f"{responsible_text(session, route)}负责")
+    return lines

@@ -268,3 +268,23 @@ def test_school_day_routes_follow_the_calendar(when: date, expected: bool) -> No
                                          end=time(9), created_at=datetime(2026, 1, 1))
     assert inspection.runs_on(monthly, date(2027, 1, 4))  # 1 Jan is 元旦: moved to the next school day
     assert not inspection.runs_on(monthly, date(2027, 1, 1))
+
+
+def test_builtin_routes_from_the_term_calendar(chat, rt, clock) -> None:  # type: ignore[no-untyped-def]
+    from jobs.builtin import Config
+
+    setup_school(chat, rt, route=False)
+    cfg = Config(term_start=date(2027, 2, 22), term_end=date(2027, 7, 2))
+    with rt.db.session() as s:
+        text = insp_jobs.sync_builtin_routes(s, cfg, rt.clock.now())
+        again = insp_jobs.sync_builtin_routes(s, cfg, rt.clock.now())
+        assert text == again and len(inspection.all_routes(s)) == 4
+    assert "巡查路线「晚间巡查」：每个上课日 21:00–22:00，1 个点位，门卫负责" in text
+    assert "巡查路线「每日消防器材检查」：每个上课日 08:00–09:00，1 个点位，门卫负责" in text
+    assert "巡查路线「每月消防检查」：每月1日（遇节假日顺延） 09:00–12:00，1 个点位，后勤管理员负责" in text
+    assert "巡查路线「每月财产检查」：还没有财产/教室等点位，未建立" in text
+    assert "巡查路线「开学前食品与饮用水检查」：还没有食堂/饮用水等点位，未建立" in text
+    assert "巡查路线「开学安全大检查」：2027-02-22 09:00–17:00，1 个点位，后勤管理员负责" in text
+    clock.set(datetime(2026, 12, 1, 8, 0))
+    run_rounds(rt)
+    assert "每日消防器材检查" in chat.last_push("王门卫") and "教学楼一楼灭火器" in chat.last_push("王门卫")

@@ -14,7 +14,8 @@ from bot.cli import admin, blacklist, checkpoints, classes, demo, duty, menu, pe
 from bot.cli.common import fail, read_csv, runtime
 from bot.config import Settings
 from handlers.text import normalise
-from jobs.builtin import init_builtin
+from jobs import inspection as inspection_jobs
+from jobs.builtin import config_path, init_builtin, load_config
 from storage import people as people_service
 from storage.errors import UserError
 
@@ -49,6 +50,9 @@ def init() -> None:
     typer.echo("数据库已迁移到最新版本。")
     try:
         typer.echo(init_builtin(rt))
+        with rt.db.session() as s:  # built-in inspection routes from the same term calendar
+            typer.echo(inspection_jobs.sync_builtin_routes(s, load_config(config_path(rt.settings.config_file)),
+                                                           rt.clock.now()))
     except UserError as exc:
         fail(exc.message)
 
