@@ -37,7 +37,7 @@ def builtin_routes(cfg: Config) -> list[inspection.BuiltinRoute]:
                                 cfg.guard_check_time, 1, ("guard",)),
         inspection.BuiltinRoute("fire-monthly", "每月消防检查", fire, inspection.MONTHLY, cfg.property_time, 3,
                                 ("admin",), day=cfg.property_day),
-        inspection.BuiltinRoute("property-monthly", "每月财产检查", ("财产", "教室"), inspection.MONTHLY,
+        inspection.BuiltinRoute("property-monthly", "每月财产检查", ("财产",), inspection.MONTHLY,
                                 cfg.property_time, 3, ("admin", "worker"), day=cfg.property_day),
     ]
     if cfg.term_start:

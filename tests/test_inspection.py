@@ -282,7 +282,7 @@ def test_builtin_routes_from_the_term_calendar(chat, rt, clock) -> None:  # type
     assert "巡查路线「晚间巡查」：每个上课日 21:00–22:00，1 个点位，门卫负责" in text
     assert "巡查路线「每日消防器材检查」：每个上课日 08:00–09:00，1 个点位，门卫负责" in text
     assert "巡查路线「每月消防检查」：每月1日（遇节假日顺延） 09:00–12:00，1 个点位，后勤管理员负责" in text
-    assert "巡查路线「每月财产检查」：还没有财产/教室等点位，未建立" in text
+    assert "巡查路线「每月财产检查」：还没有财产等点位，未建立" in text
     assert "巡查路线「开学前食品与饮用水检查」：还没有食堂/饮用水等点位，未建立" in text
     assert "巡查路线「开学安全大检查」：2027-02-22 09:00–17:00，1 个点位，后勤管理员负责" in text
     clock.set(datetime(2026, 12, 1, 8, 0))
