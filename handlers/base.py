@@ -183,6 +183,23 @@ def on_event(*names: str) -> Callable[[EventHandler], EventHandler]:
     return register
 
 
+SCENES: dict[str, EventHandler] = {}
+
+
+def on_scene(prefix: str) -> Callable[[EventHandler], EventHandler]:
+    """Declare the handler of QR scenes starting with `prefix` (SCAN, or subscribe with a scene): `cp:` …"""
+
+    def register(func: EventHandler) -> EventHandler:
+        SCENES[prefix] = func
+        return func
+
+    return register
+
+
+def scene_handler(scene: str) -> EventHandler | None:
+    return next((f for prefix, f in SCENES.items() if scene.startswith(prefix)), None)
+
+
 def load_handlers() -> None:
     """Import every handler module so its declarations register (adding a domain = adding a module)."""
     import importlib
