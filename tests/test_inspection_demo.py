@@ -18,6 +18,8 @@ def sim(client: TestClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> Tes
     with rt.db.session() as s:
         demo.build(s, rt.clock.now())
     monkeypatch.setenv("HOUQIN_SIMULATOR", "1")
+    monkeypatch.setenv("HOUQIN_SIMULATOR_TOKEN", "simulator-token-for-tests-0123456789")
+    client.headers["X-Simulator-Token"] = "simulator-token-for-tests-0123456789"  # the per-run token (issue 13)
     return client
 
 
