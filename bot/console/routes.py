@@ -26,6 +26,7 @@ from sqlmodel import Session
 from bot.console import auth
 from bot.console.auth import ConsoleError, ConsoleUser, require_admin, require_user, runtime
 from handlers.text import normalise, parse_ref
+from handlers.reminder import swap_reply
 from handlers.timeexpr import split_time_prefix
 from storage import duty as duty_service
 from storage import leave, ledger, people, repair, visitor
@@ -574,7 +575,7 @@ async def duty_change(request: Request) -> Response:
         day = ledger.parse_date(form.get("day"))  # checked before the session is first used
         if day is None:
             raise UserError("请选择日期")
-        return duty_service.swap(s, user.actor, day, now=now, leader_name=form.get("leader", ""))
+        return swap_reply(duty_service.swap(s, user.actor, day, now=now, leader_name=form.get("leader", "")))
 
     return admin_action(request, "/admin/duty", swap, wake=True)
 
