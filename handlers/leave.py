@@ -13,6 +13,7 @@ from handlers.timeexpr import Span, TimeParseError, split_time_prefix
 from storage import leave, roster
 from storage.errors import UserError
 from storage.kernel import fmt_time
+from storage.people import name_of
 
 USAGE = (
     "请假格式：请假 [班级] 学生姓名 时间段 事由\n"
@@ -107,7 +108,7 @@ def request(ctx: Context) -> str:
     if slip.state == leave.APPROVED:
         return f"已批准请假 {what}{back}。门卫可凭 {leave.ref(slip)} 核验出校。"
     head = leave.head_teacher_id(s, slip.class_id)
-    to = f"班主任 {leave.person_name(s, head)}" if head else "管理员（本班未设置班主任）"
+    to = f"班主任 {name_of(s, head)}" if head else "管理员（本班未设置班主任）"
     return f"已提交请假 {what}{back}。状态：待审批，已通知{to}，审批后会通知您。"
 
 
@@ -118,7 +119,7 @@ def pending(ctx: Context) -> str:
         return "没有待审批的请假。"
     lines = [f"待审批的请假（{len(slips)}条）："]
     for slip in slips:
-        requester = leave.person_name(ctx.session, slip.requester_id)
+        requester = name_of(ctx.session, slip.requester_id)
         lines.append(f"{leave.ref(slip)} {leave.who(ctx.session, slip)} {leave.slip_span(slip)} "
                      f"{slip.reason}（{requester}）")
     first = leave.ref(slips[0])

@@ -26,6 +26,7 @@ from storage.people import (
     Student,
     children_of,
     classes_headed_by,
+    name_of,
     people_with_role,
 )
 
@@ -141,11 +142,6 @@ def class_of(session: Session, slip: LeaveSlip) -> SchoolClass:
 def who(session: Session, slip: LeaveSlip) -> str:
     """李明（七(3)班）"""
     return f"{student_of(session, slip).name}（{class_of(session, slip).name}）"
-
-
-def person_name(session: Session, person_id: int | None) -> str:
-    p = session.get(Person, person_id) if person_id else None
-    return p.name if p else "?"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -505,8 +501,8 @@ def ledger_rows(session: Session, date_from: datetime, date_to: datetime, now: d
         rows.append(dict(zip(LEDGER_COLUMNS, (
             ref(slip), class_of(session, slip).name, student.name, student.student_no, slip.starts_at,
             slip.ends_at, slip.reason, "是" if slip.expects_return else "否",
-            person_name(session, slip.requester_id), status_text(slip, now),
-            person_name(session, slip.decided_by_id) if slip.decided_by_id else "",
+            name_of(session, slip.requester_id), status_text(slip, now),
+            name_of(session, slip.decided_by_id) if slip.decided_by_id else "",
             "是" if slip.deputy else "", slip.reject_reason or "", slip.exited_at, slip.returned_at,
         ), strict=True)))
     return rows
@@ -528,7 +524,7 @@ def repush_pending(session: Session, *, now: datetime) -> int:
     for slip in session.exec(stmt.order_by(col(LeaveSlip.id))).all():
         if not mark_once(session, slip, "repushed_at", now, state=PENDING):
             continue
-        requester = person_name(session, slip.requester_id)
+        requester = name_of(session, slip.requester_id)
         text = (f"【催批】{ref(slip)} {who(session, slip)} 的请假将于 {fmt_time(slip.starts_at)} 开始，仍未审批。"
                 f"申请人：{requester}，事由：{slip.reason}。\n"
                 f"同意请回复：批准 {ref(slip)}\n不同意请回复：驳回 {ref(slip)} 理由\n（管理员、校领导可代为审批）")

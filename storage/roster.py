@@ -8,12 +8,7 @@ from collections.abc import Iterable
 from sqlmodel import Session, col, select
 
 from storage.errors import UserError
-from storage.people import Person, PersonRole, SchoolClass, Student, find_one, get_class
-
-
-def _name(session: Session, person_id: int | None) -> str:
-    p = session.get(Person, person_id) if person_id else None
-    return p.name if p else "?"
+from storage.people import Person, PersonRole, SchoolClass, Student, find_one, get_class, name_of
 
 
 def class_named(session: Session, name: str) -> SchoolClass:
@@ -100,7 +95,7 @@ def set_head_teacher(session: Session, class_name_: str, teacher_name: str) -> t
     assert klass is not None
     previous = None
     if klass.head_teacher_id is not None and klass.head_teacher_id != person.id:
-        previous = _name(session, klass.head_teacher_id)
+        previous = name_of(session, klass.head_teacher_id)
     klass.head_teacher_id = person.id
     session.add(klass)
     have = set(session.exec(select(PersonRole.role).where(PersonRole.person_id == person.id)).all())
@@ -116,6 +111,6 @@ def list_classes(session: Session) -> list[tuple[SchoolClass, str | None, int]]:
     out = []
     for klass in session.exec(select(SchoolClass).order_by(col(SchoolClass.name))).all():
         count = len(session.exec(select(Student.id).where(Student.class_id == klass.id)).all())
-        head = _name(session, klass.head_teacher_id) if klass.head_teacher_id else None
+        head = name_of(session, klass.head_teacher_id) if klass.head_teacher_id else None
         out.append((klass, head, count))
     return out

@@ -459,7 +459,7 @@ def leave_detail(request: Request, ref: str) -> Response:
     with rt.db.session() as s:
         slip = leave.get_slip(s, n)
         events = leave.history(s, n)
-        names = {e.actor_id: leave.person_name(s, e.actor_id) for e in events if e.actor_id}
+        names = {e.actor_id: people.name_of(s, e.actor_id) for e in events if e.actor_id}
         rows = ledger.leave_slips(s, Filters(q=f"QJ{n}"), 1).items
     row = next((r for r in rows if r.slip.id == n), None)
     return render(request, "admin/leave_detail.html", user=user, slip=slip, row=row, events=events, names=names,
