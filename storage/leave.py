@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from storage import roster
 from storage.errors import NotFound, UserError
 from storage.kernel import Ref, StateMachine, Transition, fmt_time, mark_once
 from storage.outbox import notify
@@ -29,6 +28,7 @@ from storage.people import (
     name_of,
     people_with_role,
 )
+from storage.roster import find_student
 
 PREFIX = "QJ"
 PENDING, APPROVED, REJECTED, OUT, BACK = "待审批", "已批准", "已驳回", "已出校", "已返校"
@@ -213,11 +213,11 @@ def student_for_request(session: Session, actor: Actor, name: str | None, klass:
             raise UserError(f"您绑定了多个孩子（{names}），请写明姓名，例如：请假 {kids[0].name} 明天全天 发烧")
         raise UserError("请写明学生姓名，例如：请假 李明 今天14:00-16:00 看病")
     if staff:
-        return roster.find_student(session, name, klass)
+        return find_student(session, name, klass)
     if not any(k.name == name or k.student_no == name for k in kids):
         mine = "、".join(k.name for k in kids) or "无"
         raise UserError(f"家长只能为自己的孩子请假（您绑定的孩子：{mine}）。如有误，请联系后勤管理员。")
-    return roster.find_student(session, name, klass, within=kids, example=f"请假 七(3)班 {name} 明天全天 发烧")
+    return find_student(session, name, klass, within=kids, example=f"请假 七(3)班 {name} 明天全天 发烧")
 
 
 # --------------------------------------------------------------------------------------------------------
