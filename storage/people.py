@@ -323,6 +323,12 @@ def find_one(session: Session, name: str, *, role: str | None = None, what: str 
     return found[0]
 
 
+def name_of(session: Session, person_id: int | None) -> str:
+    """A person's name for a reply or a list ("?" when there is nobody)."""
+    p = session.get(Person, person_id) if person_id else None
+    return p.name if p else "?"
+
+
 def list_people(session: Session) -> list[tuple[Person, frozenset[str]]]:
     people = session.exec(select(Person).order_by(col(Person.id))).all()
     return [(p, roles_of(session, p.id)) for p in people]  # type: ignore[arg-type]
