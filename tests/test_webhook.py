@@ -140,40 +140,55 @@ def test_body_over_64kb_is_413(wx):
 
 # --- message and event types ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("msg_type,fields", [
-    ("text", {"Content": "帮助"}),
-    ("voice", {"MediaId": "m", "Format": "amr", "Recognition": "帮助"}),
-    ("voice", {"MediaId": "m", "Format": "amr"}),
-    ("image", {"PicUrl": "http://x/p.jpg", "MediaId": "m"}),
-    ("location", {"Location_X": "31.3", "Location_Y": "120.6", "Scale": "15", "Label": "苏州"}),
-    ("link", {"Title": "t", "Description": "d", "Url": "http://x"}),
-    ("video", {"MediaId": "m", "ThumbMediaId": "t"}),
-    ("shortvideo", {"MediaId": "m", "ThumbMediaId": "t"}),
-    ("weird", {"Foo": "bar"}),
+HELP_UNBOUND = "首次使用请发送「绑定 邀请码」完成身份绑定"
+HELP_BOUND = "张老师（教师），您可以发送：\n· 我的信息（查看绑定的身份）"
+NOT_BOUND = "您还没有绑定身份，请发送「绑定 邀请码」（邀请码由后勤管理员提供，6位）"
+
+
+def got(noun: str) -> str:
+    return f"已收到您的{noun}。如需报修并附照片，请先发送「报修」按提示操作；发送「帮助」查看全部命令。"
+
+
+@pytest.mark.parametrize("msg_type,fields,unbound_reply,bound_reply", [
+    ("text", {"Content": "帮助"}, HELP_UNBOUND, HELP_BOUND),
+    ("voice", {"MediaId": "m", "Format": "amr", "Recognition": "帮助"}, HELP_UNBOUND, HELP_BOUND),
+    ("voice", {"MediaId": "m", "Format": "amr"}, NOT_BOUND, got("语音")),
+    ("image", {"PicUrl": "http://x/p.jpg", "MediaId": "m"}, NOT_BOUND, got("图片")),
+    ("location", {"Location_X": "31.3", "Location_Y": "120.6", "Scale": "15", "Label": "苏州"}, NOT_BOUND, got("位置")),
+    ("link", {"Title": "t", "Description": "d", "Url": "http://x"}, NOT_BOUND, got("链接")),
+    ("video", {"MediaId": "m", "ThumbMediaId": "t"}, NOT_BOUND, got("视频")),
+    ("shortvideo", {"MediaId": "m", "ThumbMediaId": "t"}, NOT_BOUND, got("视频")),
+    ("weird", {"Foo": "bar"}, NOT_BOUND, got("消息")),
 ])
 @pytest.mark.parametrize("bound", [False, True])
-def test_every_message_type_is_answered(wx, rt, msg_type, fields, bound):
+def test_every_message_type_is_answered(wx, rt, msg_type, fields, unbound_reply, bound_reply, bound):
     openid = bind_teacher(rt) if bound else "o_new"
     r = wx.post_xml(xml_of(wx.message(openid, msg_type, **fields)))
     assert r.status_code == 200
-    if msg_type == "voice" and "Recognition" in fields:
-        assert ("我的信息" in wx.reply_text(r)) if bound else ("绑定" in wx.reply_text(r))
+    reply = wx.reply_text(r)
+    assert (bound_reply if bound else unbound_reply) in reply, reply
+    assert (unbound_reply if bound else bound_reply) not in reply
 
 
-@pytest.mark.parametrize("event,extra", [
-    ("subscribe", {}), ("unsubscribe", {}), ("SCAN", {"EventKey": "123", "Ticket": "t"}),
-    ("CLICK", {"EventKey": "帮助"}), ("VIEW", {"EventKey": "http://x"}),
-    ("LOCATION", {"Latitude": "31.1", "Longitude": "120.1", "Precision": "20"}),
-    ("TEMPLATESENDJOBFINISH", {"MsgID": "200163836", "Status": "success"}),
-    ("MASSSENDJOBFINISH", {}), ("something_new", {}),
+@pytest.mark.parametrize("event,extra,answer", [
+    ("subscribe", {}, "欢迎回来，张老师！发送「帮助」查看可用命令。"),
+    ("CLICK", {"EventKey": "帮助"}, HELP_BOUND),
+    # Nothing to say: an empty `success` (no reply XML at all).
+    ("unsubscribe", {}, None), ("SCAN", {"EventKey": "123", "Ticket": "t"}, None),
+    ("VIEW", {"EventKey": "http://x"}, None),
+    ("LOCATION", {"Latitude": "31.1", "Longitude": "120.1", "Precision": "20"}, None),
+    ("TEMPLATESENDJOBFINISH", {"MsgID": "200163836", "Status": "success"}, None),
+    ("MASSSENDJOBFINISH", {}, None), ("something_new", {}, None),
 ])
-def test_every_event_type_is_answered(wx, rt, event, extra):
+def test_every_event_type_is_answered(wx, rt, event, extra, answer):
     openid = bind_teacher(rt)
     fields = wx.message(openid, "event", Event=event, **extra)
     r = wx.post_xml(xml_of(fields))
     assert r.status_code == 200
-    if event == "CLICK":
-        assert "我的信息" in wx.reply_text(r)
+    if answer is None:
+        assert r.text == "success"
+    else:
+        assert answer in wx.reply_text(r), r.text
 
 
 def test_unsubscribe_then_subscribe_is_recorded(wx, rt):
