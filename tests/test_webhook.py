@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
 from sqlmodel import select
 from wechatpy.crypto import WeChatCrypto
 
@@ -18,8 +20,9 @@ from handlers import base
 from storage import people
 from storage.db import Database
 from storage.outbox import OutboxMessage
-from tests.conftest import AES_KEY, APP_ID, TOKEN
+from tests.conftest import AES_KEY, APP_ID, PG_URL, TOKEN
 from tests.support import Wx, sha1_sign, xml_of
+from tests.tcpproxy import TcpProxy
 
 
 @contextmanager
@@ -214,13 +217,39 @@ def test_subscribe_with_invite_scene_binds(wx, rt):
 def test_database_down_answers_503(settings, clock, kv):
     down = Database("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
     rt = Runtime(settings, clock=clock, kv=kv, db=down)
-    from fastapi.testclient import TestClient
     with TestClient(create_app(runtime=rt, background=False), raise_server_exceptions=False) as c:
         wx = Wx(c, settings)
         r = wx.post_xml(xml_of(wx.message("o_x", "text", Content="帮助")))
         assert r.status_code == 503
         again = wx.post_xml(xml_of(wx.message("o_x", "text", Content="帮助", msgid=77)))
         assert again.status_code == 503  # the claim was released: WeChat's retry is processed, not swallowed
+
+
+def test_database_that_goes_down_mid_run_answers_503_and_comes_back(settings, clock, kv):
+    """Our PostgreSQL database (TEST_PG_URL) behind a loopback proxy that the test stops and starts again: the
+    pooled connections are cut and new ones refused (503, so WeChat retries, and the message is not marked
+    handled), then the database is back and the same retry is answered."""
+    real = make_url(PG_URL)
+    Database(PG_URL).migrate()  # the PostgreSQL pass has done it already; the SQLite pass has not
+    proxy = TcpProxy(real.host or "127.0.0.1", real.port or 5432).start()
+    db = Database(real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    rt = Runtime(settings, clock=clock, kv=kv, db=db)
+    try:
+        with TestClient(create_app(runtime=rt, background=False), raise_server_exceptions=False) as c:
+            wx = Wx(c, settings)
+            assert "首次使用请发送「绑定 邀请码」" in wx.text("o_x", "帮助")  # connections are pooled now
+            proxy.stop()
+            message = xml_of(wx.message("o_x", "text", Content="帮助", msgid=880001))
+            assert wx.post_xml(message).status_code == 503
+            assert wx.post_xml(message).status_code == 503  # WeChat's retry: tried again, not taken as a duplicate
+            proxy.start()
+            back = wx.post_xml(message)  # the next retry, with the database back
+            assert back.status_code == 200 and "首次使用请发送「绑定 邀请码」" in wx.reply_text(back)
+            assert "首次使用请发送「绑定 邀请码」" in wx.text("o_x", "帮助")
+    finally:
+        rt.inbox.close()
+        proxy.stop()
+        db.dispose()
 
 
 # --- exactly once --------------------------------------------------------------------------------
