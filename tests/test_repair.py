@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from jobs import repair as repair_jobs
 from storage import repair
+from storage.kernel import fmt_duration
 from storage.repair import RepairHistory, RepairPhoto, RepairTicket
 from tests.school import openid_for
 
@@ -598,9 +599,9 @@ def test_stale_dialog_state_is_dropped(school, rt):
 
 
 def test_time_helpers():
-    assert repair._duration(timedelta(minutes=5)) == "5分钟"
-    assert repair._duration(timedelta(hours=2, minutes=5)) == "2小时5分钟"
-    assert repair._duration(timedelta(days=3, hours=1)) == "3天1小时"
+    assert fmt_duration(timedelta(minutes=5)) == "5分钟"
+    assert fmt_duration(timedelta(hours=2, minutes=5)) == "2小时5分钟"
+    assert fmt_duration(timedelta(days=3, hours=1)) == "3天1小时"
 
 
 def test_bare_number_finds_the_repair_for_a_worker_even_though_reminders_share_the_word(chat):
