@@ -23,7 +23,9 @@ log = logging.getLogger("houqin")
 
 
 def start_background(rt: Runtime) -> None:
-    """Outbox sender and scheduler, in this process unless configured off (SENDER/SCHEDULER)."""
+    """The inbox's heartbeat and recovery loop; outbox sender and scheduler, in this process unless configured
+    off (INBOX_RECOVERY/SENDER/SCHEDULER)."""
+    rt.inbox.start(recovery=rt.settings.inbox_recovery == "on", interval=rt.settings.inbox_recovery_seconds)
     if rt.settings.sender == "on":
         rt.background.append(start_sender(rt))
     if rt.settings.scheduler == "on":

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from bot.config import Settings
 from bot.wechat.crypto import Cipher
 from bot.wechat.inbox import Inbox
-from bot.wechat.router import Router
+from bot.wechat.router import Finish, Handled, Router
 from handlers.base import Inbound
 from storage.clock import Clock, get_clock, set_clock
 from storage.db import Database
@@ -45,13 +45,14 @@ class Runtime:
             on_late_reply=lambda: self.wake_sender(),
             threads=settings.handler_threads,
             prefetch=self.router.prefetch_keys,
+            lease=settings.inbox_lease,
         )
         self.background: list[object] = []
 
-    def _handle(self, inbound: Inbound) -> str | None:
-        reply = self.router.handle(inbound, self.clock.now())
+    def _handle(self, inbound: Inbound, finish: Finish) -> Handled:
+        handled = self.router.handle(inbound, self.clock.now(), finish)
         self.wake_sender()  # pushes the command queued go out now, not at the sender's next poll
-        return reply
+        return handled
 
     def close(self) -> None:
         for svc in reversed(self.background):
