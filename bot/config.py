@@ -40,6 +40,7 @@ class Settings(VisitorSettings):  # the visitor jobs' settings are declared with
     max_body_bytes: int = 65536
     school_name: str = "示例学校"
     send_rate_per_second: float = 50.0
+    outbox_lease: float = 120.0  # s before a row a sender took (and died with) is sent again
     templates: dict[str, str] = Field(default_factory=dict)  # kind → template id
     config_file: str | None = Field(default=None, alias="HOUQIN_CONFIG")  # term calendar etc. (TOML)
 

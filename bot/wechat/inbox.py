@@ -124,7 +124,7 @@ class Inbox:
         self._running_lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="houqin-handler")
         # Accepting late messages and following claims must never queue behind handlers stuck on the database.
-        self.control = ThreadPoolExecutor(max_workers=4, thread_name_prefix="houqin-inbox")
+        self.control = ThreadPoolExecutor(max_workers=8, thread_name_prefix="houqin-inbox")
         self.keeper: Keeper | None = None
 
     # --- the webhook's entry point ---
@@ -293,43 +293,48 @@ class Inbox:
 
 
 class Keeper:
-    """This process's heartbeat (its claims stay its own while it lives) and the recovery loop."""
+    """This process's heartbeat (its claims stay its own while it lives) and, in a thread of its own so that a
+    message stuck on the database never stops the heartbeat, the recovery loop."""
 
     def __init__(self, inbox: Inbox, recovery: bool = True, interval: float = 1.0) -> None:
         self.inbox = inbox
-        self.recovery = recovery
         self.interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="houqin-inbox-keeper", daemon=True)
+        self._threads = [threading.Thread(target=self._beat, name="houqin-inbox-heartbeat", daemon=True)]
+        if recovery:
+            self._threads.append(threading.Thread(target=self._recover, name="houqin-inbox-recovery", daemon=True))
 
     def start(self) -> Keeper:
-        self._thread.start()
+        for t in self._threads:
+            t.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        for t in self._threads:
+            t.join(timeout=10)
 
-    def _loop(self) -> None:
-        last_beat = last_recovery = last_prune = 0.0
+    def _beat(self) -> None:
         while not self._stop.is_set():
-            now = time.monotonic()
             try:
-                if now - last_beat >= HEARTBEAT_SECONDS:
-                    self.inbox.heartbeat()
-                    last_beat = now
-                if self.recovery and now - last_recovery >= self.interval:
-                    last_recovery = now
-                    if self.inbox.recover_once() and self.inbox.on_late_reply:
-                        self.inbox.on_late_reply()
-                if self.recovery and now - last_prune >= PRUNE_SECONDS:
-                    last_prune = now
+                self.inbox.heartbeat()
+            except Exception:
+                log.exception("inbox heartbeat failed")
+            self._stop.wait(HEARTBEAT_SECONDS)
+
+    def _recover(self) -> None:
+        last_prune = 0.0
+        while not self._stop.wait(self.interval):
+            try:
+                if self.inbox.recover_once() and self.inbox.on_late_reply:
+                    self.inbox.on_late_reply()
+                if time.monotonic() - last_prune >= PRUNE_SECONDS:
+                    last_prune = time.monotonic()
                     self.inbox.prune()
             except DatabaseUnavailable as exc:
                 log.warning("inbox recovery: database unavailable (%s)", exc)
             except Exception:
-                log.exception("inbox keeper pass failed")
-            self._stop.wait(min(HEARTBEAT_SECONDS, self.interval) / 2)
+                log.exception("inbox recovery pass failed")
 
 
 def _consume(future: asyncio.Future[Any] | Future[Any]) -> None:
