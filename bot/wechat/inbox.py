@@ -174,8 +174,10 @@ class Inbox:
     async def _accept(self, key: str, inbound: Inbound, job: _Job | None = None) -> str | None:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.control, self._accept_sync, key, inbound, job)
+        # SQLite has one writer, most likely this process's slow handler: do not wait for it long (below).
+        timeout = min(self.accept_timeout, 0.05) if self.db.is_sqlite else self.accept_timeout
         try:
-            stored = await asyncio.wait_for(asyncio.shield(future), self.accept_timeout)
+            stored = await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
             future.add_done_callback(_consume)
             if self.db.is_sqlite:
