@@ -52,7 +52,8 @@ class Runtime:
 
     def _handle(self, inbound: Inbound, finish: Finish) -> Handled:
         handled = self.router.handle(inbound, self.clock.now(), finish)
-        self.wake_sender()  # pushes the command queued go out now, not at the sender's next poll
+        if handled.queued:
+            self.wake_sender()  # pushes the command queued go out now, not at the sender's next poll
         return handled
 
     def close(self) -> None:

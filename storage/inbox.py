@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, Text, delete, update
+from sqlalchemy import Index, Text, bindparam, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
@@ -72,18 +72,33 @@ def _insert(session: Session) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_TABLE)
 
 
+_FINISH: dict[str, Any] = {}
+
+
+def _finish_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (msg_key) DO UPDATE … WHERE pending RETURNING id, built (and compiled) once."""
+    if dialect not in _FINISH:
+        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_TABLE)
+        done = {"state": DONE, "reply": ins.excluded.reply, "late": ins.excluded.late,
+                "done_at": ins.excluded.done_at, "payload": None, "claimed_until": None}
+        _FINISH[dialect] = (
+            ins.values(msg_key=bindparam("k"), openid=bindparam("o"), state=DONE, reply=bindparam("r"),
+                       late=bindparam("l"), attempts=0, received_at=bindparam("t"), done_at=bindparam("t"))
+            .on_conflict_do_update(index_elements=["msg_key"], set_=done, where=_TABLE.c.state == PENDING)
+            .returning(_TABLE.c.id)
+        )
+    return _FINISH[dialect]
+
+
 def finish(session: Session, key: str, openid: str, reply: str | None, *, late: bool, now: datetime) -> None:
     """Record, in the transaction of the message's effect, that it has been acted on (a pending row becomes
     done). Raises AlreadyHandled if it was done before: the caller rolls back, so the effect happens once."""
     key = normal_key(key)
-    done = {"state": DONE, "reply": reply, "late": late, "done_at": now, "payload": None, "claimed_until": None}
-    stmt = (
-        _insert(session)
-        .values(msg_key=key, openid=openid[:64], received_at=now, attempts=0, **done)
-        .on_conflict_do_update(index_elements=["msg_key"], set_=done, where=_TABLE.c.state == PENDING)
-        .returning(_TABLE.c.id)
-    )
-    if session.execute(stmt).first() is None:
+    session.flush()  # what the session holds goes first; then Core, on the session's transaction
+    conn = session.connection()
+    row = conn.execute(_finish_statement(conn.dialect.name),
+                       {"k": key, "o": openid[:64], "r": reply, "l": late, "t": now}).first()
+    if row is None:
         stored = lookup(session, key)
         assert stored is not None
         raise AlreadyHandled(stored)

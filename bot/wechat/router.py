@@ -23,6 +23,7 @@ from storage.db import Database, DatabaseUnavailable
 from storage.errors import NotFound, UserError
 from storage.inbox import AlreadyHandled
 from storage.kv import KV, Write
+from storage.outbox import queued
 from storage.people import sender_by_openid, touch_inbound
 
 log = logging.getLogger("houqin.router")
@@ -45,6 +46,7 @@ Finish = Callable[[Session, "str | None"], None]
 class Handled:
     reply: str | None
     writes: list[Write]
+    queued: bool = False  # the message queued pushes (the sender is woken only then)
 
 
 def paginate(text: str, limit: int = MAX_REPLY) -> list[str]:
@@ -90,7 +92,8 @@ class Router:
                 reply = self._page(inbound.openid, reply, writes) if reply else reply
                 if finish is not None:
                     finish(session, reply)
-            return Handled(reply, writes)
+                pushed = queued(session)
+            return Handled(reply, writes, pushed)
         except UserError as exc:
             reply = exc.message
         except (DatabaseUnavailable, OperationalError, AlreadyHandled):
@@ -102,10 +105,12 @@ class Router:
                           word, len(inbound.text))
             reply = SORRY
         reply = self._page(inbound.openid, reply, writes)
+        pushed = False
         if finish is not None:
             with self.db.session() as session:
                 finish(session, reply)
-        return Handled(reply, writes)
+                pushed = queued(session)
+        return Handled(reply, writes, pushed)
 
     # --- internals ---
     def _context(self, session: Session, inbound: Inbound, now: datetime, writes: list[Write]) -> Context:
