@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, Text, bindparam, delete, update
+from sqlalchemy import Boolean, DateTime, Index, Text, bindparam, delete, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
@@ -72,22 +72,15 @@ def _insert(session: Session) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_TABLE)
 
 
-_FINISH: dict[str, Any] = {}
-
-
-def _finish_statement(dialect: str) -> Any:
-    """INSERT … ON CONFLICT (msg_key) DO UPDATE … WHERE pending RETURNING id, built (and compiled) once."""
-    if dialect not in _FINISH:
-        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_TABLE)
-        done = {"state": DONE, "reply": ins.excluded.reply, "late": ins.excluded.late,
-                "done_at": ins.excluded.done_at, "payload": None, "claimed_until": None}
-        _FINISH[dialect] = (
-            ins.values(msg_key=bindparam("k"), openid=bindparam("o"), state=DONE, reply=bindparam("r"),
-                       late=bindparam("l"), attempts=0, received_at=bindparam("t"), done_at=bindparam("t"))
-            .on_conflict_do_update(index_elements=["msg_key"], set_=done, where=_TABLE.c.state == PENDING)
-            .returning(_TABLE.c.id)
-        )
-    return _FINISH[dialect]
+# INSERT … ON CONFLICT … DO UPDATE … WHERE … RETURNING, the same on PostgreSQL and SQLite (3.35+). Written out:
+# SQLAlchemy's on_conflict_do_update construct cannot be cached, and compiling it was 11 % of a `帮助`'s CPU.
+_FINISH = text(
+    "INSERT INTO inbound_message (msg_key, openid, state, reply, late, attempts, received_at, done_at) "
+    "VALUES (:k, :o, 'done', :r, :l, 0, :t, :t) "
+    "ON CONFLICT (msg_key) DO UPDATE SET state = 'done', reply = excluded.reply, late = excluded.late, "
+    "done_at = excluded.done_at, payload = NULL, claimed_until = NULL "
+    "WHERE inbound_message.state = 'pending' RETURNING id"
+).bindparams(bindparam("l", type_=Boolean()), bindparam("t", type_=DateTime()))
 
 
 def finish(session: Session, key: str, openid: str, reply: str | None, *, late: bool, now: datetime) -> None:
@@ -95,9 +88,7 @@ def finish(session: Session, key: str, openid: str, reply: str | None, *, late: 
     done). Raises AlreadyHandled if it was done before: the caller rolls back, so the effect happens once."""
     key = normal_key(key)
     session.flush()  # what the session holds goes first; then Core, on the session's transaction
-    conn = session.connection()
-    row = conn.execute(_finish_statement(conn.dialect.name),
-                       {"k": key, "o": openid[:64], "r": reply, "l": late, "t": now}).first()
+    row = session.connection().execute(_FINISH, {"k": key, "o": openid[:64], "r": reply, "l": late, "t": now}).first()
     if row is None:
         stored = lookup(session, key)
         assert stored is not None
