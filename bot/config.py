@@ -39,6 +39,7 @@ class Settings(VisitorSettings):  # the visitor jobs' settings are declared with
     timestamp_tolerance: int = 300  # seconds; 0 switches the replay check off (only for known-answer tests)
     max_body_bytes: int = 65536
     school_name: str = "示例学校"
+    default_building: str = "教学楼"  # DEFAULT_BUILDING: where a bare room number (301) is
     send_rate_per_second: float = 50.0
     outbox_lease: float = 120.0  # s before a row a sender took (and died with) is sent again
     templates: dict[str, str] = Field(default_factory=dict)  # kind → template id
@@ -68,7 +69,8 @@ class Settings(VisitorSettings):  # the visitor jobs' settings are declared with
     def handler_options(self) -> Options:
         """The part of the settings the handlers read."""
         return Options(school_name=self.school_name, timezone=self.timezone,
-                       visitor_long_stay_hours=self.visitor_long_stay_hours, secret_key=self.secret_key)
+                       visitor_long_stay_hours=self.visitor_long_stay_hours, secret_key=self.secret_key,
+                       default_building=self.default_building)
 
 
 def simulator_enabled(settings: Settings) -> bool:

@@ -45,6 +45,7 @@ class Options:
     timezone: str = "Asia/Shanghai"
     visitor_long_stay_hours: float = 4.0
     secret_key: str = ""  # keys the hashes and encryption of visitors' phone and ID numbers: used, never shown
+    default_building: str = "教学楼"  # a bare room number (301) is in this building
 
 
 @dataclass
@@ -183,6 +184,23 @@ def on_event(*names: str) -> Callable[[EventHandler], EventHandler]:
         return func
 
     return register
+
+
+SCENES: dict[str, EventHandler] = {}
+
+
+def on_scene(prefix: str) -> Callable[[EventHandler], EventHandler]:
+    """Declare the handler of QR scenes starting with `prefix` (SCAN, or subscribe with a scene): `cp:` …"""
+
+    def register(func: EventHandler) -> EventHandler:
+        SCENES[prefix] = func
+        return func
+
+    return register
+
+
+def scene_handler(scene: str) -> EventHandler | None:
+    return next((f for prefix, f in SCENES.items() if scene.startswith(prefix)), None)
 
 
 def load_handlers() -> None:

@@ -10,7 +10,7 @@ from datetime import datetime
 from handlers.base import Context, command
 from handlers.text import parse_ref, tokens
 from handlers.timeexpr import Span, TimeParseError, split_time_prefix
-from storage import leave
+from storage import directory, leave
 from storage.errors import UserError
 from storage.kernel import fmt_time
 
@@ -169,9 +169,33 @@ def check(ctx: Context) -> str:
     return leave.check_student(ctx.session, student, ctx.now)
 
 
+def _gate_slip(ctx: Context, exit_: bool) -> int:
+    """`出校 QJ5` / `出校 5`, or a student's name (`出校 王小明`, `出校 七(3)班 王小明`): the slip that name means
+    at the gate now — for an exit the approved one not yet used, for a return the one they went out on."""
+    if not ctx.args:
+        raise UserError("请写假条编号或学生姓名，例如：出校 QJ5 或 出校 李明")
+    n = _slip_number(ctx)
+    if n is not None:
+        return n
+    klass, text = _take_class(ctx, _lead(ctx.rest))
+    name, _ = _take_student(ctx, text, span_may_follow=False)
+    word = "出校" if exit_ else "返校"
+    student = leave.find_student(ctx.session, name or "", klass, example=f"{word} 七(3)班 {name}")
+    slips = directory.slips_of_student(ctx.session, student.id, ctx.now)  # type: ignore[arg-type]
+    wanted = [s for s in slips if s.state == (leave.APPROVED if exit_ else leave.OUT)]
+    if len(wanted) == 1:
+        return wanted[0].id  # type: ignore[return-value]
+    if not wanted and slips:
+        return slips[0].id  # type: ignore[return-value]  # the service says why it cannot be used
+    if not wanted:
+        raise UserError(f"{student.name} 目前没有可用的请假单，不能{word}。" + ("请先核验。" if exit_ else ""))
+    refs = "、".join(leave.ref(s) for s in wanted)
+    raise UserError(f"{student.name} 有多张假条（{refs}），请写编号，例如：{word} {leave.ref(wanted[0])}")
+
+
 @command("出校", roles={"guard", "admin"}, record="QJ", help="出校 QJ5（登记学生出校）")
 def exit_(ctx: Context) -> str:
-    n = parse_ref(ctx.args[0] if ctx.args else None, leave.PREFIX)
+    n = _gate_slip(ctx, True)
     slip = leave.record_exit(ctx.session, ctx.me, n, now=ctx.now)
     back = f"请假至 {fmt_time(slip.ends_at)}" if slip.expects_return else "不返校"
     return (f"已登记出校 {leave.ref(slip)}：{leave.who(ctx.session, slip)}，{fmt_time(ctx.now)}，{back}。"
@@ -180,9 +204,19 @@ def exit_(ctx: Context) -> str:
 
 @command("返校", roles={"guard", "admin"}, record="QJ", help="返校 QJ5（登记学生返校）")
 def return_(ctx: Context) -> str:
-    n = parse_ref(ctx.args[0] if ctx.args else None, leave.PREFIX)
+    n = _gate_slip(ctx, False)
     slip = leave.record_return(ctx.session, ctx.me, n, now=ctx.now)
     return f"已登记返校 {leave.ref(slip)}：{leave.who(ctx.session, slip)}，{fmt_time(ctx.now)}。已通知家长。"
+
+
+@command("我的请假", roles={"teacher", "head_teacher", "parent"}, help="我的请假（我提交的请假和审批状态）")
+def mine(ctx: Context) -> str:
+    slips = directory.slips_requested_by(ctx.session, ctx.me)
+    if not slips:
+        return "您还没有提交过请假。请假示例：请假 李明 明天全天 发烧"
+    lines = [f"我的请假（最近{len(slips)}条）："]
+    lines += [leave.list_line(ctx.session, slip, ctx.now) for slip in slips]
+    return "\n".join(lines)
 
 
 @command("今日请假", roles={"guard", "head_teacher", "admin", "leader"}, help="今日请假（今天的请假和出入情况）")

@@ -28,7 +28,7 @@ from bot.console.auth import ConsoleError, ConsoleUser, require_admin, require_u
 from handlers.text import normalise, parse_ref
 from handlers.timeexpr import split_time_prefix
 from storage import duty as duty_service
-from storage import leave, ledger, people, repair, visitor
+from storage import inspection, leave, ledger, people, repair, visitor
 from storage import outbox as ob
 from storage import reminder as rem
 from storage.db import DatabaseUnavailable
@@ -66,6 +66,9 @@ NAV: list[tuple[str, str, str]] = [
     ("people", "/admin/people", "人员"),
     ("blacklist", "/admin/blacklist", "黑名单"),
     ("outbox", "/admin/outbox", "消息"),
+    ("inspections", "/admin/inspections", "巡查"),
+    ("checkpoints", "/admin/checkpoints", "点位"),
+    ("certificates", "/admin/certificates", "证照"),
 ]
 
 
@@ -302,7 +305,8 @@ def dashboard(request: Request) -> Response:
     rt = runtime(request)
     with rt.db.session() as s:
         board = ledger.dashboard(s, rt.clock.now())
-    return render(request, "admin/dashboard.html", user=user, board=board, active="dashboard",
+        insp = inspection.dashboard_panel(s, rt.clock.now())
+    return render(request, "admin/dashboard.html", user=user, board=board, insp=insp, active="dashboard",
                   age=_age)
 
 

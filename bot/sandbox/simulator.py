@@ -35,7 +35,7 @@ from bot.runtime import Runtime
 from bot.sandbox.fakewechat import SEND_PATHS, TINY_JPEG, Call, FakeWeChat
 from bot.wechat.crypto import url_signature
 from bot.wechat.menu import load_menu
-from storage import people
+from storage import inspection, people
 
 ENV_SWITCH = SIMULATOR_SWITCH
 NEWCOMER_OPENID = "oDemoNewcomer0000000000000000"  # the 新用户 entry: anyone who has not bound yet
@@ -276,6 +276,14 @@ def list_people(request: Request) -> JSONResponse:
                          "school": rt.settings.school_name, "safe_mode": rt.cipher is not None})
 
 
+@router.get("/api/checkpoints")
+def list_checkpoints(request: Request) -> JSONResponse:
+    """The checkpoints whose QR codes the simulator can "scan" (one button each)."""
+    with _rt(request).db.session() as s:
+        cps = inspection.all_checkpoints(s, active_only=True)
+        return JSONResponse({"checkpoints": [{"key": cp.scene, "code": cp.code, "name": cp.name} for cp in cps]})
+
+
 def _detail(s: Any, p: people.Person, roles: frozenset[str]) -> str:
     bits = []
     assert p.id is not None
@@ -348,6 +356,12 @@ async def send(request: Request) -> JSONResponse:
             return JSONResponse({"error": "菜单 key 不对"}, status_code=400)
         xml = message_xml(openid, "event", Event="CLICK", EventKey=key)
         sent = log.add(openid, "in", f"[菜单] {data.get('label') or key}", now, type="click")
+    elif kind == "scan":  # a checkpoint's QR code scanned with WeChat (SCAN, scene cp:<id>)
+        key = str(data.get("key") or "")
+        if not re.fullmatch(r"cp:\d{1,9}", key):
+            return JSONResponse({"error": "点位二维码不对"}, status_code=400)
+        xml = message_xml(openid, "event", Event="SCAN", EventKey=key, Ticket="sim")
+        sent = log.add(openid, "in", f"[扫码] {str(data.get('label') or key)[:40]}", now, type="scan")
     elif kind in ("subscribe", "unsubscribe"):
         xml = message_xml(openid, "event", Event=kind)
         sent = log.add(openid, "in", "[关注公众号]" if kind == "subscribe" else "[取消关注]", now, type="event")

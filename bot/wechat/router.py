@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from handlers import base
+from handlers import base, understand
 from handlers.base import Context, Inbound, Options
 from handlers.text import ref_prefix, split_command
 from storage.db import Database, DatabaseUnavailable
@@ -35,7 +35,6 @@ UNBOUND_HINT = (
     "您好，这里是{school}后勤助手。您还没有绑定身份，请发送「绑定 邀请码」（邀请码由后勤管理员提供，6位），"
     "例如：绑定 AB12CD。发送「帮助」查看说明。"
 )
-UNKNOWN_HINT = "没有听懂「{word}」。请发送「帮助」查看可用的命令和示例。"
 SORRY = "抱歉，系统出了点问题，请稍后再试。如多次出现，请联系后勤管理员。"
 
 
@@ -144,12 +143,14 @@ class Router:
         return self.run_command(ctx, text)
 
     def run_command(self, ctx: Context, text: str) -> str:
+        text, reply = understand.route(ctx, text, self.words)  # everyday wording → the canonical command
+        if reply is not None:
+            return reply
         parsed = split_command(text, self.words)
         if parsed is None:
             if ctx.actor is None:
                 return UNBOUND_HINT.format(school=self.options.school_name)
-            word = text.strip()[:10]
-            return UNKNOWN_HINT.format(word=word)
+            return understand.hint_text(ctx, text)
         found = base.candidates(parsed.word)
         order = self._order(found, parsed.args, ctx)
         cmd = order[0]
