@@ -325,6 +325,12 @@ def find_one(session: Session, name: str, *, role: str | None = None, what: str 
     return found[0]
 
 
+def name_of(session: Session, person_id: int | None) -> str:
+    """A person's name for a reply or a list ("?" when there is nobody)."""
+    p = session.get(Person, person_id) if person_id else None
+    return p.name if p else "?"
+
+
 def list_people(session: Session) -> list[tuple[Person, frozenset[str]]]:
     people = session.exec(select(Person).order_by(col(Person.id))).all()
     return [(p, roles_of(session, p.id)) for p in people]  # type: ignore[arg-type]
@@ -384,7 +390,7 @@ _SENDER_QUERY = (
 
 def sender_by_openid(session: Session, openid: str) -> tuple[Actor | None, datetime | None]:
     """Who sent a message, with their roles and when they last wrote: one plain query (the hot path)."""
-    rows = session.execute(_SENDER_QUERY, {"openid": openid}).all()
+    rows = session.connection().execute(_SENDER_QUERY, {"openid": openid}).all()  # Core: no ORM machinery
     if not rows or not rows[0].active:
         return None, None
     first = rows[0]

@@ -19,7 +19,6 @@ from tests.browser import chromium, houqin, screenshot_dir
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
-HAS_REPAIRS = (ROOT / "handlers" / "repair.py").exists()
 
 
 @pytest.fixture(scope="module")
@@ -69,20 +68,19 @@ def test_chat_in_the_simulator(demo_server: str, browser, shots: Path) -> None: 
     expect(reply).to_contain_text("报修", timeout=10_000)
     expect(page.locator('#messages .row.mine .bubble').last).to_have_text("帮助")
 
-    if HAS_REPAIRS:
-        send(page, "报修 教学楼301 灯不亮")
-        expect(page.locator('#messages .row.bot .bubble.reply').last).to_contain_text("BX1", timeout=10_000)
-        # The electrician is assigned automatically; the push reaches the fake WeChat server, and the page
-        # (polling every second) shows it in the feed and in 李师傅's chat.
-        feed = page.locator(".feed-item").filter(has_text="李师傅")
-        expect(feed.first).to_contain_text("BX1", timeout=15_000)
-        expect(page.locator('.person[data-name="李师傅"] .badge')).to_have_text("1")
-        page.click('.person[data-name="李师傅"]')
-        expect(page.locator("#messages .card").first).to_contain_text("BX1")
-        send(page, "接单 BX1")
-        expect(page.locator('#messages .row.bot .bubble.reply').last).to_contain_text("BX1", timeout=10_000)
-        page.click('.person[data-name="张老师"]')  # the reporter is told the worker started
-        expect(page.locator("#messages .card").last).to_contain_text("BX1", timeout=15_000)
+    send(page, "报修 教学楼301 灯不亮")
+    expect(page.locator('#messages .row.bot .bubble.reply').last).to_contain_text("BX1", timeout=10_000)
+    # The electrician is assigned automatically; the push reaches the fake WeChat server, and the page
+    # (polling every second) shows it in the feed and in 李师傅's chat.
+    feed = page.locator(".feed-item").filter(has_text="李师傅")
+    expect(feed.first).to_contain_text("BX1", timeout=15_000)
+    expect(page.locator('.person[data-name="李师傅"] .badge')).to_have_text("1")
+    page.click('.person[data-name="李师傅"]')
+    expect(page.locator("#messages .card").first).to_contain_text("BX1")
+    send(page, "接单 BX1")
+    expect(page.locator('#messages .row.bot .bubble.reply').last).to_contain_text("BX1", timeout=10_000)
+    page.click('.person[data-name="张老师"]')  # the reporter is told the worker started
+    expect(page.locator("#messages .card").last).to_contain_text("BX1", timeout=15_000)
     page.screenshot(path=str(shots / "simulator-desktop.png"))
     page.close()
 

@@ -29,6 +29,7 @@ from sqlmodel import Session
 from bot.console import auth
 from bot.console.auth import ConsoleError, ConsoleUser, require_admin, require_user, runtime
 from handlers.text import normalise, parse_ref
+from handlers.reminder import swap_reply
 from handlers.timeexpr import split_time_prefix
 from storage import duty as duty_service
 from storage import inspection, leave, ledger, people, repair, visitor
@@ -488,7 +489,7 @@ def leave_detail(request: Request, ref: str) -> Response:
     with rt.db.session() as s:
         slip = leave.get_slip(s, n)
         events = leave.history(s, n)
-        names = {e.actor_id: leave.person_name(s, e.actor_id) for e in events if e.actor_id}
+        names = {e.actor_id: people.name_of(s, e.actor_id) for e in events if e.actor_id}
         rows = ledger.leave_slips(s, Filters(q=f"QJ{n}"), 1).items
     row = next((r for r in rows if r.slip.id == n), None)
     return render(request, "admin/leave_detail.html", user=user, slip=slip, row=row, events=events, names=names,
@@ -604,7 +605,7 @@ async def duty_change(request: Request) -> Response:
         day = ledger.parse_date(form.get("day"))  # checked before the session is first used
         if day is None:
             raise UserError("请选择日期")
-        return duty_service.swap(s, user.actor, day, now=now, leader_name=form.get("leader", ""))
+        return swap_reply(duty_service.swap(s, user.actor, day, now=now, leader_name=form.get("leader", "")))
 
     return admin_action(request, "/admin/duty", swap, wake=True)
 
