@@ -111,7 +111,7 @@ def abnormal(ctx: Context) -> str:
             f"如有现场照片请直接发送（可多张），发完回复「完成」。{tail}")
 
 
-@dialog(PHOTOS)
+@dialog(PHOTOS, roles=STAFF)
 def photos_step(ctx: Context, state: dict[str, Any]) -> str:
     inbound = ctx.inbound
     if inbound.type == "image":
@@ -125,7 +125,7 @@ def photos_step(ctx: Context, state: dict[str, Any]) -> str:
     return ctx.run(text) if text else "照片步骤已结束。"
 
 
-@dialog(REPORT)
+@dialog(REPORT, roles=STAFF)
 def report_step(ctx: Context, state: dict[str, Any]) -> str:
     """Scan to report: the message after the scan becomes a repair for that place (text, voice or a photo)."""
     inbound = ctx.inbound
