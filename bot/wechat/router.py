@@ -89,7 +89,8 @@ class Router:
         try:
             with self.db.session() as session:
                 reply = self._dispatch(session, inbound, now, writes)
-                reply = self._page(inbound.openid, reply, writes) if reply else reply
+                # SPEC 4: phone and ID numbers are masked in every chat reply, whatever the text came from
+                reply = self._page(inbound.openid, mask_numbers(reply), writes) if reply else reply
                 if finish is not None:
                     finish(session, reply)
                 pushed = queued(session)
