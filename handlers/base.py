@@ -45,6 +45,7 @@ class Options:
     timezone: str = "Asia/Shanghai"
     visitor_long_stay_hours: float = 4.0
     secret_key: str = ""  # keys the hashes and encryption of visitors' phone and ID numbers: used, never shown
+    default_building: str = "教学楼"  # a bare room number (301) is in this building
 
 
 @dataclass
@@ -117,6 +118,7 @@ class Command:
 
 COMMANDS: list[Command] = []
 DIALOGS: dict[str, DialogStep] = {}
+DIALOG_ROLES: dict[str, frozenset[str] | None] = {}  # who may be in a dialog: checked again at every step
 
 
 def command(
@@ -138,12 +140,22 @@ def command(
     return register
 
 
-def dialog(name: str) -> Callable[[DialogStep], DialogStep]:
+def dialog(name: str, roles: set[str] | frozenset[str] | None = None) -> Callable[[DialogStep], DialogStep]:
+    """Declare a guided dialog's step function. `roles` as for the command that starts it (None: any bound
+    person): the router checks them before every step, so a role removed (or a person deactivated) mid-dialog
+    ends it instead of letting it finish."""
+
     def register(func: DialogStep) -> DialogStep:
         DIALOGS[name] = func
+        DIALOG_ROLES[name] = frozenset(roles) if roles is not None else None
         return func
 
     return register
+
+
+def dialog_allows(name: str, actor: Actor | None) -> bool:
+    roles = DIALOG_ROLES.get(name)
+    return actor is not None and (roles is None or actor.has(*roles))
 
 
 def all_words() -> set[str]:
@@ -180,6 +192,23 @@ def on_event(*names: str) -> Callable[[EventHandler], EventHandler]:
         return func
 
     return register
+
+
+SCENES: dict[str, EventHandler] = {}
+
+
+def on_scene(prefix: str) -> Callable[[EventHandler], EventHandler]:
+    """Declare the handler of QR scenes starting with `prefix` (SCAN, or subscribe with a scene): `cp:` …"""
+
+    def register(func: EventHandler) -> EventHandler:
+        SCENES[prefix] = func
+        return func
+
+    return register
+
+
+def scene_handler(scene: str) -> EventHandler | None:
+    return next((f for prefix, f in SCENES.items() if scene.startswith(prefix)), None)
 
 
 def load_handlers() -> None:

@@ -28,9 +28,14 @@ def school(rt: Runtime) -> demo.DemoSchool:
         return demo.build(s, rt.clock.now())
 
 
+SIM_TOKEN = "simulator-token-for-tests-0123456789"
+
+
 @pytest.fixture
 def sim(client: TestClient, school: demo.DemoSchool, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     monkeypatch.setenv("HOUQIN_SIMULATOR", "1")
+    monkeypatch.setenv("HOUQIN_SIMULATOR_TOKEN", SIM_TOKEN)
+    client.headers["X-Simulator-Token"] = SIM_TOKEN
     return client
 
 
@@ -274,12 +279,13 @@ BAD_REQUESTS: list[tuple[dict[str, Any], str]] = [
 ]
 
 
-def test_bad_requests_get_a_clear_error(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOUQIN_SIMULATOR", "1")
+def test_bad_requests_get_a_clear_error(sim: TestClient) -> None:
+    client = sim
     for body, message in BAD_REQUESTS:
         resp = client.post("/simulator/api/send", json=body)
         assert resp.status_code == 400 and message in resp.json()["error"], (body, resp.text)
-    assert client.post("/simulator/api/send", content=b"not json").status_code == 400
+    assert client.post("/simulator/api/send", content=b"not json",
+                       headers={"Content-Type": "application/json"}).status_code == 400
     assert client.post("/simulator/api/send", json=["a list"]).status_code == 400
 
 
