@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from bot import logs
 from bot.config import Settings
 from bot.wechat.crypto import Cipher
 from bot.wechat.inbox import Inbox
-from bot.wechat.router import Router
+from bot.wechat.router import Finish, Handled, Router
 from handlers.base import Inbound
 from storage.clock import Clock, get_clock, set_clock
 from storage.db import Database
@@ -21,6 +22,7 @@ class Runtime:
     def __init__(self, settings: Settings, clock: Clock | None = None, kv: KV | None = None,
                  db: Database | None = None) -> None:
         self.settings = settings
+        logs.install(settings.wechat_app_secret, settings.wechat_token, settings.secret_key, settings.wechat_aes_key)
         if clock is not None:
             set_clock(clock)
         elif type(get_clock()) is Clock:
@@ -46,13 +48,15 @@ class Runtime:
             on_late_reply=lambda: self.wake_sender(),
             threads=settings.handler_threads,
             prefetch=self.router.prefetch_keys,
+            lease=settings.inbox_lease,
         )
         self.background: list[object] = []
 
-    def _handle(self, inbound: Inbound) -> str | None:
-        reply = self.router.handle(inbound, self.clock.now())
-        self.wake_sender()  # pushes the command queued go out now, not at the sender's next poll
-        return reply
+    def _handle(self, inbound: Inbound, finish: Finish) -> Handled:
+        handled = self.router.handle(inbound, self.clock.now(), finish)
+        if handled.queued:
+            self.wake_sender()  # pushes the command queued go out now, not at the sender's next poll
+        return handled
 
     def close(self) -> None:
         for svc in reversed(self.background):

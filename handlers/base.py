@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session
 
 from storage.errors import Forbidden, UserError
-from storage.kv import KV
+from storage.kv import KV, Write
 from storage.people import ROLES, Actor
 
 DIALOG_TTL = 600  # a dialog left idle for 10 minutes expires
@@ -61,6 +61,9 @@ class Context:
     args: list[str] = field(default_factory=list)
     after: Callable[[int], str] = lambda n: ""
     run: Callable[[str], str] = lambda text: ""  # run another command as this person (menu CLICK keys)
+    # KV writes (dialog state) made once the message's transaction has committed, with the reply cache, in
+    # one round trip; dropped if the message turns out to have been handled before (see bot/wechat/inbox.py).
+    writes: list[Write] = field(default_factory=list)
 
     @property
     def openid(self) -> str:
@@ -74,14 +77,14 @@ class Context:
 
     # --- guided dialogs, state kept in the KV store (Redis) per OpenID ---
     def start_dialog(self, name: str, state: dict[str, Any]) -> None:
-        self.kv.set(f"dialog:{self.openid}", json.dumps({"name": name, "state": state}, ensure_ascii=False),
-                    ttl=DIALOG_TTL)
+        self.writes.append((f"dialog:{self.openid}",
+                            json.dumps({"name": name, "state": state}, ensure_ascii=False), DIALOG_TTL))
 
     def save_dialog(self, name: str, state: dict[str, Any]) -> None:
         self.start_dialog(name, state)
 
     def end_dialog(self) -> None:
-        self.kv.delete(f"dialog:{self.openid}")
+        self.writes.append((f"dialog:{self.openid}", None, None))
 
 
 Handler = Callable[[Context], str]
@@ -118,6 +121,7 @@ class Command:
 
 COMMANDS: list[Command] = []
 DIALOGS: dict[str, DialogStep] = {}
+DIALOG_ROLES: dict[str, frozenset[str] | None] = {}  # who may be in a dialog: checked again at every step
 
 
 def command(
@@ -139,12 +143,22 @@ def command(
     return register
 
 
-def dialog(name: str) -> Callable[[DialogStep], DialogStep]:
+def dialog(name: str, roles: set[str] | frozenset[str] | None = None) -> Callable[[DialogStep], DialogStep]:
+    """Declare a guided dialog's step function. `roles` as for the command that starts it (None: any bound
+    person): the router checks them before every step, so a role removed (or a person deactivated) mid-dialog
+    ends it instead of letting it finish."""
+
     def register(func: DialogStep) -> DialogStep:
         DIALOGS[name] = func
+        DIALOG_ROLES[name] = frozenset(roles) if roles is not None else None
         return func
 
     return register
+
+
+def dialog_allows(name: str, actor: Actor | None) -> bool:
+    roles = DIALOG_ROLES.get(name)
+    return actor is not None and (roles is None or actor.has(*roles))
 
 
 def all_words() -> set[str]:

@@ -6,13 +6,13 @@ import importlib
 import pkgutil
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -43,7 +43,9 @@ class Database:
     def __init__(self, url: str, echo: bool = False) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        kwargs: dict = {"echo": echo}
+        # hide_parameters: an error's text (logged with its traceback) never carries the statement's values,
+        # which may be a phone or ID number from a message.
+        kwargs: dict = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
@@ -90,6 +92,19 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """One transaction on a plain Core connection (no ORM session): for hot paths that only run
+        statements built once. Committed when the block ends, rolled back on any exception."""
+        with self._writer or nullcontext():
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+            except OperationalError as exc:
+                if _is_connection_error(exc):
+                    raise DatabaseUnavailable(str(exc)) from exc
+                raise
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision of every migration branch (alembic `upgrade heads`)."""
