@@ -239,6 +239,20 @@ def test_holdout_corpus(chat, rt, capsys):
     assert got["counted"] > 0
 
 
+@pytest.mark.corpus
+@pytest.mark.timeout(600)
+def test_lead_holdout_corpus(chat, rt, capsys):
+    """A second held-out set (tests/corpus/lead/), written apart from the layer and never used to tune it:
+    report only (rate and "wrong records" as the judge sees them; read them with CORPUS_HOLDOUT_VERBOSE=1)."""
+    rows = load(CORPUS / "lead")
+    got = evaluate(chat, rt, rows)
+    with capsys.disabled():
+        print(f"\nlead holdout: {got['right']}/{got['counted']} right ({got['rate']:.1%}), wrong records {got['wrong']}")
+        if os.environ.get("CORPUS_HOLDOUT_VERBOSE"):
+            print("\n".join(got["failures"]))
+    assert got["counted"] > 100
+
+
 def test_split_is_stable():
     rows = load()
     hold = [r for r in rows if r.holdout]
