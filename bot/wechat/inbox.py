@@ -117,6 +117,7 @@ class Inbox:
         self.now = now
         self.reply_timeout = reply_timeout
         self.accept_timeout = accept_timeout
+        self.accept_lead = accept_timeout + 0.1  # a handler still running this long before the deadline: store it
         self.lease = lease
         self.on_late_reply = on_late_reply
         self.boot = uuid.uuid4().hex[:16]
@@ -136,11 +137,21 @@ class Inbox:
         while True:
             job = _Job()
             future = loop.run_in_executor(self.pool, self._claim_and_run, key, inbound, job)
-            done, _ = await asyncio.wait({future}, timeout=max(0.0, deadline - loop.time()))
+            storing = None
+            done, _ = await asyncio.wait({future}, timeout=max(0.0, deadline - self.accept_lead - loop.time()))
+            if not done and not self.db.is_sqlite:
+                # Still running shortly before the deadline: store the message meanwhile, so that `success` can go
+                # out at the deadline even when the database is slow to give a connection. (If the handler makes
+                # it after all, it turns the row done; if it fails, WeChat's retry or the recovery loop runs it.)
+                storing = loop.run_in_executor(self.control, self._accept_sync, key, inbound, job)
+            if not done:  # the rest of the time up to the deadline, on every backend
+                done, _ = await asyncio.wait({future}, timeout=max(0.0, deadline - loop.time()))
             if not done and job.mark_late():
                 future.add_done_callback(_consume)
                 log.warning("handler for %s is slow; answering success and sending the reply later", key)
-                return await self._accept(key, inbound, job)
+                return await self._accept(key, inbound, job, storing)
+            if storing is not None:
+                storing.add_done_callback(_consume)
             result = await future
             if not isinstance(result, _Held):
                 return result  # type: ignore[return-value]
@@ -171,9 +182,12 @@ class Inbox:
             return True  # ours: it finishes (or fails and lets go) by itself
         return bool(boot) and self.kv.get(f"alive:{boot}") is not None
 
-    async def _accept(self, key: str, inbound: Inbound, job: _Job | None = None) -> str | None:
+    async def _accept(self, key: str, inbound: Inbound, job: _Job | None = None,
+                      future: asyncio.Future[store.Stored] | None = None) -> str | None:
+        """Make the message durable (a pending row), or find it done: its reply, or None for `success`."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.control, self._accept_sync, key, inbound, job)
+        if future is None:
+            future = loop.run_in_executor(self.control, self._accept_sync, key, inbound, job)
         # SQLite has one writer, most likely this process's slow handler: do not wait for it long (below).
         timeout = min(self.accept_timeout, 0.05) if self.db.is_sqlite else self.accept_timeout
         try:
