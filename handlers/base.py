@@ -121,6 +121,7 @@ class Command:
 
 COMMANDS: list[Command] = []
 DIALOGS: dict[str, DialogStep] = {}
+DIALOG_ROLES: dict[str, frozenset[str] | None] = {}  # who may be in a dialog: checked again at every step
 
 
 def command(
@@ -142,12 +143,22 @@ def command(
     return register
 
 
-def dialog(name: str) -> Callable[[DialogStep], DialogStep]:
+def dialog(name: str, roles: set[str] | frozenset[str] | None = None) -> Callable[[DialogStep], DialogStep]:
+    """Declare a guided dialog's step function. `roles` as for the command that starts it (None: any bound
+    person): the router checks them before every step, so a role removed (or a person deactivated) mid-dialog
+    ends it instead of letting it finish."""
+
     def register(func: DialogStep) -> DialogStep:
         DIALOGS[name] = func
+        DIALOG_ROLES[name] = frozenset(roles) if roles is not None else None
         return func
 
     return register
+
+
+def dialog_allows(name: str, actor: Actor | None) -> bool:
+    roles = DIALOG_ROLES.get(name)
+    return actor is not None and (roles is None or actor.has(*roles))
 
 
 def all_words() -> set[str]:

@@ -10,9 +10,10 @@ from datetime import datetime
 from handlers.base import Context, command
 from handlers.text import parse_ref, tokens
 from handlers.timeexpr import Span, TimeParseError, split_time_prefix
-from storage import directory, leave
+from storage import directory, leave, roster
 from storage.errors import UserError
 from storage.kernel import fmt_time
+from storage.people import name_of
 
 USAGE = (
     "请假格式：请假 [班级] 学生姓名 时间段 事由\n"
@@ -63,9 +64,9 @@ def _take_class(ctx: Context, text: str) -> tuple[str | None, str]:
     (`七(3)班李明 …`)."""
     s = ctx.session
     first, after = _first(text)
-    if first and leave.is_class_name(s, first) and not leave.is_student_token(s, first):
+    if first and roster.is_class_name(s, first) and not roster.is_student_token(s, first):
         return first, after
-    glued = leave.class_name_prefix(s, text)
+    glued = roster.class_name_prefix(s, text)
     if glued and len(text) > len(glued):
         return glued, _lead(text[len(glued) :])
     return None, text
@@ -78,11 +79,11 @@ def _take_student(ctx: Context, text: str, span_may_follow: bool) -> tuple[str |
     first, after = _first(text)
     if not first:
         return None, ""
-    if leave.is_student_token(s, first):
+    if roster.is_student_token(s, first):
         return first, after
     if span_may_follow and _starts_with_span(text, ctx.now):
         return None, text
-    glued = leave.student_name_prefix(s, text)
+    glued = roster.student_name_prefix(s, text)
     if glued:
         return glued, _lead(text[len(glued) :])
     return first, after  # not in the roster: the service says so
@@ -107,7 +108,7 @@ def request(ctx: Context) -> str:
     if slip.state == leave.APPROVED:
         return f"已批准请假 {what}{back}。门卫可凭 {leave.ref(slip)} 核验出校。"
     head = leave.head_teacher_id(s, slip.class_id)
-    to = f"班主任 {leave.person_name(s, head)}" if head else "管理员（本班未设置班主任）"
+    to = f"班主任 {name_of(s, head)}" if head else "管理员（本班未设置班主任）"
     return f"已提交请假 {what}{back}。状态：待审批，已通知{to}，审批后会通知您。"
 
 
@@ -118,7 +119,7 @@ def pending(ctx: Context) -> str:
         return "没有待审批的请假。"
     lines = [f"待审批的请假（{len(slips)}条）："]
     for slip in slips:
-        requester = leave.person_name(ctx.session, slip.requester_id)
+        requester = name_of(ctx.session, slip.requester_id)
         lines.append(f"{leave.ref(slip)} {leave.who(ctx.session, slip)} {leave.slip_span(slip)} "
                      f"{slip.reason}（{requester}）")
     first = leave.ref(slips[0])
@@ -149,7 +150,7 @@ def reject(ctx: Context) -> str:
 def _slip_number(ctx: Context) -> int | None:
     """`QJ5` / `qj5` / `5` → 5; a bare number that is a student's 学号 is the student, not a slip."""
     arg = ctx.args[0]
-    if arg.upper().startswith(leave.PREFIX) or (arg.isdigit() and not leave.is_student_token(ctx.session, arg)):
+    if arg.upper().startswith(leave.PREFIX) or (arg.isdigit() and not roster.is_student_token(ctx.session, arg)):
         return parse_ref(arg, leave.PREFIX)
     return None
 
@@ -160,13 +161,21 @@ def check(ctx: Context) -> str:
         return "请发送「核验 QJ5」或「核验 学生姓名」（重名时：核验 七(3)班 李明）。"
     n = _slip_number(ctx)
     if n is not None:
-        return leave.check_slip(ctx.session, n, ctx.now)
+        return _check_line(ctx, leave.get_slip(ctx.session, n))
     klass, text = _take_class(ctx, _lead(ctx.rest))
     name, _ = _take_student(ctx, text, span_may_follow=False)
     if not name:
         return "请写明学生姓名，例如：核验 七(3)班 李明"
-    student = leave.find_student(ctx.session, name, klass, example=f"核验 七(3)班 {name}")
-    return leave.check_student(ctx.session, student, ctx.now)
+    student = roster.find_student(ctx.session, name, klass, example=f"核验 七(3)班 {name}")
+    slip = leave.slip_to_check(ctx.session, student, ctx.now)
+    if slip is None:
+        return f"{student.name}（{roster.class_name(ctx.session, student)}）：不可出校，今天没有请假单。"
+    return _check_line(ctx, slip)
+
+
+def _check_line(ctx: Context, slip: leave.LeaveSlip) -> str:
+    ok, why = leave.gate_check(slip, ctx.now)
+    return f"{leave.ref(slip)} {leave.who(ctx.session, slip)}：{'可以出校' if ok else '不可出校'}，{why}。"
 
 
 def _gate_slip(ctx: Context, exit_: bool) -> int:
@@ -180,7 +189,7 @@ def _gate_slip(ctx: Context, exit_: bool) -> int:
     klass, text = _take_class(ctx, _lead(ctx.rest))
     name, _ = _take_student(ctx, text, span_may_follow=False)
     word = "出校" if exit_ else "返校"
-    student = leave.find_student(ctx.session, name or "", klass, example=f"{word} 七(3)班 {name}")
+    student = roster.find_student(ctx.session, name or "", klass, example=f"{word} 七(3)班 {name}")
     slips = directory.slips_of_student(ctx.session, student.id, ctx.now)  # type: ignore[arg-type]
     wanted = [s for s in slips if s.state == (leave.APPROVED if exit_ else leave.OUT)]
     if len(wanted) == 1:

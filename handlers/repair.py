@@ -63,7 +63,7 @@ def report(ctx: Context) -> str:
     return _created(ticket, worker)
 
 
-@dialog(DIALOG)
+@dialog(DIALOG, roles=STAFF)
 def report_step(ctx: Context, state: dict[str, Any]) -> str:
     """地点 → 描述 → photos until 完成/跳过. `取消` and the 10-minute expiry are handled by the router."""
     inbound = ctx.inbound

@@ -9,11 +9,16 @@ from dataclasses import dataclass
 from storage.kernel import Ref
 
 _SEPARATORS = re.compile(r"[\s,]+")  # after NFKC: full-width space → space, ， → ,
+# Zero-width and invisible formatting characters (ZWSP/ZWNJ/ZWJ, LRM/RLM, word joiner, BOM, soft hyphen …):
+# removed, so that `报\u200b修` is still 报修 (SPEC 2).
+ZERO_WIDTH = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e"
+                        "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]")
 
 
 def normalise(text: str) -> str:
-    """Full-width digits, letters, spaces and punctuation → half-width; trim space and a trailing 。."""
-    s = unicodedata.normalize("NFKC", text or "")
+    """Full-width digits, letters, spaces and punctuation → half-width; zero-width characters removed; trim
+    space and a trailing 。."""
+    s = unicodedata.normalize("NFKC", ZERO_WIDTH.sub("", text or ""))
     s = s.strip()
     while s.endswith("。") or s.endswith("."):
         s = s[:-1].rstrip()

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from bot.runtime import Runtime
 from bot.sandbox import demo
 from storage import inspection
+from tests.test_demo import SIM_TOKEN
 
 
 @pytest.fixture
@@ -18,6 +19,8 @@ def sim(client: TestClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> Tes
     with rt.db.session() as s:
         demo.build(s, rt.clock.now())
     monkeypatch.setenv("HOUQIN_SIMULATOR", "1")
+    monkeypatch.setenv("HOUQIN_SIMULATOR_TOKEN", SIM_TOKEN)
+    client.headers["X-Simulator-Token"] = SIM_TOKEN
     return client
 
 

@@ -263,14 +263,14 @@ def test_take_a_ticket_assigned_to_someone_else(school, rt):
     school.say("王老师", "报修 教学楼301 灯不亮")  # auto-assigned to 李师傅
     snap = _snapshot(rt, school)
     reply = school.say("周师傅", "接单 BX1")
-    assert "当前状态为「已派单」" in reply and "李师傅" in reply and "不能接单" in reply
+    assert reply == "未找到 BX1"  # someone else's job: neither its state nor its worker is told (issue 13)
     _unchanged(rt, school, *snap)
     t = ticket(rt, 1)
     assert (t.state, t.assignee_id) == ("已派单", repair_person_id(rt, "李师傅"))
     # nor finish or give back someone else's job
     school.say("李师傅", "接单 BX1")
-    assert "由李师傅负责" in school.say("周师傅", "完成 BX1")
-    assert "由李师傅负责" in school.say("周师傅", "退单 BX1 太忙")
+    assert school.say("周师傅", "完成 BX1") == "未找到 BX1"
+    assert school.say("周师傅", "退单 BX1 太忙") == "未找到 BX1"
     assert ticket(rt, 1).state == "维修中"
 
 
@@ -391,7 +391,7 @@ def test_cancel_by_reporter_and_by_admin(school, rt):
 def test_cancel_refused_to_others(school, rt):
     school.say("王老师", "报修 教学楼301 灯不亮")
     assert "未找到 BX1" in school.say("陈老师", "取消 BX1")
-    assert "只有报修人或后勤管理员" in school.say("孙校长", "取消 BX1")
+    assert school.say("孙校长", "取消 BX1") == "未找到 BX1"  # as for a ticket that does not exist
     assert ticket(rt, 1).state == "已派单"
 
 
@@ -407,7 +407,7 @@ def test_nudge_once_an_hour(school, rt, clock):
     clock.advance(minutes=1)
     assert "已催办" in school.say("王老师", "催办 BX1")
     assert len([p for p in school.pushes("李师傅") if "催办" in p]) == 2
-    assert "只有报修人可以催办" in school.say("赵主任", "催办 BX1")
+    assert school.say("赵主任", "催办 BX1") == "未找到 BX1"
     assert "未找到 BX1" in school.say("陈老师", "催办 BX1")
 
 
@@ -433,7 +433,7 @@ def test_access_control(school, rt):
     assert "状态：已派单" in school.say("李师傅", "查询 BX1")
     assert "状态：已派单" in school.say("王老师", "查询 BX1")
     assert "还没有报修记录" in school.say("陈老师", "我的报修")
-    assert "只有报修人可以评价" in school.say("赵主任", "评价 BX1 5")
+    assert school.say("赵主任", "评价 BX1 5") == "未找到 BX1"
 
 
 # --- escalation -----------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ exactly-once guard has something to stop (jobs/scheduler.py, storage/reminder.py
 * slot C: the third process holds the Redis tick lock across the due time: nothing goes out until it lets go;
 * a replayed push with a used dedup key is refused by the outbox.
 
-Always PostgreSQL and Redis, whatever TEST_DB says: the test creates (and drops) a database of its own, and
-deletes the Redis keys its servers made.
+Always PostgreSQL and Redis, whatever TEST_DB says: the test creates (and drops) a schema of its own in the test
+database, and deletes the Redis keys its servers made.
 """
 
 from __future__ import annotations
@@ -34,23 +34,23 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import redis
-from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from bot.sandbox.fakewechat import FakeWeChat
+from jobs.scheduler import TICK_LOCK
 from storage import outbox as ob
 from storage import people
 from storage import reminder as rem
 from storage.db import Database
-from storage.kv import RedisKV
-from tests.support import sha1_sign, xml_of
+from storage.kv import RedisKV, kv_lock
+from tests.support import scratch_schema, sha1_sign, xml_of
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN, APP_ID, SECRET = "proc-token", "wx5c5c5c5c5c5c5c5c", "proc-secret"
-PG_SERVER = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test").rsplit("/", 1)[0]
+PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TZ = ZoneInfo("Asia/Shanghai")
 _ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
@@ -58,17 +58,8 @@ _ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    name = f"houqin_sched_{os.getpid()}"
-    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_schema(PG_URL, f"houqin_sched_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture
@@ -199,14 +190,14 @@ def test_two_servers_race_for_the_same_due_slots_and_push_each_reminder_once(
         assert (mine.sent, mine.outbox) == (1, 2), mine
 
         # Slot C: the third process holds the Redis tick lock across the due time; nothing goes out meanwhile.
-        kv = RedisKV(REDIS_URL)
         sleep_until(slot_c - timedelta(seconds=0.3))
-        assert kv.set_nx("lock:scheduler:reminders", "third-process", ttl=10)
-        sleep_until(slot_c + timedelta(seconds=0.5))
-        with db.session() as peek:
-            early = peek.exec(select(rem.ReminderOccurrence).where(rem.ReminderOccurrence.due_at == slot_c)).all()
-        released = local_now()
-        assert kv.delete_if("lock:scheduler:reminders", "third-process")
+        # Taken as a server takes it (a server's idle tick may hold it for a moment), held across the due time.
+        with kv_lock(RedisKV(REDIS_URL), TICK_LOCK, ttl=10, wait=0.25) as held:
+            assert held
+            sleep_until(slot_c + timedelta(seconds=0.5))
+            with db.session() as peek:
+                early = peek.exec(select(rem.ReminderOccurrence).where(rem.ReminderOccurrence.due_at == slot_c)).all()
+            released = local_now()
         assert early == [], "a server fired while another process held the tick lock"
 
         # Everything arrives, once: 2 pushes per reminder.
@@ -241,9 +232,10 @@ def test_two_servers_race_for_the_same_due_slots_and_push_each_reminder_once(
         held_lag = lags[slot_b].pop(0)
         print(f"\nfired after due (s): A {max(lags[slot_a]):.3f}, B {max(lags[slot_b]):.3f} (held row {held_lag:.3f}),"
               f" C {min(lags[slot_c]):.3f}-{max(lags[slot_c]):.3f} (lock released at {(released - slot_c).total_seconds():.3f})")
-        assert all(0 <= lag < 0.5 for lag in lags[slot_a] + lags[slot_b]), lags
+        assert all(0 <= lag < 1.0 for lag in lags[slot_a] + lags[slot_b]), lags  # on time: within a second
         assert held_lag >= 1.5
-        assert all((released - slot_c).total_seconds() <= lag < 1.5 for lag in lags[slot_c]), lags
+        let_go = (released - slot_c).total_seconds()
+        assert all(let_go <= lag < let_go + 1.0 for lag in lags[slot_c]), lags
         for due in (slot_a, slot_c):  # one tick fired each slot: the servers never ticked at once
             assert len({by_reminder[i][0].fired_at for i in slots[due]}) == 1, f"slot {due} fired by several ticks"
         for proc, log in zip(procs, logs):

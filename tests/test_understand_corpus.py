@@ -52,9 +52,9 @@ class Row:
         return int(hashlib.sha1(self.message.encode()).hexdigest(), 16) % 5 == 0
 
 
-def load() -> list[Row]:
+def load(folder: Path = CORPUS) -> list[Row]:
     rows = []
-    for path in sorted(CORPUS.glob("*.tsv")):
+    for path in sorted(folder.glob("*.tsv")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip() or line.startswith("#"):
                 continue

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import html
 import re
 import secrets
@@ -30,7 +31,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlmodel import col, select
 
-from bot.config import SIMULATOR_SWITCH, simulator_enabled
+from bot.config import SIMULATOR_SWITCH, simulator_enabled, simulator_token
 from bot.runtime import Runtime
 from bot.sandbox.fakewechat import SEND_PATHS, TINY_JPEG, Call, FakeWeChat
 from bot.wechat.crypto import url_signature
@@ -54,9 +55,23 @@ def enabled(rt: Runtime) -> bool:
     return simulator_enabled(rt.settings)
 
 
+TOKEN_HEADER = "X-Simulator-Token"
+
+
 def _guard(request: Request) -> None:
+    """Off → 404. On: the per-run token (header, or `?token=` for the page a browser opens) on everything but
+    the static assets and the uploaded pictures (random names); a POST must be JSON (no cross-site form)."""
     if not enabled(request.app.state.runtime):
         raise HTTPException(status_code=404)
+    path = request.url.path
+    if not (path.startswith("/simulator/assets/") or path.startswith("/simulator/media/")):
+        given = request.headers.get(TOKEN_HEADER) or request.query_params.get("token") or ""
+        if not hmac.compare_digest(given.encode(), simulator_token().encode()):
+            raise HTTPException(status_code=403, detail="需要模拟器令牌：请打开 houqin demo 显示的完整地址")
+    if request.method == "POST":
+        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            raise HTTPException(status_code=415, detail="请求必须是 JSON")
 
 
 router = APIRouter(prefix="/simulator", dependencies=[Depends(_guard)])

@@ -145,6 +145,7 @@ class Inbox:
                 # out at the deadline even when the database is slow to give a connection. (If the handler makes
                 # it after all, it turns the row done; if it fails, WeChat's retry or the recovery loop runs it.)
                 storing = loop.run_in_executor(self.control, self._accept_sync, key, inbound, job)
+            if not done:  # the rest of the time up to the deadline, on every backend
                 done, _ = await asyncio.wait({future}, timeout=max(0.0, deadline - loop.time()))
             if not done and job.mark_late():
                 future.add_done_callback(_consume)

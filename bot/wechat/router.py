@@ -18,13 +18,14 @@ from sqlmodel import Session
 
 from handlers import base, understand
 from handlers.base import Context, Inbound, Options
-from handlers.text import ref_prefix, split_command
+from handlers.text import normalise, ref_prefix, split_command
 from storage.db import Database, DatabaseUnavailable
 from storage.errors import NotFound, UserError
 from storage.inbox import AlreadyHandled
 from storage.kv import KV, Write
 from storage.outbox import queued
 from storage.people import sender_by_openid, touch_inbound
+from storage.redact import mask_numbers
 
 log = logging.getLogger("houqin.router")
 
@@ -88,7 +89,8 @@ class Router:
         try:
             with self.db.session() as session:
                 reply = self._dispatch(session, inbound, now, writes)
-                reply = self._page(inbound.openid, reply, writes) if reply else reply
+                # SPEC 4: phone and ID numbers are masked in every chat reply, whatever the text came from
+                reply = self._page(inbound.openid, mask_numbers(reply), writes) if reply else reply
                 if finish is not None:
                     finish(session, reply)
                 pushed = queued(session)
@@ -103,7 +105,8 @@ class Router:
             log.exception("handler failed: openid=%s type=%s command=%r length=%d", inbound.openid, inbound.type,
                           word, len(inbound.text))
             reply = SORRY
-        reply = self._page(inbound.openid, reply, writes)
+        # SPEC 4: phone and ID numbers are masked in every chat reply, whatever the text came from
+        reply = self._page(inbound.openid, mask_numbers(reply) if reply else reply, writes)
         pushed = False
         if finish is not None:
             with self.db.session() as session:
@@ -131,14 +134,13 @@ class Router:
             return self._media(ctx)
         state = self._dialog(ctx)
         if state is not None:
-            if text.strip() in ("取消", "退出"):
+            if normalise(text) in ("取消", "退出"):
                 ctx.end_dialog()
                 return "已取消。"
             name, data = state
-            step = base.DIALOGS.get(name)
-            if step is not None:
-                return step(ctx, data)
-        if text.strip() == MORE_WORD:
+            if name in base.DIALOGS:
+                return self._step(ctx, name, data)
+        if normalise(text) == MORE_WORD:
             return self._more(ctx)
         return self.run_command(ctx, text)
 
@@ -191,13 +193,22 @@ class Router:
     def _media(self, ctx: Context) -> str | None:
         state = self._dialog(ctx)
         if state is not None and state[0] in base.DIALOGS:
-            return base.DIALOGS[state[0]](ctx, state[1])
+            return self._step(ctx, *state)
         if ctx.actor is None:
             return UNBOUND_HINT.format(school=self.options.school_name)
         kinds = {"image": "图片", "location": "位置", "link": "链接", "video": "视频", "shortvideo": "视频",
                  "voice": "语音"}
         what = kinds.get(ctx.inbound.type, "消息")
         return f"已收到您的{what}。如需报修并附照片，请先发送「报修」按提示操作；发送「帮助」查看全部命令。"
+
+    def _step(self, ctx: Context, name: str, data: dict[str, Any]) -> str:
+        """One dialog step, after checking that the sender may still be in it (roles re-read this message)."""
+        if not base.dialog_allows(name, ctx.actor):
+            ctx.end_dialog()
+            if ctx.actor is None:
+                return UNBOUND_HINT.format(school=self.options.school_name)
+            return "无权限：您的角色已变更，此对话已结束。发送「帮助」查看可用的命令。"
+        return base.DIALOGS[name](ctx, data)
 
     @staticmethod
     def prefetch_keys(inbound: Inbound) -> list[str]:

@@ -52,8 +52,13 @@
     return state.people.find((p) => p.openid === openid);
   }
 
+  // The per-run token from the address houqin demo printed (…/simulator?token=…), sent with every call.
+  const TOKEN = new URLSearchParams(window.location.search).get("token") || "";
+
   async function api(path, options) {
-    const resp = await fetch(path, options);
+    const opts = Object.assign({}, options || {});
+    opts.headers = Object.assign({"X-Simulator-Token": TOKEN}, opts.headers || {});
+    const resp = await fetch(path, opts);
     let body = null;
     try { body = await resp.json(); } catch (e) { body = null; }
     if (!resp.ok) throw new Error((body && body.error) || `HTTP ${resp.status}`);
