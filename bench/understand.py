@@ -76,9 +76,10 @@ def main() -> None:
 
 def _router(db: Database, kv: MemoryKV, clock: FrozenClock) -> None:
     """Whole messages through the router: the layer on vs bypassed (as if every message were trusted)."""
-    from bot.router import Router
+    from bot.wechat.router import Router
+    from handlers.base import Options
 
-    router = Router(db, kv, {"school_name": "滨湖实验中学"})
+    router = Router(db, kv, Options(school_name="滨湖实验中学", secret_key="bench"))
     n = 200
     for label, text in (("帮助", "帮助"), ("报修", "报修 教学楼301 灯不亮"), ("报修 (everyday)", "教学楼301的灯不亮了")):
         for mode in ("layer", "bypass"):

@@ -5,10 +5,12 @@ Every reply shows phone and ID numbers masked; the service stores them encrypted
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from handlers.base import Context, command
 from handlers.text import parse_ref
+from handlers.understand import lexicon
 from handlers.timeexpr import TimeParseError, split_time_prefix
 from storage import visitor
 from storage.errors import UserError
@@ -31,6 +33,10 @@ def check_in(ctx: Context) -> str:
     if not ctx.rest:
         return USAGE
     line = parse_visitor_line(ctx.rest)
+    if line.host and not line.host_hint:  # 找陈老师 / 找郑主任 / 找汪丽老师: the one person meant, as understanding reads it
+        who = lexicon.resolve_person(lexicon.lexicon(ctx.session), line.host)
+        if who is not None:
+            line = replace(line, host=who.name)
     got = visitor.check_in(ctx.session, ctx.me, line, now=ctx.now, secret_key=_secret(ctx))
     e = got.entry
     lines = []

@@ -139,3 +139,13 @@ def slips_requested_by(session: Session, actor: Actor, limit: int = 10) -> list[
     """我的请假: the slips this person asked for (a parent's or a teacher's), newest first."""
     stmt = select(LeaveSlip).where(LeaveSlip.requester_id == actor.id).order_by(col(LeaveSlip.id).desc()).limit(limit)
     return list(session.exec(stmt).all())
+
+
+def scan_waiting(session: Session, actor: Actor, now: datetime) -> bool:
+    """Whether the person's last checkpoint scan waits for 正常/异常 (then a description is that answer)."""
+    from storage.inspection import OPEN_VISIT, InspectionVisit
+
+    visit = session.exec(select(InspectionVisit).where(InspectionVisit.person_id == actor.id,
+                                                       col(InspectionVisit.at) >= now - OPEN_VISIT)
+                         .order_by(col(InspectionVisit.id).desc())).first()
+    return visit is not None and visit.result is None

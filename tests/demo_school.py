@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from bot.runtime import Runtime
-from storage import leave, people, repair, visitor
+from storage import inspection, leave, people, repair, visitor
 from storage import reminder as rem
 from storage.people import Actor, Person
 from storage.schoolcal import Recurrence
@@ -30,7 +30,12 @@ PARENTS = [("张建军", "2025031"), ("刘芳", "2024012")]
 UNBOUND = ("何静", "吴大勇")
 CLASS_ROOMS = {"七(3)班教室": "教学楼303", "八(1)班教室": "教学楼401"}  # as the header says; used to judge places
 SECRET = "test-secret-key-0123456789"
-TABLES = ("repairticket", "leaveslip", "visitorentry", "visitorbooking", "reminder", "reminderreceipt", "person")
+TABLES = ("repairticket", "leaveslip", "visitorentry", "visitorbooking", "reminder", "reminderreceipt", "person",
+          "inspectionvisit", "inspectionfinding", "dutyrota")
+# The header's checkpoints: code → (name, location); the corpus names a checkpoint by either.
+CHECKPOINTS = {"XF01": ("教学楼一楼东消防栓", "教学楼一楼东"), "XF02": ("实验楼二楼灭火器箱", "实验楼二楼"),
+               "XF03": ("食堂后厨灭火器", "食堂后厨"), "PD01": ("配电间", "配电间"), "XC01": ("东大门", "东大门"),
+               "XC02": ("宿舍楼后门", "宿舍楼后门"), "XC03": ("体育馆侧门", "体育馆侧门")}
 
 
 def _actor(s: Session, name: str) -> Actor:
@@ -152,6 +157,13 @@ def build(rt: Runtime) -> None:
             s.flush()
             for n in names:
                 s.add(rem.ReminderReceipt(occurrence_id=occ.id, person_id=a[n].id))  # type: ignore[arg-type]
+        for code, (name, location) in CHECKPOINTS.items():
+            inspection.save_checkpoint(s, code=code, name=name, location=location, now=now)
+        s.flush()
+        inspection.save_route(s, name="消防器材日检", checkpoint_codes=["XF01", "XF02", "XF03"], start=tm(7, 30),
+                              end=tm(8, 30), now=now, roles=["guard"])
+        inspection.save_route(s, name="晚间巡查", checkpoint_codes=["XC01", "XC02", "XC03", "PD01"], start=tm(21, 0),
+                              end=tm(22, 0), now=now, roles=["guard"])
         s.commit()
 
 

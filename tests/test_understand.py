@@ -192,3 +192,36 @@ def test_every_spec_example_takes_the_fast_path_and_works(school, rt):
             assert seen and seen[0].kind == CANONICAL, (text, seen)
     finally:
         understand.OBSERVERS.clear()
+
+
+# --- the canonical path reads people and numbers as the layer does (issue 12, second round) ---------------------
+
+
+def test_canonical_visitor_host_is_the_one_person_meant(school, rt):
+    assert "被访人：陈志刚" in school.say("钱德顺", "访客 唐晓燕 18800001111 来给八一班上心理健康课 找陈老师")
+    assert rows(rt, VisitorEntry)[-1].host_name == "陈志刚"
+    assert "被访人：郑国强" in school.say("钱德顺", "访客 彭亮 13300003333 送资料 找郑主任")
+    assert "被访人：王丽" in school.say("钱德顺", "有个家长叫赵红来给吴思琪送药电话幺五幺六二二三三四四五找汪丽老师")
+
+
+def test_full_width_canonical_commands_work(school, rt):
+    assert "BX8" in school.say("郑国强", "派单 ８ 黄永福") and rows(rt, RepairTicket)[7].state == "已派单"
+
+
+def test_bare_building_leak_is_asked_not_filed(school, rt):
+    before = fingerprint(rt)
+    assert "几楼" in school.say("陈志刚", "报修 宿舍楼 漏水")
+    assert fingerprint(rt) == before
+    assert "已报修" in school.say("陈志刚", "3楼公共厕所")
+    assert rows(rt, RepairTicket)[-1].place.startswith("宿舍楼")
+
+
+def test_title_glued_to_a_booking_name_is_split(school, rt):
+    reply = school.say("赵磊", "预约 田径教练马涛 13812991234 周四下午4点 来选拔队员")
+    assert "已预约访客：马涛" in reply and "田径教练" in reply
+
+
+def test_rating_by_description_without_a_score_asks(school, rt):
+    before = fingerprint(rt)
+    assert "分" in school.say("赵磊", "篮球架那个给个差评 又松了")
+    assert fingerprint(rt) == before

@@ -21,7 +21,7 @@ from handlers.timeexpr import TimeParseError, split_time_prefix
 from handlers.understand import lexicon as lx
 from handlers.understand.places import find_place
 from handlers.understand.plan import ASK, CANONICAL, CHAT, CONFIRM, HINT, RUN, Plan
-from handlers.understand.rules import Understander, leave_command, repair_command, visitor_command
+from handlers.understand.rules import Understander, leave_command, repair_command, vague_leak, visitor_command
 from handlers.understand.textprep import find_phone, fix_dates, prepare
 from storage import directory
 from storage.errors import UserError
@@ -56,6 +56,7 @@ def decide(ctx: Context, text: str, words: set[str]) -> Plan:
     if _trusted.get():
         return Plan(CANONICAL, command=text)
     s = normalise(text)
+    text = s  # full-width digits and letters (`派单 ８ 黄永福`, `绑定 Ｍ５Ｎ３ＶＢ`) are half-width for every path
     toks = tokens(s)
     first = toks[0].text.rstrip(":") if toks else ""
     if ctx.actor is None:
@@ -66,7 +67,7 @@ def decide(ctx: Context, text: str, words: set[str]) -> Plan:
         return Plan(CANONICAL, command=text)
     ack_chat = first in ("收到", "完成") and len(toks) > 1 and not _REFISH.match(toks[1].text)  # 收到，谢谢
     if first in words and first not in ALWAYS and (len(toks) > 1 or first not in NEEDS_ARG) and not ack_chat:
-        return Plan(CANONICAL, command=text)
+        return _checked(ctx, first, s) or Plan(CANONICAL, command=text)
     if first in ALWAYS and len(toks) > 1 and _strict_line_ok(first, s[toks[1].start:]):
         return Plan(CANONICAL, command=text)
     parsed = split_command(s, words)
@@ -82,6 +83,32 @@ def decide(ctx: Context, text: str, words: set[str]) -> Plan:
     return plan
 
 
+_ALIAS_TARGETS = {"保安": "门卫", "安保": "门卫", "保卫": "门卫", "门岗": "门卫", "物业": "维修工", "电工": "维修工"}
+
+
+def _checked(ctx: Context, word: str, s: str) -> Plan | None:
+    """A canonical line that would record something the sender may not mean: restate or ask first."""
+    if word == "提醒":
+        m = re.search(r"@(" + "|".join(_ALIAS_TARGETS) + r")(?![\u4e00-\u9fa5])", s)
+        if m:
+            fixed = s.replace("@" + m.group(1), "@" + _ALIAS_TARGETS[m.group(1)])
+            return Plan(CONFIRM, "提醒", {}, command=fixed,
+                        reply=f"「@{m.group(1)}」是指 @{_ALIAS_TARGETS[m.group(1)]} 吗？将设置：{fixed}。回复「是」执行，或直接改正。")
+    if word == "报修":
+        parts = s.split()
+        args = [p for p in parts[1:] if p != "紧急"]
+        if len(args) < 2:
+            return None
+        rest = " ".join(args[1:])
+        if vague_leak(args[0], rest):
+            return Plan(ASK, "报修", {"地点": args[0], "描述": " ".join(args[1:])},
+                        reply=f"{args[0]}几楼、哪一间（或哪个位置）？请发送完整地点，例如：{args[0]}3楼公共厕所、{args[0]}305。",
+                        dialog={"intent": "报修", "fields": {"描述": " ".join(args[1:]), "楼": args[0],
+                                                             **({"紧急": True} if "紧急" in parts[1:2] else {})},
+                                "need": "地点"})
+    return None
+
+
 def _strict_line_ok(word: str, rest: str) -> bool:
     """Whether a 访客/预约 line already parses in the strict canonical form (then it runs as typed)."""
     try:
@@ -89,9 +116,19 @@ def _strict_line_ok(word: str, rest: str) -> bool:
             parse_visitor_line(rest)
             return True
         parts = rest.split()
-        return len(parts) >= 4 and bool(find_phone(parts[1])) and len(parts[1]) == 11
+        return len(parts) >= 4 and bool(find_phone(parts[1])) and len(parts[1]) == 11 and _plain_name(parts[0])
     except UserError:
         return False
+
+
+_TITLE_WORDS = re.compile(r"教练|老师|师傅|家长|妈妈|爸爸|经理|主任|校长|医生|教研员|外教|工程师|领导|同学|司机|快递")
+
+
+def _plain_name(word: str) -> bool:
+    """A booking's name token that is a name (马涛, Tom), not a title glued to one (田径教练马涛)."""
+    if re.fullmatch(r"[A-Za-z][A-Za-z .'-]{0,29}", word):
+        return True
+    return 2 <= len(word) <= 4 and not _TITLE_WORDS.search(word[1:])
 
 
 def route(ctx: Context, text: str, words: set[str]) -> tuple[str, str | None]:
@@ -175,6 +212,9 @@ def _fill(ctx: Context, intent: str, fields: dict[str, Any], need: str, text: st
                 fields["描述"] = where.rest
         else:
             fields["地点"] = text.replace(" ", "")
+        building = str(fields.pop("楼", "") or "")
+        if building and not any(str(fields["地点"]).startswith(b) for b in lx.BUILDINGS):
+            fields["地点"] = building + str(fields["地点"])  # asked 宿舍楼几楼: `3楼公共厕所` is in 宿舍楼
     elif need == "手机":
         phone = find_phone(prepare(text).n)
         if phone is None:

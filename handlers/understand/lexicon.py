@@ -21,7 +21,7 @@ TITLES = {"leader": ("校长", "领导"), "admin": ("主任",), "teacher": ("老
 BUILDINGS = ("教学楼", "实验楼", "行政楼", "综合楼", "宿舍楼", "食堂", "体育馆", "操场", "配电间", "东大门", "北门", "南门",
              "西门", "大门", "校门", "门卫室", "礼堂", "车棚", "停车场", "锅炉房", "水泵房")
 SUBPLACES = ("图书馆", "报告厅", "男更衣室", "女更衣室", "更衣室", "篮球场", "器材室", "侧门", "后门", "前门", "塑胶跑道", "跑道", "主席台", "旗杆",
-             "围墙", "道闸", "门卫室", "走廊", "楼道", "楼梯", "大厅", "男厕所", "女厕所", "男厕", "女厕", "厕所", "卫生间",
+             "围墙", "道闸", "门卫室", "走廊", "楼道", "楼梯", "大厅", "公共厕所", "公共卫生间", "男厕所", "女厕所", "男厕", "女厕", "厕所", "卫生间",
              "洗手间", "开水房", "开水器", "会议室", "后勤处", "校长室", "副校长室", "计算机房", "机房", "多媒体教室",
              "物理实验室", "化学实验室", "生物实验室", "实验室", "音乐教室", "美术教室", "教研室", "学生餐厅", "教工餐厅",
              "餐厅", "后厨", "办公室", "教室", "门口", "台阶", "广场", "花坛", "电梯", "屋顶", "天台", "楼顶", "监控室",
@@ -30,7 +30,8 @@ SUBPLACES = ("图书馆", "报告厅", "男更衣室", "女更衣室", "更衣�
 SUB_IN = {"图书馆": "综合楼", "报告厅": "综合楼", "计算机房": "实验楼", "物理实验室": "实验楼", "化学实验室": "实验楼",
           "生物实验室": "实验楼", "多媒体教室": "实验楼", "教工餐厅": "食堂", "学生餐厅": "食堂", "后厨": "食堂",
           "篮球场": "体育馆", "男更衣室": "体育馆", "女更衣室": "体育馆", "器材室": "体育馆", "后勤处": "行政楼",
-          "校长室": "行政楼", "会议室": "行政楼", "音乐教室": "综合楼", "教研室": "综合楼"}
+          "校长室": "行政楼", "会议室": "行政楼", "副校长室": "行政楼", "主席台": "操场", "塑胶跑道": "操场", "旗杆": "操场",
+          "英语组": "教学楼", "数学组": "教学楼", "语文组": "教学楼", "机房": "实验楼", "音乐教室": "综合楼", "教研室": "综合楼"}
 STANDALONE = {"报告厅", "配电间", "东大门", "北门", "南门", "西门", "操场", "食堂", "体育馆", "图书馆", "停车场", "车棚",
               "锅炉房", "水泵房", "门卫室", "大门", "校门"}
 
@@ -155,6 +156,36 @@ def staff_in(lex: Lexicon, text: str, roles: set[str] | None = None) -> list[tup
                 if roles is None or p.roles & roles:
                     found.append((p, i, i + 3))
     return found
+
+
+_TITLE_TAIL = re.compile(r"(?:老师|师傅|校长|主任|班主任|领导|同志|先生|女士)$")
+_PREFIX = re.compile(r"^(?:[七八九]\s*[(（]?\s*[1-9一二三四五六七八九]\s*[)）]?\s*班的?|语文|数学|英语|体育|科学|信息技术|信息|物理|化学|生物)")
+
+
+def resolve_person(lex: Lexicon, raw: str, roles: set[str] | None = None) -> Staff | None:
+    """The one staff member a host or assignee word means: 陈老师 → 陈志刚 (the only 陈 teacher), 郑主任,
+    后勤处 → the one admin, 八一班陈老师, 汪丽老师 → 王丽 (pinyin of the name without its title). None when not one."""
+    raw = re.sub(r"\s+", "", raw or "")
+    if not raw:
+        return None
+    if raw.startswith("后勤"):
+        admins = [p for p in lex.staff if "admin" in p.roles]
+        return admins[0] if len(admins) == 1 else None
+    raw = _PREFIX.sub("", raw) or raw
+    exact = [p for p in lex.staff_by_call.get(raw, []) if roles is None or p.roles & roles]
+    if len(unique([(p, 0, 0) for p in exact])) == 1:
+        return exact[0]
+    found = unique(staff_in(lex, raw, roles))  # type: ignore[arg-type]
+    if len(found) == 1:
+        return found[0]  # type: ignore[return-value]
+    if found:
+        return None
+    bare = _TITLE_TAIL.sub("", raw)
+    if 2 <= len(bare) <= 3 and re.fullmatch(r"[\u4e00-\u9fa5]+", bare):
+        sound = [p for p in lex.staff_pinyin.get(py(bare), []) if roles is None or p.roles & roles]
+        if len(sound) == 1:
+            return sound[0]
+    return None
 
 
 def unique(items: list[tuple[object, int, int]]) -> list[object]:

@@ -19,7 +19,7 @@ from handlers.understand import lexicon as lx
 from handlers.understand.places import find_place, has_fault
 from handlers.understand.plan import CHAT, HINT, Plan, ask, confirm, run
 from handlers.understand.textprep import ID_NUMBER, PLATE, SHORT_PHONE, Msg, cn_int, find_phone, fix_dates
-from storage import directory, people
+from storage import directory, inspection, people
 from storage.schoolcal import Recurrence
 from storage.errors import UserError
 from storage.visitor_parse import USAGE, check_id_number, mask_id, mask_phone
@@ -37,31 +37,34 @@ VERB_NUM = re.compile(r"(?:接单|完成|取消|催办|查询|评价|派单|退�
 
 # per record: (intent, pattern) tried in order
 BX_VERBS = [("评价", r"评价|好评|差评|打分|\d\s*分|[1-5]\s*星|五星|满分|修得|不错|满意|很棒|给力"), ("催办", r"催|快点|能不能快|抓紧|怎么还没|还没人"),
-            ("取消", r"取消|撤了|撤掉|撤销|撤回|不用来了|不用修了|不修了|不用了|删掉"),
-            ("派单", r"派给|派单|派一下|派到|转给|让.{1,4}(?:去|修|处理|弄)|给.{1,4}(?:师傅)"),
-            ("退单", r"退单|退一下|退了|退回|弄不了|修不了|不是我这块|处理不了"),
-            ("完成", r"好了|弄好|修好|搞定|完成|通好|换好|处理好|已修|修完|弄完|已经好|解决了|已疏通|疏通了"),
-            ("接单", r"接单|接了|我接|收到|过去|马上到|我来|在路上|这就去|马上去|马上来|去看看|下午去|现在去"),
+            ("取消", r"取消|作废|不要了|撤了|撤掉|撤销|撤回|不用来了|不用修了|不修了|不用了|删掉"),
+            ("派单", r"派|转给|让.{1,4}(?:去|修|处理|弄)|给.{1,4}(?:师傅)"),
+            ("退单", r"退单|退掉|退一下|退了|退回|弄不了|修不了|不是我这块|处理不了"),
+            ("完成", r"通了|修通|弄通|好了|弄好|修好|搞定|完成|通好|换好|处理好|已修|修完|弄完|已经好|解决了|已疏通|疏通了"),
+            ("接单", r"接单|这就去|接了|我接|收到|过去|马上到|我来|在路上|这就去|马上去|马上来|去看看|下午去|现在去"),
             ("查询", r".")]
 QJ_VERBS = [("驳回", r"驳回|不行|不批|不同意|不准|拒绝|不能批"), ("批准", r"批准|同意|可以|准了|批了|准假|ok|OK|行|代批|通过"),
-            ("返校", r"返校|回来|回校|已返|进来了|到校|回到学校|进校"), ("出校", r"出校|走了|出去|放行|接走|离校|出门"),
+            ("返校", r"返校|回来|回校|已返|进来了|到校|回到学校|进校"), ("出校", r"出校|走了|出去|放行|放.{0,2}走|走吧|接走|离校|出门"),
             ("核验", r"核验|查|能不能|能出|有没有|假条|可以走吗")]
 FK_VERBS = [("离开", r"走了|离开|出去|离校|已离|出校|走人")]
-TX_VERBS = [("取消提醒", r"取消|不用提醒|删|撤|不用发|不需要"), ("收到", r"收到|知道了"), ("完成", r"完成|做完|已交|交了|交到|已经|完毕|正常|查完|弄完|巡完|搞定"),
+TX_VERBS = [("取消提醒", r"取消|不用提醒|删|撤|不用发|不需要|不要了|关掉|停掉|不用了"), ("收到", r"收到|知道了"), ("完成", r"完成|做完|已交|交了|交到|已经|完毕|正常|查完|弄完|巡完|搞定"),
             ("收到", r".")]
 LIST_QUERIES: list[tuple[str, str, set[str] | None]] = [
-    ("报修统计", r"统计|修了多少|多少单|平均多久|维修数据", {"admin", "leader"}),
-    ("待派单", r"没派|待派|未派|派出去|积压", {"admin"}),
-    ("我的任务", r"我的任务|我手上|没修的|我还有|我这还有|我的单子|我的活|要修的|派给我的", {"worker"}),
-    ("我的报修", r"我的报修|我报的|我之前报的|我提交的(?:维修|报修)|我的维修单|报的修|我报过的", None),
-    ("在校访客", r"在校的?访客|访客.{0,4}在学校|还有谁没走|谁还没走|还在学校的|在校.*几个访客|学校里有几个访客|还没离开", {"guard", "admin", "leader"}),
-    ("今日访客", r"今日访客|今天.*(?:来了多少|来过|访客|登记的)|都有谁来", {"guard", "admin", "leader"}),
-    ("今日预约", r"今日预约|约了谁|预约来访|今天.*预约|有谁要来", None),
+    ("巡查进度", r"巡查进度|巡查.{0,4}(?:到哪|怎么样|完了没|做完|情况)|巡到哪|几个点(?:没|还没|要)|哪几个点|点没(?:查|巡)|还剩.{0,4}点|没巡|"
+               r"(?:消防|器材).{0,6}(?:检查|查).{0,4}(?:做了吗|完了吗|怎么样)", None),
+    ("待派单", r"没派|待派|未派|派出去|积压|没分下去|还没分|没人接", {"admin"}),
+    ("报修统计", r"统计|修了多少|多少单|平均多久|维修数据|汇总|报修情况", {"admin", "leader"}),
+    ("我的任务", r"我的任务|我手上|没修的|我还有|我这还有|我的单子|我的活|要修的|派给我的|我要修|要修哪|修哪些|我今天修|活儿?有哪些|哪些活|什么活|有活吗", {"worker"}),
+    ("我的报修", r"我的报修|我报的|我之前报的|我提交的(?:维修|报修)|我的维修单|报的修|我报过的|我(?:之前|以前)?提的(?:报修|修|单|那几个|那些)|我的那几个单子", None),
+    ("在校访客", r"在校的?访客|访客.{0,4}在学校|还有谁没走|谁还没走|还在学校的|在校.*几个访客|学校里有几个访客|还没离开|外来人员|校外人员.{0,4}(?:还有|在)|"
+               r"(?:还有|现在)几个(?:访客|外人)", {"guard", "admin", "leader"}),
+    ("今日访客", r"今日访客|今天.*(?:来了多少|来过|访客|登记的|来了几)|都有谁来|几拨人", {"guard", "admin", "leader"}),
+    ("今日预约", r"今日预约|约了谁|预约来访|今天.*预约|有谁要来|约好.{0,3}来|约了.{0,6}来的", None),
     ("待审批", r"待审批|没批|没处理|要我批|待批|要批的|需要审批|等我批", {"head_teacher", "admin", "leader"}),
     ("今日请假", r"今日请假|今天.*(?:请假|要出去的|出校的)|哪些孩子要出去", {"guard", "head_teacher", "admin", "leader"}),
-    ("提醒列表", r"提醒列表|我的提醒|有啥提醒|哪些提醒|什么提醒|提醒都有", None),
-    ("值班表", r"值班表|周末谁值|谁值班.*(?:周末|假期|国庆|元旦|春节)|(?:周末|国庆|元旦|春节|\d+月\d+[日号]).*(?:谁值|值班)", None),
-    ("值班", r"谁值班|值班领导|我今天值班|今天值班|值班的是谁|今天谁值", None),
+    ("提醒列表", r"提醒列表|我的提醒|有啥提醒|哪些提醒|什么提醒|提醒都有|所有的?提醒|提醒.{0,4}列|列.{0,4}提醒|设了哪些", None),
+    ("值班表", r"值班表|周末谁值|谁值班.*(?:周末|假期|国庆|元旦|春节)|(?:周末|国庆|元旦|春节|\d+月\d+[日号]|周[六日]).*(?:谁值|值班|我值|是我)", None),
+    ("值班", r"谁值班|值班领导|我今天值班|今天值班|值班的是谁|今天谁值|哪位领导值|今天.{0,4}谁值", None),
 ]
 
 
@@ -178,7 +181,7 @@ class Understander:
             if m.stars:
                 return self.rate_without_ref(s)
             return Plan(CHAT, "none", reply="👌" if m.ok_emoji else "😊")
-        for rule in (self.courtesy, self.help_question, self.with_ref, self.list_query, self.gate,
+        for rule in (self.courtesy, self.help_question, self.with_ref, self.list_query, self.inspect, self.gate,
                      self.decide_by_name, self.worker_jobs, self.admin_assign, self.reporter_refs, self.receipt,
                      self.duty_swap, self.remind, self.leave, self.booking, self.repair):
             got = rule(s)
@@ -242,6 +245,8 @@ class Understander:
         if not refs:
             return None
         prefix, n, start, end = refs[0]
+        if prefix is None and re.search(r"值班|换班|顶他|顶我|顶一下|换一下|我值|他值|她值", s) and not re.search(r"单", s):
+            return None  # `我顶他3号`: a duty day, not ticket 3
         if prefix is None:
             prefix = self._prefix_for(s)
             if prefix is None:
@@ -353,17 +358,62 @@ class Understander:
             return run("取消提醒", f"取消提醒 {ref}", 编号=ref)
         return run("收到", f"收到 {ref}", 编号=ref)
 
+    # --- inspections ---
+    def inspect(self, s: str) -> Plan | None:
+        if not self.has(*STAFF_ROLES):
+            return None
+        code = re.search(r"(?i)(?<![A-Za-z])([A-Z]{2}-?\d{2,3})(?!\d)", s)
+        lost = re.search(r"码.{0,6}(?:扫不|看不清|撕|坏|掉|没了|不见)|扫不出|扫不了|我到了|已经到了|手动记|补记|(?<!登)记一下", s)
+        if find_phone(s) or re.search(r"登记|访客", s):
+            lost = None
+        if lost and (code or find_place(self.lex, s) or re.search(r"灭火器|消防栓|配电", s)):
+            if code:
+                point = code.group(1).upper()
+            else:
+                text = re.sub(r"(?:的|那个|这个)?(?:二维码|码).*$|这(?:边|里)?扫不.*$|扫不.*$|我(?:已经)?到了.*$", "", s)
+                text = re.sub(r"^.*巡查\s*", "", s) if "巡查" in s else text
+                point = _clean(re.sub(r"手动记一下|记一下|补记", "", text)).replace(" ", "")
+            if point and not code:
+                try:
+                    point = inspection.find_checkpoint(self.ctx.session, point).code  # 后厨灭火器 → XF03
+                except UserError:
+                    pass  # not one checkpoint: the handler says which, or that none is called so
+            if point:
+                return run("巡查", f"巡查 {point}", 点位=point)
+        waiting = None
+        if self.has("guard", "worker", "admin") and (
+                re.search(r"正常|没问题|都好|异常|灭火器|消防栓|铅封|压力|配电柜|指示灯|门锁|锁着|关了|关好", s) or has_fault(s)):
+            waiting = directory.scan_waiting(self.ctx.session, self.me, self.now)
+        if not waiting:
+            if re.search(r"(?:^|\s)异常$", s) and len(s) > 3:
+                note = _clean(re.sub(r"异常$", "", s))
+                return run("异常", f"异常 {note}", 说明=note)
+            return None
+        if re.search(r"(?:^|\s)异常$|^异常", s):
+            note = _clean(re.sub(r"^异常|异常$", "", s))
+            return run("异常", f"异常 {note}", 说明=note) if note else None
+        calm = re.sub(r"没(?:有)?(?:什么)?问题|无问题|没毛病", " ", s)
+        if has_fault(calm) or re.search(r"少了|没了|丢了|过期|不够|不足|缺", calm):
+            note = _clean(s)
+            return run("异常", f"异常 {note}", 说明=note)
+        if re.search(r"正常|没问题|都好|挺好|锁着|锁好|关了|关好", s):
+            return run("正常", "正常")
+        return None
+
     # --- the gate ---
     def gate(self, s: str) -> Plan | None:
         if not self.has("guard"):
             return None
         phone = find_phone(s)
+        if not phone and re.search(r"(?<!\d)1[0-2]\d{9}(?!\d)", s):  # 11 digits but not a mainland mobile
+            return ask("访客", "手机号不对（大陆手机号应为1[3-9]开头的11位），请核对后发送手机号。",
+                       dialog=_fill("访客", {}, "手机"))
         if phone or re.search(r"登记|访客|来了个|来了一?位|来了两|有个.*(?:要进|来找|来送|来了)|要进来|有车要进", s):
             return self.visitor(s, phone)
         kids = lx.unique(lx.students_in(self.lex, s))
         if kids:
             return self._gate_student(s, kids)
-        if re.search(r"走了|出去了|离开|离校|已离", s):
+        if re.search(r"走了|出去了|离开|离校|已离|出校了|出门了|走人", s):
             return self._visitor_out(s)
         if re.search(r"^(?:出校|返校|核验|放行)$", s):
             return ask(s, "请写学生姓名或假条编号，例如：出校 QJ5 或 出校 李明")
@@ -390,9 +440,20 @@ class Understander:
 
     def _visitor_out(self, s: str) -> Plan | None:
         inside = directory.visitors_in(self.ctx.session)
-        named = [e for e in inside if e.name and e.name in s]
+        named = [e for e in inside if e.name and (e.name in s or (len(e.name) >= 2 and e.name[:2] in s))]
         if len(named) == 1:
-            return run("离开", f"离开 {named[0].name}", 姓名=named[0].name)
+            e = named[0]
+            return run("离开", f"离开 FK{e.id}", 姓名=e.name, 编号=f"FK{e.id}")
+        if not named and inside:  # 新华书店那个送教材的走了: by what they came for
+            common = set("的了一个那这是来送找人们他她走出去离开校门")
+            scored = sorted(((sum(1 for ch in set(e.purpose or "") - common if ch in s), e) for e in inside),
+                            key=lambda x: -x[0])
+            if scored[0][0] >= 2 and (len(scored) == 1 or scored[0][0] > scored[1][0]):
+                e = scored[0][1]
+                return run("离开", f"离开 FK{e.id}", 编号=f"FK{e.id}", 姓名=e.name)
+        m = re.search(rf"(?<![姓\u4e00-\u9fa5])([{''.join(_SURNAMES)}][\u4e00-\u9fa5]{{1,2}}?)(?<!的)(?:他们|她们|一行)?(?:已经)?(?:走了|出去了|离开|离校|出校了|出门了)", s)
+        if m and not named:  # not on campus (left already, or never came): the service says so
+            return run("离开", f"离开 {m.group(1)}", 姓名=m.group(1))
         m = re.search(r"姓([\u4e00-\u9fa5])的", s)
         if m:
             same = [e for e in inside if e.name.startswith(m.group(1))]
@@ -471,13 +532,9 @@ class Understander:
         return run("访客", visitor_command(f), **f)
 
     def _host(self, raw: str) -> str | None:
-        if raw.startswith("后勤"):
-            admins = [p for p in self.lex.staff if "admin" in p.roles]
-            return admins[0].name if len(admins) == 1 else None
-        raw = re.sub(r"^[七八九]\s*[(（]?\d[)）]?\s*班|^(?:语文|数学|英语|体育|科学|信息)", "", raw)
-        found = lx.unique(lx.staff_in(self.lex, raw))
-        if len(found) == 1:
-            return found[0].name  # type: ignore[attr-defined]
+        who = lx.resolve_person(self.lex, raw)
+        if who is not None:
+            return who.name
         return raw or None  # not one known person: keep what was typed (the service says 不在系统中)
 
     # --- decisions and jobs by name or description ---
@@ -556,12 +613,22 @@ class Understander:
         return self._bx(ref, s, s)
 
     def reporter_refs(self, s: str) -> Plan | None:
-        if not re.search(r"单子|那个报修|报的修|那个修", s) and not re.search(r"^帮我催|^催一下|催一下$|^催办$", s):
+        rating = re.search(r"[1-5]\s*(?:分|星|颗星)|五星|好评|差评|打分|评价|满分|打个分", s) or self.msg.stars
+        pointer = re.search(r"那个|那单|那张|这单|的单", s) and re.search(r"催|撤|取消|不用修|作废|不要了", s)
+        if not re.search(r"单子|那个报修|报的修|那个修|那单", s) and not re.search(r"^帮我催|^催一下|催一下$|^催办$", s) \
+                and not pointer and not (rating and re.search(r"那个|那单|那张|这单", s)):
             return None
         if re.search(r"派给|让.{1,4}去|转给|派单", s):
             return None
-        if re.search(r"我报的那几个|我报的修.*(?:好|到哪|怎么)|都到哪一步", s):
+        if re.search(r"我报的那几个|那几个单子|那些单子|我报的修.*(?:好|到哪|怎么)|都到哪一步", s):
             return None
+        if rating:
+            done = directory.rateable_tickets(self.ctx.session, self.me)
+            pick = self._best(done, s)
+            if len(pick) != 1:
+                listing = "、".join(f"{t.ref}（{t.place}{t.description[:8]}）" for t in done) or "（没有待评价的报修）"
+                return ask("评价", f"评价哪一张？{listing}。请回复「评价 BX编号 分数(1-5) 评语」。")
+            return self._bx(pick[0].ref, re.sub(r"^.*?(?:那个单子|那单|那个|那张|单子)", "", s), s)
         own = directory.open_tickets(self.ctx.session, self.me)
         pick = self._best(own, s)
         verb = "催办" if "催" in s else ("取消" if re.search(r"不用修|撤|取消|不用了", s) else "查询")
@@ -604,9 +671,44 @@ class Understander:
         return None
 
     def duty_swap(self, s: str) -> Plan | None:
-        if re.search(r"换班|换个班|调班|换一下班", s) and self.has("leader", "admin"):
-            return ask("换班", "哪天的值班，换给谁？例如：换班 10月2日 孙海燕（由后勤管理员办理；两天互换：换班 10月2日 10月3日）")
-        return None
+        if not self.has("leader", "admin"):
+            return None
+        if not re.search(r"换班|换个班|调班|换一下班|顶一下|顶我|替我|帮我值|代我值|改成.{1,5}值|换成|跟.{1,5}换一下|对调|互换|我顶他", s):
+            return None
+        text = re.sub(r"这个?(?:星期|礼拜)|这周", "本周", fix_dates(s))
+        text = text.replace("元旦", "1月1日").replace("国庆", "10月1日")
+        text = re.sub(r"下个?(?:星期|礼拜)", "下周", text)
+        days: list[datetime] = []
+        month = None
+        for m in re.finditer(r"(?:本|下下?)?周[一二三四五六日]|\d{1,2}月\d{1,2}日|(?<![\d月])\d{1,2}[号日]|今天|明天|后天", text):
+            word = m.group(0)
+            if re.fullmatch(r"\d{1,2}[号日]", word) and month:
+                word = f"{month}月{word[:-1]}日"
+            mm = re.match(r"(\d{1,2})月", word)
+            if mm:
+                month = mm.group(1)
+            try:
+                when, _ = split_time_prefix(word, self.now, "moment")  # type: ignore[arg-type]
+            except TimeParseError:
+                continue
+            if isinstance(when, datetime) and when not in days:
+                days.append(when)
+        others = [p for p in lx.unique(lx.staff_in(self.lex, s, {"leader"})) if p.id != self.me.id]  # type: ignore[attr-defined]
+        if not days:
+            who = f"换给{others[0].name}" if len(others) == 1 else "换给谁"  # type: ignore[attr-defined]
+            return ask("换班", f"换哪一天的值班，{who}？例如：换班 10月2日 孙海燕（两天互换：换班 10月2日 10月3日）。",
+                       **({"新": others[0].name} if len(others) == 1 else {}))  # type: ignore[attr-defined]
+        if len(days) == 2:
+            a, b = days
+            return run("换班", f"换班 {a:%Y-%m-%d} {b:%Y-%m-%d}", 日期=f"{a:%Y-%m-%d}", 互换日期=f"{b:%Y-%m-%d}")
+        target = re.search(r"(?:改成|换成|让|给|请)\s*([\u4e00-\u9fa5]{1,4}?)(?:来)?值", s)
+        if target:
+            picked = lx.resolve_person(self.lex, target.group(1), {"leader"})
+            others = [picked] if picked is not None else others
+        if len(others) != 1:
+            return ask("换班", f"{days[0]:%m月%d日}的值班换给哪位领导？例如：换班 {days[0]:%m月%d日} 孙海燕。")
+        new = others[0].name  # type: ignore[attr-defined]
+        return run("换班", f"换班 {days[0]:%Y-%m-%d} {new}", 日期=f"{days[0]:%Y-%m-%d}", 新=new)
 
     # --- questions about lists ---
     def list_query(self, s: str) -> Plan | None:
@@ -616,8 +718,13 @@ class Understander:
             if re.search(pat, s) and (roles is None or self.has(*roles)):
                 if intent == "我的报修" and re.search(FAULT_HINT, s) and find_place(self.lex, s):
                     continue
+                if intent in ("值班", "值班表") and re.search(r"换|顶|替我|代我|改成", s):
+                    continue
+                if intent == "我的报修" and re.search(r"撤|取消|不用修|催|[1-5一二三四五]\s*[分星]|评", s):
+                    continue
                 return run(intent, intent)
-        if re.search(r"请的假|请假记录|我的请假|请假.*批了没|假批了没|假.*批了吗", s):
+        if re.search(r"请的假|请假记录|我的请假|请假.*批了没|假批了没|假.*批了吗|假条.{0,6}(?:批|怎么样|通过)|批下来了", s) \
+                and self.has("parent", "teacher", "head_teacher"):
             return run("我的请假", "我的请假")
         return None
 
@@ -626,10 +733,10 @@ class Understander:
         trigger = re.search(r"提醒(?:我|一下|他们|大家|各位|全体)?|叫我|喊我|提示我|记得叫我", s)
         if not trigger:
             return None
-        if re.search(r"删|取消|撤|不用|不要了|不需要", s):
+        if re.search(r"删|取消|撤|不用|不要了|不需要|关掉|停掉|关了吧", s):
             return self._cancel_reminder(s)
         text = fix_dates(s)
-        receipt = bool(re.search(r"回个话|回执|回复确认|回个信|确认收到|回一下", text))
+        receipt = bool(re.search(r"回个话|回执|回复确认|回个信|确认收到|回一下|回个消息|回个信息|回复一下|回我一下|报个平安", text))
         targets = re.findall(r"@([^\s,@，]+)", text)
         text = re.sub(r"@[^\s,@，]+", " ", text)
         targets = list(dict.fromkeys(targets))
@@ -656,6 +763,7 @@ class Understander:
         value, when_text, content = t
         when_text = when_text.strip()
         fields["时间"] = when_text
+        content = re.sub(r"(?:做完|完成后|弄完|查完)?(?:回个消息|回个信息|回复一下|回我一下)", " ", content)
         content = re.sub(r"提醒(?:我|一下|他们|大家|各位)?|叫我|喊我|提示我|记得|他们|一下|检查完回个话|回个话|回执|需要|需", " ", content)
         content = _clean(re.sub(r"^(?:去|要)?\s*", "", _clean(content)))
         content = re.sub(r"^(?:要|的)", "", content).strip()
@@ -787,7 +895,14 @@ class Understander:
         nm = re.search(r"(?:叫|联系人|名叫|妈妈|爸爸|母亲|父亲|家长)\s*([\u4e00-\u9fa5]{2,3}?)(?=$|[\s,，。\d的]|来|电话|手机)", text) \
             or re.search(rf"(?<=的)([{''.join(_SURNAMES)}][\u4e00-\u9fa5]{{1,2}}?)(?=来)", text)
         if not nm:
+            nm = re.search(rf"(?:教练|老师|教研员|外教|经理|医生|工程师|师傅|同学|校友)([{''.join(_SURNAMES)}][\u4e00-\u9fa5]{{1,2}}?)"
+                           r"(?=$|[\s,，。\d]|来|到)", text)
+        if not nm:
+            nm = re.search(r"(?<![A-Za-z])([A-Z][a-z]{1,15}(?: [A-Z][a-z]{1,15})?)(?![A-Za-z])", text)
+        if not nm:
             nm = re.search(r"([\u4e00-\u9fa5](?:老师|师傅|先生|女士|经理|主任))", text)
+        if not nm:
+            nm = _name_token(text)
         if nm:
             f["姓名"] = nm.group(1)
             text = _cut(text, nm.start(1), nm.end(1))
@@ -839,6 +954,9 @@ class Understander:
         fields["地点"] = where.place
         if desc:
             fields["描述"] = desc
+        if vague_leak(where.place, desc):
+            return ask("报修", f"{where.place}几楼、哪一间（或哪个位置）？请发送完整地点，例如：{where.place}3楼、{where.place}305。",
+                       dialog=_fill("报修", {**fields, "地点": "", "楼": where.place}, "地点"), **fields)
         if not where.complete:
             return ask("报修", f"「{where.place}」是哪栋楼？请发送完整地点，例如：教学楼{where.place}、宿舍楼{where.place}。",
                        dialog=_fill("报修", {**fields, "地点": ""}, "地点"), **fields)
@@ -861,6 +979,15 @@ _SURNAMES = frozenset("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林
                       "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
 
 
+def _name_token(text: str) -> re.Match[str] | None:
+    """A 2–3 character name standing alone between separators (`预约：孙晓东，1531…，周五 8:30，…`)."""
+    for m in re.finditer(r"(?:^|(?<=[\s,，:：;；]))([\u4e00-\u9fa5]{2,3})(?=$|[\s,，;；])", text):
+        core = m.group(1)
+        if core[0] in _SURNAMES and not re.search(r"送|来|修|装|检|查|的|找|面试|接|拿|换|量|清|听|谈|预约|访客|电话|手机", core):
+            return m
+    return None
+
+
 def _masked(key: str, value: Any) -> str:
     if key == "手机":
         return mask_phone(str(value))
@@ -871,6 +998,14 @@ def _masked(key: str, value: Any) -> str:
 
 def _fill(intent: str, fields: dict[str, Any], need: str) -> dict[str, Any]:
     return {"intent": intent, "fields": {k: v for k, v in fields.items() if v not in ("", None)}, "need": need}
+
+
+def vague_leak(place: str, desc: str) -> bool:
+    """`报修 宿舍楼 漏水`: a whole building and a leak with nothing said about what leaks or where — ask which
+    floor and room instead of sending a plumber to search the building (`报修 食堂 水管漏水` is clear enough)."""
+    return bool(re.fullmatch(r"(?:教学楼|实验楼|行政楼|综合楼|宿舍楼|体育馆|食堂)", place.strip())
+                and re.search(r"漏(?!电)|渗|滴水|积水|冒水|淹", desc) and not FIXTURE.search(desc)
+                and not re.search(r"[1-9一二三四五六]\s*[楼层]|屋顶|楼顶|天台|厕所|卫生间|走廊|楼道|楼梯|大厅|房间|\d{3}", desc))
 
 
 def repair_command(f: dict[str, Any]) -> str:

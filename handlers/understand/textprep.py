@@ -17,6 +17,7 @@ CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "幺": 1, "二": 2, "两": 2, "三": 3
             "八": 8, "九": 9}
 _RUN = re.compile("[零〇一幺二两三四五六七八九]{3,}")
 _SMALL = re.compile(r"(?<![零〇一二两三四五六七八九十])([一二两三四五六七八九十]{1,3})(?=\s*(?:号|分|星|个人|人|位|颗星))")
+_CN_REF = re.compile(r"(?i)(?<![A-Za-z])(bx|fk|qj|tx)\s*([一二两三四五六七八九十]{1,3})")
 _SPOKEN_GAP = re.compile(r"(?<=\d)[\s\-—.]+(?=\d)")
 
 LEAD = re.compile(
@@ -74,6 +75,7 @@ def prepare(text: str) -> Msg:
     s = re.sub(r"[ \t]+", " ", s).strip(" ,，!！~～")
     only_emoji = not s and bool(raw)
     s = LEAD.sub("", s).strip() or s
+    s = _CN_REF.sub(lambda m: m.group(1) + str(cn_int(m.group(2)) or m.group(2)), s)  # TX十二 → TX12
     n = _RUN.sub(_run, s)
     n = _SMALL.sub(_small, n)
     return Msg(raw, s, n, stars, ok, only_emoji)
