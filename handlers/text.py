@@ -8,12 +8,20 @@ from dataclasses import dataclass
 
 from storage.errors import UserError
 
-_SEPARATORS = re.compile(r"[\s,]+")  # after NFKC: full-width space → space, ， → ,
+_SEPARATORS = re.compile(r"[\s,，]+")  # spaces (full-width ones become plain spaces), ， and ,
+# Punctuation of free text (descriptions, reasons, reminder contents) that NFKC would turn into ASCII: kept as
+# typed in `rest` and `after()`. A `：` is kept too unless it sits inside a time (`9：00`) or right after the
+# command word. Parentheses are not kept: class names (`七（3）班` = `七(3)班`) are looked up by them.
+_KEEP = "，！？；："
+_PLACEHOLDER = {ch: chr(0xE000 + i) for i, ch in enumerate(_KEEP)}  # private-use stand-ins NFKC leaves alone
+_RESTORE = {v: k for k, v in _PLACEHOLDER.items()}
+_TIME_COLON = re.compile(r"(?<=\d)：(?=\d)")
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 
 
 def normalise(text: str) -> str:
     """Full-width digits, letters, spaces and punctuation → half-width; trim space and a trailing 。."""
-    s = unicodedata.normalize("NFKC", text or "")
+    s = unicodedata.normalize("NFKC", _ZERO_WIDTH.sub("", text or ""))
     s = s.strip()
     while s.endswith("。") or s.endswith("."):
         s = s[:-1].rstrip()
@@ -60,25 +68,34 @@ def split_command(text: str, words: set[str]) -> Parsed | None:
 
     A `：`/`:` right after the command word is dropped (`报修：教学楼301 …`), colons inside times are kept.
     """
-    s = normalise(text)
+    s = _keep_punctuation(text)
     if not s:
         return None
-    first = tokens(s)[0].text if tokens(s) else s
+    toks = tokens(s)
+    first = toks[0] if toks else Token(s, 0, len(s))
     word = None
-    if first.rstrip(":") in words:
-        word = first.rstrip(":")
+    end = 0
+    bare = normalise(first.text).rstrip(":")
+    if bare in words:
+        word, end = bare, first.end
     else:
         for w in sorted(words, key=len, reverse=True):
             if s.startswith(w):
-                word = w
+                word, end = w, len(w)
                 break
     if word is None:
         return None
-    rest = s[len(word) :]
-    rest = rest.lstrip()
-    rest = rest.removeprefix(":")
-    rest = rest.strip()
-    return Parsed(word, rest, [t.text for t in tokens(rest)])
+    rest = s[end:].lstrip()
+    rest = rest.removeprefix(":").removeprefix("：").strip()
+    return Parsed(word, rest, [normalise(t.text) for t in tokens(rest)])
+
+
+def _keep_punctuation(text: str) -> str:
+    """`normalise`, except that the free-text punctuation in _KEEP stays as typed."""
+    s = _TIME_COLON.sub(":", text or "")
+    s = "".join(_PLACEHOLDER.get(ch, ch) for ch in s)
+    s = normalise(s)
+    return "".join(_RESTORE.get(ch, ch) for ch in s)
 
 
 _REF = re.compile(r"^([A-Za-z]{2})?(\d{1,9})$")

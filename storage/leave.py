@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint, update
+from sqlalchemy import Index, UniqueConstraint, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage.errors import NotFound, UserError
@@ -29,6 +29,7 @@ from storage.people import (
     find_people,
     get_class,
     people_with_role,
+    queue_menu_tag,
 )
 
 PREFIX = "QJ"
@@ -563,6 +564,24 @@ def status_text(slip: LeaveSlip, now: datetime) -> str:
     return f"{out}·未返校"
 
 
+def overlapping(session: Session, student_id: int, starts_at: datetime, ends_at: datetime) -> list[LeaveSlip]:
+    """The student's live slips (not rejected, not over) whose window overlaps this one: a second slip for the
+    same hours is usually the same request sent twice (by the parent and the teacher, or a retyped message)."""
+    stmt = select(LeaveSlip).where(LeaveSlip.student_id == student_id, col(LeaveSlip.state) != REJECTED,
+                                   col(LeaveSlip.state) != BACK, col(LeaveSlip.starts_at) < ends_at,
+                                   col(LeaveSlip.ends_at) > starts_at)
+    return list(session.exec(stmt.order_by(col(LeaveSlip.starts_at), col(LeaveSlip.id))).all())
+
+
+def my_slips(session: Session, actor: Actor, limit: int = 10) -> list[LeaveSlip]:
+    """我的请假: the slips of a parent's children and the slips this person asked for, newest first."""
+    kids = [k.id for k in children_of(session, actor.id) if k.id is not None] if actor.has("parent") else []
+    stmt = select(LeaveSlip).where(or_(col(LeaveSlip.requester_id) == actor.id,
+                                       col(LeaveSlip.student_id).in_(kids or [-1])))
+    return list(session.exec(stmt.order_by(col(LeaveSlip.starts_at).desc(), col(LeaveSlip.id).desc())
+                             .limit(limit)).all())
+
+
 def list_line(session: Session, slip: LeaveSlip, now: datetime) -> str:
     return f"{ref(slip)} {who(session, slip)} {slip_span(slip)} {status_text(slip, now)}"
 
@@ -683,7 +702,8 @@ def alert_overdue(session: Session, *, now: datetime) -> int:
 # Classes and their head teachers (CLI)
 
 
-def set_head_teacher(session: Session, class_name_: str, teacher_name: str) -> tuple[SchoolClass, Person, str | None]:
+def set_head_teacher(session: Session, class_name_: str, teacher_name: str, *,
+                     now: datetime) -> tuple[SchoolClass, Person, str | None]:
     """Make a person the head teacher of a class (the class is created if the roster lacks it). Returns the
     class, the person and the previous head teacher's name, if another."""
     class_name_ = class_name_.strip()
@@ -704,9 +724,12 @@ def set_head_teacher(session: Session, class_name_: str, teacher_name: str) -> t
     klass.head_teacher_id = person.id
     session.add(klass)
     have = set(session.exec(select(PersonRole.role).where(PersonRole.person_id == person.id)).all())
-    for role in ("head_teacher", "teacher"):
-        if role not in have:
-            session.add(PersonRole(person_id=person.id, role=role))
+    if not {"head_teacher", "teacher"} <= have:
+        for role in ("head_teacher", "teacher"):
+            if role not in have:
+                session.add(PersonRole(person_id=person.id, role=role))
+        session.flush()
+        queue_menu_tag(session, person.id, now=now)
     session.flush()
     return klass, person, previous
 

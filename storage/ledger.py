@@ -588,7 +588,7 @@ def outbox_rows(session: Session, f: Filters, page: int = 1) -> Page[OutboxRow]:
 
 
 OUTBOX_KINDS = {"repair": "报修", "visitor": "访客", "leave": "请假", "reminder": "提醒", "duty": "值班",
-                "reply": "回复", "system": "系统"}
+                "reply": "回复", "system": "系统", "menu_tag": "菜单标签"}
 
 
 def retry_outbox(session: Session, msg_id: int, *, now: datetime) -> ob.OutboxMessage:

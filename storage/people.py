@@ -11,6 +11,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from storage import outbox
 from storage.errors import UserError
 from storage.kv import KV
 
@@ -25,6 +26,8 @@ ROLES: dict[str, str] = {
 }
 ROLE_BY_CHINESE = {v: k for k, v in ROLES.items()} | {"管理员": "admin", "领导": "leader", "老师": "teacher"}
 STAFF = frozenset({"admin", "leader", "teacher", "head_teacher", "guard", "worker"})
+# Whose custom menu a person with several roles sees: the first of these they hold.
+MENU_ROLE_ORDER = ("admin", "leader", "guard", "worker", "head_teacher", "teacher", "parent")
 
 INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and typed on phones
 INVITE_DAYS = 7
@@ -238,7 +241,20 @@ def bind(session: Session, kv: KV, openid: str, code: str, *, now: datetime) -> 
     session.add(found)
     session.add(person)
     session.flush()
+    assert person.id is not None
+    queue_menu_tag(session, person.id, now=now)
     return person
+
+
+def queue_menu_tag(session: Session, person_id: int, *, now: datetime) -> None:
+    """Queue the WeChat tag that gives a bound person their role's menu (after binding, after a role change)."""
+    person = session.get(Person, person_id)
+    if person is None or not person.openid:
+        return  # tagged when they bind
+    roles = roles_of(session, person_id)
+    role = next((r for r in MENU_ROLE_ORDER if r in roles), None)
+    outbox.enqueue(session, person_id, outbox.MENU_TAG, f"设置公众号菜单：{ROLES[role] if role else '默认菜单'}",
+                   now=now, data={"menu_role": role})
 
 
 def set_subscribed(session: Session, openid: str, subscribed: bool) -> Person | None:

@@ -336,6 +336,22 @@ def create(
     return r
 
 
+def same_as(session: Session, actor: Actor, when: datetime | Recurrence, text: str, specs: list[str], *,
+            now: datetime) -> Reminder | None:
+    """This person's active reminder with the same content, targets and time (or rule), if any: setting it
+    again is usually a retyped message, and two of them would remind everyone twice."""
+    rec = when if isinstance(when, Recurrence) else None
+    stmt = select(Reminder).where(Reminder.creator_id == actor.id, Reminder.state == ACTIVE,
+                                  Reminder.text == text.strip(), Reminder.targets == json.dumps(specs),
+                                  Reminder.kind == (rec.kind if rec else ONCE))
+    for r in session.exec(stmt.order_by(col(Reminder.id))).all():
+        if rec is None and r.first_due_at == first_due(when, now, r.school_days_only):
+            return r
+        if rec is not None and (r.at, r.weekday, r.day) == (rec.at.isoformat(), rec.weekday, rec.day):
+            return r
+    return None
+
+
 def get_visible(session: Session, actor: Actor, n: int) -> Reminder:
     """A reminder its creator or an admin may manage; anything else is 未找到 (no leak)."""
     r = session.get(Reminder, n)
@@ -460,7 +476,13 @@ def escalate_receipts(session: Session, now: datetime, limit: int = 200) -> int:
         names = "、".join(pending[:20]) + (f" 等{len(pending)}人" if len(pending) > 20 else "")
         text = (f"【回执未确认】{r.ref}「{short(r.text)}」（{fmt_moment(occ.due_at, now)}）"
                 f"已过 {_minutes(occ, r)} 分钟，尚有 {len(pending)} 人未回执：{names}")
-        for admin in admins:
+        told_ids = admins
+        if r.creator_id is not None and json.loads(r.targets) == [f"person:{r.creator_id}"]:
+            # A personal reminder is nobody else's business: remind its author once more instead.
+            told_ids = [r.creator_id]
+            text = (f"【回执未确认】{r.ref}「{short(r.text)}」（{fmt_moment(occ.due_at, now)}）"
+                    f"您还没有回执，办完请回复「收到 {r.ref}」")
+        for admin in told_ids:
             outbox.enqueue(session, admin, "reminder", text, now=now,
                            dedup_key=f"tx{r.id}:{occ.due_at:%Y%m%d%H%M%S}:esc:{admin}",
                            data={"reminder": r.id, "escalation": True})
