@@ -20,7 +20,10 @@ import typer
 from bot.app import create_app
 from bot.cli.common import fail
 from bot.config import Settings
+from bot.wechat.api import WeChatAPI
+from bot.wechat.menu import install, load_menu
 from storage.clock import Clock
+from storage.kv import make_kv
 
 # Fixed on purpose: the demo has no secrets to keep (it talks only to the fake WeChat server on loopback),
 # and a stable SECRET_KEY keeps encrypted visitor ID numbers readable across `--keep` runs.
@@ -79,6 +82,11 @@ def run_demo(port: int, host: str, data_dir: Path, keep: bool, fake_port: int) -
     fake = FakeWeChat(port=fake_port).start()
     os.environ["HOUQIN_SIMULATOR"] = "1"  # bot.sandbox.simulator answers only when this is set
     settings = demo_settings(url, fake.base_url, str(data_dir.resolve() / demo_school.CONFIG_NAME))
+    menus = WeChatAPI(settings, make_kv(None))
+    try:
+        install(menus, load_menu())  # as `houqin menu push` would: the default menu and one per role
+    finally:
+        menus.close()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every scheduler tick at INFO
     app = create_app(settings)
@@ -102,7 +110,7 @@ def run_demo(port: int, host: str, data_dir: Path, keep: bool, fake_port: int) -
         "",
         f"  打开聊天模拟器：{sim_url}",
         *_console_line(school, sim_url.rsplit("/", 1)[0], demo_school.CONSOLE_PASSWORD),
-        "  终端版：houqin simulate --as 张老师",
+        f"  终端版：houqin simulate --as 张老师 --url {sim_url.rsplit('/', 1)[0]}",
         "  按 Ctrl+C 结束。",
         "=" * 60,
         "",

@@ -104,6 +104,9 @@ def build(session: Session, now: datetime) -> DemoSchool:
         assert p.id is not None
         school.people.append((spec.name, people.role_names(people.roles_of(session, p.id)), p.openid or "未绑定"))
     session.flush()
+    for p, _ in people.list_people(session):
+        if p.openid and p.id is not None:
+            people.queue_menu_tag(session, p.id, now=now)  # their role's menu, as if they had just bound
     school.notes.append(_duty_rota(session, now))
     school.console = _console_logins(session)
     return school
