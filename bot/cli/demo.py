@@ -260,7 +260,9 @@ def register(app: typer.Typer) -> None:
         keep: Annotated[bool, typer.Option("--keep", help="沿用上次的演示数据（默认每次重建）")] = False,
         fake_port: Annotated[int, typer.Option("--fake-port", help="模拟微信服务器的端口（0 = 自动）")] = 0,
     ) -> None:
-        """演示：建一所演示学校（各角色人员、两个班级、值班表），启动服务和聊天模拟器，不需要微信公众号。
+        """演示学校和聊天模拟器，不需要微信公众号。
+
+        建一所演示学校（各角色人员、两个班级、值班表），启动服务和聊天模拟器。
 
         每次运行都会清空并重建 DATA_DIR 下的演示数据库（--keep 沿用）。出站消息全部发到内置的模拟微信服务器。
         打开 http://127.0.0.1:8000/simulator 选择身份聊天。
@@ -270,9 +272,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def simulate(
         as_: Annotated[str, typer.Option("--as", help="以谁的身份对话（姓名，如 张老师；未绑定的用 新用户）")],
-        url: Annotated[str, typer.Option(help="正在运行的演示服务")] = "http://127.0.0.1:8000",
+        url: Annotated[str, typer.Option(help="正在运行的演示服务（houqin demo 启动时会显示）")] = "http://127.0.0.1:8000",
     ) -> None:
-        """聊天模拟器的终端版：以某人的身份给公众号发消息，显示回复和发给此人的推送。
+        """聊天模拟器的终端版。
+
+        以某人的身份给公众号发消息，显示回复和发给此人的推送。
 
         连接一个正在运行、开启了模拟器的服务（先在另一个终端运行 houqin demo）。每行消息经由该服务的
         /simulator 接口签名后发到真实的 /wechat 回调；推送取自它的模拟微信服务器。

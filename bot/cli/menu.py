@@ -36,7 +36,10 @@ def register(app: typer.Typer) -> None:
         file: Annotated[Path | None, typer.Option("--file", help="菜单 JSON 文件，默认 bot/wechat/menu.json")] = None,
         tag: Annotated[bool, typer.Option("--tag/--no-tag", help="同时为已绑定的人员按角色排队打标签")] = True,
     ) -> None:
-        """安装公众号菜单：默认菜单和各角色的个性化菜单（按用户标签区分），并为已绑定的人员按角色打标签。"""
+        """安装公众号菜单：默认菜单和各角色的菜单。
+
+        各角色的菜单是按用户标签区分的个性化菜单；同时为已绑定的人员按角色排队打标签。
+        """
         menu = _menu_or_fail(file)
         settings = Settings()
         try:
