@@ -6,7 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from storage.errors import UserError
+from storage.kernel import Ref
 
 _SEPARATORS = re.compile(r"[\s,，]+")  # spaces (full-width ones become plain spaces), ， and ,
 # Punctuation of free text (descriptions, reasons, reminder contents) that NFKC would turn into ASCII: kept as
@@ -98,22 +98,11 @@ def _keep_punctuation(text: str) -> str:
     return "".join(_RESTORE.get(ch, ch) for ch in s)
 
 
-_REF = re.compile(r"^([A-Za-z]{2})?(\d{1,9})$")
-
-
 def parse_ref(arg: str | None, prefix: str) -> int:
-    """`BX12`, `bx12` or `12` → 12 for prefix BX; anything else is a clear error."""
-    if not arg:
-        raise UserError(f"请写上编号，例如 {prefix}12")
-    m = _REF.match(arg.strip())
-    if not m or (m.group(1) and m.group(1).upper() != prefix):
-        raise UserError(f"编号格式不对：{arg}（应为 {prefix}12 或 12）")
-    return int(m.group(2))
+    """`BX12`, `bx12` or `12` → 12 for prefix BX; anything else is a clear error (storage.kernel.Ref)."""
+    return Ref.parse(arg, prefix).number
 
 
 def ref_prefix(arg: str | None) -> str | None:
     """The record prefix a user typed (`TX3` → TX), or None for a bare number."""
-    if not arg:
-        return None
-    m = _REF.match(arg.strip())
-    return m.group(1).upper() if m and m.group(1) else None
+    return Ref.typed_prefix(arg)

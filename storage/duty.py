@@ -7,7 +7,6 @@ and the guards that morning — kept in step with the rota, so they fire exactly
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -16,6 +15,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from storage import outbox
 from storage import reminder as rem
 from storage.errors import UserError
+from storage.kernel import parse_day
 from storage.people import Actor, Person, find_people, people_with_role
 from storage.schoolcal import PROVISIONAL_NOTE, WEEKDAY_NAMES, duty_days, ensure_official, is_duty_day, is_provisional
 
@@ -131,14 +131,7 @@ def generate(session: Session, start: date, end: date, *, now: datetime,
     return out
 
 
-_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*[日号]?$")
-
-
-def parse_date(text: str) -> date:
-    m = _DATE.match(text.strip())
-    if not m:
-        raise ValueError(text)
-    return date(int(m[1]), int(m[2]), int(m[3]))
+parse_date = parse_day  # `houqin duty` and the CSV import read days the same way as every other ledger
 
 
 def import_rows(session: Session, rows: list[list[str]], *, now: datetime,

@@ -16,6 +16,7 @@ from sqlalchemy import Index, UniqueConstraint, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage.errors import NotFound, UserError
+from storage.kernel import Ref
 from storage.outbox import notify
 from storage.people import (
     Actor,
@@ -102,7 +103,7 @@ class LeaveGateEvent(SQLModel, table=True):
 
 
 def ref(slip: LeaveSlip) -> str:
-    return f"{PREFIX}{slip.id}"
+    return Ref.of(PREFIX, slip.id)
 
 
 def fmt_time(dt: datetime) -> str:

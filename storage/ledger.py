@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from storage import outbox as ob
 from storage.duty import DutyRota, on_day
 from storage.errors import NotFound, UserError
+from storage.kernel import Ref, parse_day
 from storage.leave import PENDING, LeaveSlip, status_text
 from storage.people import (
     ROLES,
@@ -89,24 +90,17 @@ def parse_date(text: str | None) -> date | None:
     text = (text or "").strip()
     if not text:
         return None
-    m = re.fullmatch(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?", text)
-    if m:
-        try:
-            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-        except ValueError:
-            pass
+    try:
+        return parse_day(text)
+    except ValueError:
+        pass
     raise UserError(f"日期格式不对：{text}（例如 2026-12-01）")
-
-
-def _ref_number(q: str, prefix: str) -> int | None:
-    m = re.fullmatch(rf"(?i)\s*(?:{prefix})?\s*(\d{{1,9}})\s*", q)
-    return int(m.group(1)) if m else None
 
 
 def _ref_or_text(f: Filters, prefix: str, id_column: Any, *columns: Any) -> list[Any]:
     """A ledger's search box: the text in any of `columns`, or the record's own number (`BX12` or `12`)."""
     conds: list[Any] = [col(c).ilike(f.like, escape="\\") for c in columns]
-    n = _ref_number(f.q, prefix)
+    n = Ref.search(f.q, prefix)
     if n is not None:
         conds.append(col(id_column) == n)
     return conds

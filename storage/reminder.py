@@ -21,6 +21,7 @@ from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from storage import outbox
 from storage.errors import NotFound, UserError
+from storage.kernel import Ref
 from storage.people import ROLES, STAFF, Actor, Person, find_people, people_with_role
 from storage.schoolcal import WEEKDAY_NAMES, Recurrence, is_provisional, shift_to_school_day
 
@@ -74,7 +75,7 @@ class Reminder(SQLModel, table=True):
 
     @property
     def ref(self) -> str:
-        return f"TX{self.id}"
+        return Ref.of("TX", self.id)
 
     @property
     def recurrence(self) -> Recurrence | None:

@@ -18,6 +18,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage import outbox
 from storage.errors import NotFound, UserError
+from storage.kernel import Ref
 from storage.people import Actor, Person, PersonRole, find_people, people_with_role
 from storage.repair_categories import KEYWORDS, NEUTRAL, OTHER
 from storage.schoolcal import PROVISIONAL_NOTE, add_school_days, is_provisional
@@ -75,7 +76,7 @@ class RepairTicket(SQLModel, table=True):
 
     @property
     def ref(self) -> str:
-        return f"{PREFIX}{self.id}"
+        return Ref.of(PREFIX, self.id)
 
 
 class RepairHistory(SQLModel, table=True):

@@ -23,6 +23,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage import outbox, people
 from storage.errors import Forbidden, NotFound, UserError
+from storage.kernel import Ref
 from storage.people import Actor, Person
 from storage.visitor_parse import (
     BOOK_USAGE,
@@ -144,7 +145,7 @@ def decrypt(secret_key: str, token: str) -> str:
 
 
 def fk(entry: VisitorEntry) -> str:
-    return f"FK{entry.id}"
+    return Ref.of("FK", entry.id)
 
 
 def hm(dt: datetime) -> str:
