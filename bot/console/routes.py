@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Coroutine
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -678,9 +678,11 @@ async def outbox_retry(request: Request, msg_id: int) -> Response:
 @router.get("/export", response_class=HTMLResponse)
 def export_page(request: Request) -> Response:
     user = require_user(request)
-    today = runtime(request).clock.now().date()
+    rt = runtime(request)
+    with rt.db.session() as s:
+        defaults = ledger.export_defaults(s, rt.clock.now().date())
     return render(request, "admin/export.html", user=user, ledgers=ledger.LEDGERS, active="export",
-                  default_from=date(today.year, today.month, 1), default_to=today)
+                  defaults=defaults)
 
 
 @router.get("/export/{key}.xlsx")
