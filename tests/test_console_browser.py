@@ -268,7 +268,7 @@ def test_screenshots_at_phone_and_desktop_width(server, browser, shots: Path) ->
         ctx = browser.new_context(viewport=viewport, locale="zh-CN", **extra)
         page = ctx.new_page()
         missing: list[str] = []
-        page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+        page.on("response", lambda r, seen=missing: seen.append(r.url) if r.status == 404 else None)
         try:
             log_in(page, base, "刘主任", ADMIN_PW)
             # Every section reachable at a glance: at phone width the tabs wrap, none hides off-screen.

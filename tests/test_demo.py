@@ -436,3 +436,19 @@ def test_demo_banner_names_the_real_port(tmp_path: Path, monkeypatch: pytest.Mon
     port = banner.split("打开聊天模拟器：http://127.0.0.1:", 1)[1].split("/", 1)[0]
     assert port.isdigit() and port != "8000"
     assert f"houqin simulate --as 张老师 --url http://127.0.0.1:{port}" in banner
+
+
+@pytest.mark.parametrize("today", [datetime(2026, 12, 1, 9), datetime(2027, 1, 25, 9), datetime(2027, 7, 20, 9),
+                                   datetime(2027, 3, 10, 9)])
+def test_demo_reminders_include_the_canteen_meeting(tmp_path: Path, today: datetime) -> None:
+    from storage import reminder as rem
+    from storage.db import Database
+
+    url, _ = demo.create(tmp_path / "demo", today)
+    db = Database(url)
+    try:
+        with db.session() as s:
+            texts = [r.text for r in s.exec(select(rem.Reminder)).all()]
+    finally:
+        db.dispose()
+    assert any("食堂管理委员会会议" in t for t in texts), texts[-5:]

@@ -39,8 +39,7 @@ def test_ttl_incr_delete_if(store):
 
 
 def test_lease_lock_is_exclusive(store):
-    with kv_lock(store, "job", ttl=5, wait=0) as first:
-        with kv_lock(store, "job", ttl=5, wait=0) as second:
-            assert first is True and second is False
+    with kv_lock(store, "job", ttl=5, wait=0) as first, kv_lock(store, "job", ttl=5, wait=0) as second:
+        assert first is True and second is False
     with kv_lock(store, "job", ttl=5, wait=0) as third:
         assert third is True

@@ -146,6 +146,9 @@ def write_config(path: Path, now: datetime) -> Path:
         start, end = date(today.year, 2, 20), date(today.year, 7, 10)
     else:
         start, end = date(today.year - 1, 9, 1), date(today.year, 1, 20)
+    # Between terms (late January, July, August) the demo still shows a term ending ahead, so that its built-in
+    # reminders include the end-of-term 食堂管理委员会会议 the README promises.
+    end = max(end, today + timedelta(days=30))
     lines = ["# 演示学校的学期日历（houqin demo 自动生成）"]
     lines += ["[term]", 'name = "演示学期"', f"start = {start.isoformat()}", f"end = {end.isoformat()}", ""]
     drill = datetime.combine(today + timedelta(days=2), time(15, 0))
