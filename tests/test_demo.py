@@ -452,3 +452,29 @@ def test_demo_reminders_include_the_canteen_meeting(tmp_path: Path, today: datet
     finally:
         db.dispose()
     assert any("食堂管理委员会会议" in t for t in texts), texts[-5:]
+
+
+def test_readme_and_users_guide_stand_alone() -> None:
+    """The README links the user's guide that ships in docs/ (not a spec in a folder a clone does not have),
+    and both describe the menus that menu.json really installs."""
+    from bot.wechat.menu import load_menu
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    guide = (root / "docs" / "USER_GUIDE.md").read_text(encoding="utf-8")
+    assert "docs/USER_GUIDE.md" in readme and "shared folder" not in readme
+    menu = load_menu()
+    for role, sub in menu["roles"].items():
+        names = [b["name"] for b in sub["button"]]
+        zh = people.ROLES[role]
+        row = next(line for line in guide.splitlines() if line.startswith(f"| {zh} |"))
+        assert all(n in row for n in names), (role, names, row)
+    default = [b["name"] for b in menu["button"]]
+    assert all(n in readme for n in default)
+    # every command word of 帮助 appears in the guide
+    from handlers import base
+
+    base.load_handlers()
+    for c in base.COMMANDS:
+        if not c.hidden and c.words[0] not in ("帮助",):
+            assert f"`{c.words[0]}" in guide or f"{c.words[0]} " in guide, c.words[0]
