@@ -43,3 +43,17 @@ def test_lease_lock_is_exclusive(store):
         assert first is True and second is False
     with kv_lock(store, "job", ttl=5, wait=0) as third:
         assert third is True
+
+
+def test_expiries_follow_a_jump_of_the_clock(store):
+    """What lets the frozen clock move dialogs, lock-outs and login limits (tests/test_time_windows.py)."""
+    store.set("dialog", "d", ttl=600)
+    store.incr("fails", ttl=900)
+    store.set("forever", "f")
+    store.elapse(599)
+    assert store.get("dialog") == "d" and store.incr("fails", ttl=900) == 2
+    store.elapse(2)
+    assert store.get("dialog") is None and store.get("forever") == "f"
+    assert store.set_nx("dialog", "again", ttl=600) is True
+    store.elapse(300)
+    assert store.get("fails") is None and store.get("dialog") == "again"
