@@ -28,6 +28,7 @@ class Runtime:
         self.clock = get_clock()
         self.db = db or Database(settings.database_url)
         self.kv = kv or make_kv(settings.redis_url)
+        self.clock.on_jump(self.kv.elapse)  # a test's frozen clock moves the KV store's expiries too
         self.cipher = (
             Cipher(settings.wechat_token, settings.wechat_aes_key, settings.wechat_app_id)
             if settings.wechat_aes_key

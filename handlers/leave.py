@@ -14,6 +14,7 @@ from handlers.timeexpr import Span, TimeParseError, split_time_prefix
 from storage import leave
 from storage.errors import UserError
 from storage.people import Student
+from storage.kernel import fmt_time
 
 USAGE = (
     "请假格式：请假 [班级] 学生姓名 时间段 事由\n"
@@ -220,8 +221,8 @@ def check(ctx: Context) -> str:
 def exit_(ctx: Context) -> str:
     n = parse_ref(ctx.args[0] if ctx.args else None, leave.PREFIX)
     slip = leave.record_exit(ctx.session, ctx.me, n, now=ctx.now)
-    back = f"请假至 {leave.fmt_time(slip.ends_at)}" if slip.expects_return else "不返校"
-    return (f"已登记出校 {leave.ref(slip)}：{leave.who(ctx.session, slip)}，{leave.fmt_time(ctx.now)}，{back}。"
+    back = f"请假至 {fmt_time(slip.ends_at)}" if slip.expects_return else "不返校"
+    return (f"已登记出校 {leave.ref(slip)}：{leave.who(ctx.session, slip)}，{fmt_time(ctx.now)}，{back}。"
             f"已通知家长。")
 
 
@@ -229,7 +230,7 @@ def exit_(ctx: Context) -> str:
 def return_(ctx: Context) -> str:
     n = parse_ref(ctx.args[0] if ctx.args else None, leave.PREFIX)
     slip = leave.record_return(ctx.session, ctx.me, n, now=ctx.now)
-    return f"已登记返校 {leave.ref(slip)}：{leave.who(ctx.session, slip)}，{leave.fmt_time(ctx.now)}。已通知家长。"
+    return f"已登记返校 {leave.ref(slip)}：{leave.who(ctx.session, slip)}，{fmt_time(ctx.now)}。已通知家长。"
 
 
 @command("今日请假", roles={"guard", "head_teacher", "admin", "leader"}, help="今日请假（今天的请假和出入情况）")

@@ -13,6 +13,7 @@ from handlers.timeexpr import TimeParseError, split_time_prefix
 from storage import duty
 from storage import reminder as rem
 from storage.errors import UserError
+from storage.kernel import fmt_day
 from storage.people import Person
 from storage.schoolcal import PROVISIONAL_NOTE, Recurrence, is_duty_day, is_provisional
 
@@ -181,7 +182,7 @@ def on_duty(ctx: Context) -> str:
     today = ctx.now.date()
     found = duty.on_day(ctx.session, today)
     if found:
-        return f"今天 {duty.fmt_date(today)} 值班领导：{_leader(found[1])}"
+        return f"今天 {fmt_day(today)} 值班领导：{_leader(found[1])}"
     nxt = duty.coming(ctx.session, today + timedelta(days=1), limit=1)
     note = PROVISIONAL_NOTE if is_provisional(today) else ""
     head = (f"今天是节假日{note}，但还没有安排值班领导（请后勤管理员排班）。" if is_duty_day(today)
@@ -189,7 +190,7 @@ def on_duty(ctx: Context) -> str:
     if nxt:
         row, p = nxt[0]
         mark = PROVISIONAL_NOTE if duty.is_provisional_row(row) else ""
-        return f"{head}下一个值班日：{duty.fmt_date(row.day)}{mark}，值班领导：{_leader(p)}"
+        return f"{head}下一个值班日：{fmt_day(row.day)}{mark}，值班领导：{_leader(p)}"
     return f"{head}近期暂无值班安排。"
 
 
@@ -199,7 +200,7 @@ def rota(ctx: Context) -> str:
     if not rows:
         return "暂无值班安排。"
     lines = ["节假日行政值日安排："]
-    lines += [f"{duty.fmt_date(r.day, r.day.year != ctx.now.year)} {p.name}{'*' if duty.is_provisional_row(r) else ''}"
+    lines += [f"{fmt_day(r.day, year=r.day.year != ctx.now.year)} {p.name}{'*' if duty.is_provisional_row(r) else ''}"
               for r, p in rows]
     if any(duty.is_provisional_row(r) for r, _ in rows):
         lines.append(f"* 日期{PROVISIONAL_NOTE}")

@@ -12,6 +12,7 @@ from handlers.text import parse_ref
 from handlers.timeexpr import TimeParseError, split_time_prefix
 from storage import visitor
 from storage.errors import UserError
+from storage.kernel import fmt_duration, fmt_time
 from storage.visitor_parse import BOOK_USAGE, USAGE, check_name, check_phone, mask_text, parse_visitor_line
 
 LIST_ROLES = {"guard", "admin", "leader"}
@@ -67,7 +68,7 @@ def check_out(ctx: Context) -> str:
     else:
         entry = visitor.entry_by_name(ctx.session, arg)
     e = visitor.check_out(ctx.session, ctx.me, entry, now=ctx.now)
-    stay = visitor.duration_text(ctx.now - e.checked_in_at)
+    stay = fmt_duration(ctx.now - e.checked_in_at)
     return f"已登记离开：{visitor.fk(e)} {e.name}（{e.phone_masked}），在校 {stay}。"
 
 
@@ -98,7 +99,7 @@ def book(ctx: Context) -> str:
         raise UserError(f"缺少事由。{BOOK_USAGE}")
     b = visitor.book(ctx.session, ctx.me, ctx.args[0], ctx.args[1], when, purpose, now=ctx.now,
                      secret_key=_secret(ctx))
-    return (f"已预约访客：{b.name}（{b.phone_masked}），{visitor.md_hm(b.expected_at)}，事由：{b.purpose}。\n"
+    return (f"已预约访客：{b.name}（{b.phone_masked}），{fmt_time(b.expected_at)}，事由：{b.purpose}。\n"
             "当天门卫用同一手机号登记时会自动关联，并通知您。")
 
 

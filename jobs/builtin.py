@@ -20,6 +20,7 @@ from storage import calendar_sync
 from storage import reminder as rem
 from storage.duty import DutyTimes
 from storage.errors import UserError
+from storage.kernel import fmt_day
 from storage.schoolcal import PROVISIONAL_NOTE, Recurrence, official_years, shift_to_school_day
 
 PREFIX = "builtin:"
@@ -252,7 +253,7 @@ def _events(cfg: Config) -> list[Event]:
 
 def _when_words(at: datetime, notice: datetime) -> str:
     day = "今天" if notice.date() == at.date() else "明天" if notice.date() + timedelta(days=1) == at.date() else ""
-    return f"{day}{rem.fmt_day(at)} {_fmt_clock(at.time())}"
+    return f"{day}{fmt_day(at)} {_fmt_clock(at.time())}"
 
 
 def sync_builtin(session: Session, cfg: Config, now: datetime) -> str:

@@ -39,6 +39,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from jobs import reminder as reminder_jobs
 from jobs.builtin import Config, config_path, load_config
 from jobs.registry import PeriodicJob, load_jobs
+from storage import jobstate
 from storage import reminder as rem
 from storage.clock import Clock
 from storage.db import Database
@@ -173,14 +174,14 @@ class Scheduler:
         try:
             if job.name not in self._ensured:
                 with self.rt.db.session() as session:
-                    rem.ensure_job_row(session, job.name)
+                    jobstate.ensure_job_row(session, job.name)
                 self._ensured.add(job.name)
             with self.rt.db.session() as session:
                 now = self.rt.clock.now()
-                if not rem.claim_slot(session, job.name, slot, now):
+                if not jobstate.claim_slot(session, job.name, slot, now):
                     return None
                 result = job.fn(session, now, **job.arguments(self.rt.settings, term_config=self.config))
-                rem.record_job_result(session, job.name, result)
+                jobstate.record_job_result(session, job.name, result)
             if result:
                 log.info("job %s: %s", job.name, result)
             self.rt.wake_sender()

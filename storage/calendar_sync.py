@@ -29,6 +29,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage import duty, outbox
 from storage import reminder as rem
+from storage.kernel import fmt_day
 from storage.people import Person, people_with_role
 from storage.schoolcal import is_duty_day, official_years
 
@@ -115,7 +116,7 @@ def _recheck_rota(session: Session, years: set[int], now: datetime) -> list[str]
         if not is_duty_day(row.day):
             leader = session.get(Person, row.leader_id)
             duty.remove(session, row.day, now=now)
-            changes.append(f"{duty.fmt_date(row.day, True)} 调休上班，取消原定 {leader.name if leader else ''} 值班")
+            changes.append(f"{fmt_day(row.day, year=True)} 调休上班，取消原定 {leader.name if leader else ''} 值班")
     have = {r.day for r in session.exec(select(duty.DutyRota).where(duty.DutyRota.day >= rows[0].day,
                                                                       duty.DutyRota.day <= rows[-1].day)).all()}
     day = rows[0].day
@@ -125,7 +126,7 @@ def _recheck_rota(session: Session, years: set[int], now: datetime) -> list[str]
             missing.append(day)
         day = date.fromordinal(day.toordinal() + 1)
     for d in missing:
-        changes.append(f"{duty.fmt_date(d, True)} 放假（补休），尚未安排值班：发送「换班 {d.month}月{d.day}日 领导姓名」")
+        changes.append(f"{fmt_day(d, year=True)} 放假（补休），尚未安排值班：发送「换班 {d.month}月{d.day}日 领导姓名」")
     return changes
 
 
@@ -180,7 +181,6 @@ def resolve(session: Session, now: datetime, *, rebuild: Callable[[Session], obj
         shown = report.changes[:15]
         more = f"\n……另有 {len(report.changes) - 15} 处，见后台提醒列表和值班表" if len(report.changes) > 15 else ""
         text = head + "按推算安排的日期已重新核对，以下有变化：\n" + "\n".join(shown) + more
-        for admin in people_with_role(session, "admin"):
-            outbox.enqueue(session, admin.id, "system", text, now=now, dedup_key=f"calendar:{last}:{admin.id}")
-            report.told += 1
+        report.told += outbox.notify(session, [admin.id for admin in people_with_role(session, "admin")], "system",
+                                     text, now=now, dedup=f"calendar:{last}")
     return report

@@ -14,7 +14,7 @@ import secrets
 from sqlmodel import Session
 
 from storage.errors import UserError
-from storage.people import Actor, Person, actor_for, find_people, role_names
+from storage.people import Actor, Person, actor_for, find_one, find_people, role_names
 
 CONSOLE_ROLES = frozenset({"admin", "leader"})
 MIN_PASSWORD = 8
@@ -77,12 +77,7 @@ def check_password_rules(password: str) -> None:
 
 def set_password(session: Session, name: str, password: str) -> Person:
     """`houqin admin password <姓名>`: the one admin or leader of that name gets a console password."""
-    found = find_people(session, name.strip())
-    if not found:
-        raise UserError(f"找不到人员「{name}」")
-    if len(found) > 1:
-        raise UserError(f"有 {len(found)} 位名为「{name}」的人员，无法确定是哪一位")
-    person = found[0]
+    person = find_one(session, name)
     actor = actor_for(session, person)
     if not may_log_in(actor):
         raise UserError(f"「{person.name}」的角色是{role_names(actor.roles)}：只有后勤管理员和校领导可以登录后台")

@@ -15,9 +15,9 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from storage import outbox
 from storage import reminder as rem
 from storage.errors import UserError
-from storage.kernel import parse_day
-from storage.people import Actor, Person, find_people, people_with_role
-from storage.schoolcal import PROVISIONAL_NOTE, WEEKDAY_NAMES, duty_days, ensure_official, is_duty_day, is_provisional
+from storage.kernel import fmt_day, parse_day
+from storage.people import Actor, Person, find_one, find_people, people_with_role
+from storage.schoolcal import PROVISIONAL_NOTE, duty_days, ensure_official, is_duty_day, is_provisional
 
 GENERATED, IMPORTED, SWAPPED = "generate", "import", "swap"
 
@@ -40,25 +40,15 @@ class DutyTimes:
     morning: time = time(7, 30)
 
 
-def fmt_date(d: date, with_year: bool = False) -> str:
-    year = f"{d.year}年" if with_year else ""
-    return f"{year}{d.month}月{d.day}日（周{WEEKDAY_NAMES[d.weekday()]}）"
-
-
 def leaders(session: Session) -> list[Person]:
     return people_with_role(session, "leader")
 
 
 def find_leader(session: Session, name: str) -> Person:
     name = name.strip()
-    found = find_people(session, name, role="leader")
-    if len(found) == 1:
-        return found[0]
-    if len(found) > 1:
-        raise UserError(f"有 {len(found)} 位名为「{name}」的校领导，无法确定是哪一位")
-    if find_people(session, name):
+    if not find_people(session, name, role="leader") and find_people(session, name):
         raise UserError(f"「{name}」不是校领导，值班只能安排校领导")
-    raise UserError(f"找不到校领导「{name}」")
+    return find_one(session, name, role="leader", what="校领导")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -73,9 +63,9 @@ def _reminders(session: Session, row: DutyRota, leader: Person, *, now: datetime
     morning = datetime.combine(day, times.morning)
     me = [f"person:{leader.id}"]
     plan = [
-        (f"{key}:eve", eve, f"【值班提醒】明天 {fmt_date(day)} 由您担任节假日行政值日，请提前做好安排。", me),
-        (f"{key}:morning", morning, f"【值班提醒】今天 {fmt_date(day)} 由您值班，请保持电话畅通。", me),
-        (f"{key}:guard", morning, f"【今日值班】{fmt_date(day)} 值班领导：{leader.name}{phone}", ["role:guard"]),
+        (f"{key}:eve", eve, f"【值班提醒】明天 {fmt_day(day)} 由您担任节假日行政值日，请提前做好安排。", me),
+        (f"{key}:morning", morning, f"【值班提醒】今天 {fmt_day(day)} 由您值班，请保持电话畅通。", me),
+        (f"{key}:guard", morning, f"【今日值班】{fmt_day(day)} 值班领导：{leader.name}{phone}", ["role:guard"]),
     ]
     for k, when, text, specs in plan:
         # A swap keeps the times already scheduled (set from the config when the rota was generated or imported).
@@ -184,15 +174,15 @@ def swap(session: Session, actor: Actor, day: date, *, now: datetime, leader_nam
     if not actor.has("admin"):
         raise UserError("无权限：「换班」仅限后勤管理员使用。")
     if day < now.date():
-        raise UserError(f"{fmt_date(day)} 已经过去，无法换班")
+        raise UserError(f"{fmt_day(day)} 已经过去，无法换班")
     row = session.exec(select(DutyRota).where(DutyRota.day == day)).first()
     if other_day is not None:
         other = session.exec(select(DutyRota).where(DutyRota.day == other_day)).first()
         if row is None or other is None:
             missing = day if row is None else other_day
-            raise UserError(f"{fmt_date(missing)} 没有值班安排，无法互换")
+            raise UserError(f"{fmt_day(missing)} 没有值班安排，无法互换")
         if other_day < now.date():
-            raise UserError(f"{fmt_date(other_day)} 已经过去，无法换班")
+            raise UserError(f"{fmt_day(other_day)} 已经过去，无法换班")
         a, b = session.get(Person, row.leader_id), session.get(Person, other.leader_id)
         assert a is not None and b is not None
         if a.id == b.id:
@@ -200,25 +190,25 @@ def swap(session: Session, actor: Actor, day: date, *, now: datetime, leader_nam
         assign(session, day, b, now=now, source=SWAPPED, times=times)
         assign(session, other_day, a, now=now, source=SWAPPED, times=times)
         for p, before, after in ((a, day, other_day), (b, other_day, day)):
-            outbox.enqueue(session, p.id, "duty",
-                           f"【换班通知】您的值班由 {fmt_date(before)} 调整为 {fmt_date(after)}（与 "
-                           f"{b.name if p is a else a.name} 互换）。", now=now)
-        return (f"已互换：{fmt_date(day)} 改由 {b.name} 值班，{fmt_date(other_day)} 改由 {a.name} 值班，"
+            outbox.notify(session, [p.id], "duty",
+                          f"【换班通知】您的值班由 {fmt_day(before)} 调整为 {fmt_day(after)}（与 "
+                          f"{b.name if p is a else a.name} 互换）。", now=now)
+        return (f"已互换：{fmt_day(day)} 改由 {b.name} 值班，{fmt_day(other_day)} 改由 {a.name} 值班，"
                 f"已通知两位领导。")
     if not leader_name:
         raise UserError("请写明日期和领导姓名，例如：换班 10月2日 李校长")
     new = find_leader(session, leader_name)
     old = session.get(Person, row.leader_id) if row is not None else None
     if old is not None and old.id == new.id:
-        raise UserError(f"{fmt_date(day)} 本来就是 {new.name} 值班")
+        raise UserError(f"{fmt_day(day)} 本来就是 {new.name} 值班")
     assign(session, day, new, now=now, source=SWAPPED, times=times)
     was = f"（原为 {old.name}）" if old else ""
-    outbox.enqueue(session, new.id, "duty", f"【换班通知】{fmt_date(day)} 改由您担任节假日行政值日{was}。", now=now)
+    outbox.notify(session, [new.id], "duty", f"【换班通知】{fmt_day(day)} 改由您担任节假日行政值日{was}。", now=now)
     if old is not None:
-        outbox.enqueue(session, old.id, "duty",
-                       f"【换班通知】您 {fmt_date(day)} 的值班已改由 {new.name} 担任。", now=now)
-        return f"已换班：{fmt_date(day)} 值班领导 {old.name} → {new.name}，已通知两位领导。"
-    return f"已安排：{fmt_date(day)} 由 {new.name} 值班，已通知本人。"
+        outbox.notify(session, [old.id], "duty", f"【换班通知】您 {fmt_day(day)} 的值班已改由 {new.name} 担任。",
+                      now=now)
+        return f"已换班：{fmt_day(day)} 值班领导 {old.name} → {new.name}，已通知两位领导。"
+    return f"已安排：{fmt_day(day)} 由 {new.name} 值班，已通知本人。"
 
 
 def remove(session: Session, day: date, *, now: datetime) -> None:

@@ -29,6 +29,7 @@ class KV(Protocol):
     def delete_if(self, key: str, value: str) -> bool: ...
     def set_nx_get(self, key: str, value: str, ttl: float | None, reads: list[str]) -> tuple[bool, dict[str, str | None]]:
         ...
+    def elapse(self, seconds: float) -> None: ...
 
 
 class MemoryKV:
@@ -37,20 +38,28 @@ class MemoryKV:
     def __init__(self) -> None:
         self._data: dict[str, tuple[str, float | None]] = {}
         self._lock = threading.Lock()
+        self._skew = 0.0  # seconds a test's clock has jumped (elapse): expiries follow the injected clock
+
+    def _now(self) -> float:
+        return time.monotonic() + self._skew
 
     def _live(self, key: str) -> str | None:
         item = self._data.get(key)
         if item is None:
             return None
         value, expires = item
-        if expires is not None and expires <= time.monotonic():
+        if expires is not None and expires <= self._now():
             del self._data[key]
             return None
         return value
 
-    @staticmethod
-    def _exp(ttl: float | None) -> float | None:
-        return None if ttl is None else time.monotonic() + ttl
+    def _exp(self, ttl: float | None) -> float | None:
+        return None if ttl is None else self._now() + ttl
+
+    def elapse(self, seconds: float) -> None:
+        """The clock jumped by `seconds` (storage.clock.FrozenClock.on_jump): keys expire accordingly."""
+        with self._lock:
+            self._skew += seconds
 
     def get(self, key: str) -> str | None:
         with self._lock:
@@ -153,6 +162,26 @@ class RedisKV:
         got, *values = pipe.execute()
         return bool(got), dict(zip(reads, values, strict=True))
 
+    def elapse(self, seconds: float) -> None:
+        """The clock jumped by `seconds` (tests only: storage.clock.FrozenClock.on_jump). Redis keeps its own
+        time, so every expiring key under our prefix has its remaining time cut (or lengthened) by as much."""
+        ms = int(seconds * 1000)
+        keys = list(self.client.scan_iter(self.prefix + "*"))
+        if not keys or not ms:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for k in keys:
+            pipe.pttl(k)
+        left = pipe.execute()
+        for k, pttl in zip(keys, left, strict=True):
+            if pttl is None or pttl < 0:
+                continue  # no expiry (-1), or gone meanwhile (-2)
+            if pttl - ms <= 0:
+                pipe.delete(k)
+            else:
+                pipe.pexpire(k, pttl - ms)
+        pipe.execute()
+
     def ping(self) -> bool:
         return bool(self.client.ping())
 
@@ -217,6 +246,13 @@ class ResilientKV:
 
     def set_nx_get(self, key: str, value: str, ttl: float | None, reads: list[str]) -> tuple[bool, dict[str, str | None]]:
         return self._call("set_nx_get", key, value, ttl, reads)  # type: ignore[no-any-return]
+
+    def elapse(self, seconds: float) -> None:
+        self.fallback.elapse(seconds)
+        try:
+            self.primary.elapse(seconds)
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            pass  # Redis is down: its keys are out of reach anyway
 
     def flush(self) -> None:
         self.fallback.flush()

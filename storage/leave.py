@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint, or_, update
+from sqlalchemy import Index, UniqueConstraint, or_
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage.errors import NotFound, UserError
-from storage.kernel import Ref
+from storage.kernel import Ref, StateMachine, Transition, fmt_time, mark_once
 from storage.outbox import notify
 from storage.people import (
     Actor,
@@ -27,7 +27,7 @@ from storage.people import (
     Student,
     children_of,
     classes_headed_by,
-    find_people,
+    find_one,
     get_class,
     people_with_role,
     queue_menu_tag,
@@ -36,13 +36,13 @@ from storage.people import (
 PREFIX = "QJ"
 PENDING, APPROVED, REJECTED, OUT, BACK = "待审批", "已批准", "已驳回", "已出校", "已返校"
 
-# (state, action) → new state. Anything not listed is refused; "expired" is not a state but a matter of
-# time (an approved slip whose window has ended), checked by the gate rules below.
-TRANSITIONS: dict[tuple[str, str], str] = {
-    (PENDING, "approve"): APPROVED,
-    (PENDING, "reject"): REJECTED,
-    (APPROVED, "exit"): OUT,
-    (OUT, "return"): BACK,
+# Anything not listed is refused; "expired" is not a state but a matter of time (an approved slip whose window
+# has ended), checked by the gate rules below. Each stamp is set once: no second exit on one slip, whatever the state.
+TRANSITIONS: dict[str, Transition] = {
+    "approve": Transition("批准", frozenset({PENDING}), APPROVED, "decided_at"),
+    "reject": Transition("驳回", frozenset({PENDING}), REJECTED, "decided_at"),
+    "exit": Transition("出校", frozenset({APPROVED}), OUT, "exited_at"),
+    "return": Transition("登记返校", frozenset({OUT}), BACK, "returned_at"),
 }
 
 EXIT_EARLY = timedelta(minutes=30)  # the gate opens 30 min before the window starts
@@ -75,6 +75,10 @@ class LeaveSlip(SQLModel, table=True):
     repushed_at: datetime | None = None  # the "still pending" reminder went out (once)
     overdue_notified_at: datetime | None = None  # the "not back" alert went out (once)
 
+    @property
+    def ref(self) -> str:
+        return Ref.of(PREFIX, self.id)
+
 
 class LeaveEvent(SQLModel, table=True):
     """The slip's history: who did what, when."""
@@ -103,17 +107,23 @@ class LeaveGateEvent(SQLModel, table=True):
 
 
 def ref(slip: LeaveSlip) -> str:
-    return Ref.of(PREFIX, slip.id)
-
-
-def fmt_time(dt: datetime) -> str:
-    return f"{dt.month}月{dt.day}日 {dt:%H:%M}"
+    return slip.ref
 
 
 def fmt_span(start: datetime, end: datetime) -> str:
     if start.date() == end.date():
         return f"{fmt_time(start)}-{end:%H:%M}"
     return f"{fmt_time(start)} 至 {fmt_time(end)}"
+
+
+_DECIDED = "已经批准，无需再审批。"
+MACHINE = StateMachine(TRANSITIONS, {
+    ("approve", REJECTED): "已被驳回，无需再审批。",
+    ("reject", REJECTED): "已被驳回，无需再审批。",
+    **{(action, state): _DECIDED for action in ("approve", "reject") for state in (APPROVED, OUT, BACK)},
+    ("return", BACK): lambda slip: f"已于 {fmt_time(slip.returned_at)} 登记返校，无需重复登记。",
+    **{("return", state): "尚未出校。" for state in (PENDING, APPROVED, REJECTED)},
+})
 
 
 def slip_span(slip: LeaveSlip) -> str:
@@ -364,43 +374,9 @@ def _approval_request(session: Session, slip: LeaveSlip, requester: str) -> str:
 # Transitions
 
 
-def _transition(session: Session, slip: LeaveSlip, action: str, now: datetime, **values: Any) -> None:
-    """Move the slip along the table, atomically: the UPDATE only matches the state we read, so a
-    concurrent change (another guard, another approver) makes it match no row and we refuse."""
-    seen = slip.state
-    target = TRANSITIONS.get((seen, action))
-    if target is None:
-        raise UserError(_refusal(session, slip, action, now))
-    stmt = update(LeaveSlip).where(col(LeaveSlip.id) == slip.id, col(LeaveSlip.state) == seen)
-    if action == "exit":
-        stmt = stmt.where(col(LeaveSlip.exited_at).is_(None))  # no second exit on one slip, whatever the state
-    if action == "return":
-        stmt = stmt.where(col(LeaveSlip.returned_at).is_(None))
-    result = session.execute(stmt.values(state=target, **values).execution_options(synchronize_session=False))
-    session.refresh(slip)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise UserError(_refusal(session, slip, action, now))
-
-
-def _refusal(session: Session, slip: LeaveSlip, action: str, now: datetime) -> str:
-    """Why `action` is not possible on this slip now, in one line."""
-    r = ref(slip)
-    state = slip.state
-    if action in ("approve", "reject"):
-        verb = "批准" if action == "approve" else "驳回"
-        if state == REJECTED:
-            return f"{r} 已被驳回，不能再{verb}。"
-        if state in (APPROVED, OUT, BACK):
-            return f"{r} 已批准（当前：{state}），无需再{verb}。"
-        return f"{r} 当前状态为{state}，不能{verb}。"
-    if action == "exit":
-        _, why = gate_check(slip, now)
-        return f"不可出校：{r} {who(session, slip)}，{why}"
-    if action == "return":
-        if state == BACK and slip.returned_at:
-            return f"{r} {who(session, slip)} 已于 {fmt_time(slip.returned_at)} 登记返校，无需重复登记。"
-        return f"{r} {who(session, slip)} 尚未出校，不能登记返校。"
-    return f"{r} 当前状态为{state}。"  # pragma: no cover - every action is handled above
+def _gate_refusal(session: Session, slip: LeaveSlip, now: datetime) -> str:
+    """Why the student may not go out on this slip now: the gate's verdict, worded as 核验 words it."""
+    return f"不可出校：{ref(slip)} {who(session, slip)}，{gate_check(slip, now)[1]}"
 
 
 def get_slip(session: Session, n: int) -> LeaveSlip:
@@ -430,8 +406,8 @@ def decide(session: Session, actor: Actor, n: int, approve: bool, note: str | No
     if slip.state == PENDING and now >= slip.ends_at:
         raise UserError(f"{ref(slip)} 的请假时间（{slip_span(slip)}）已经结束，无需再审批。")
     action = "approve" if approve else "reject"
-    _transition(session, slip, action, now, decided_by_id=actor.id, decided_at=now, deputy=deputy,
-                reject_reason=None if approve else note)
+    MACHINE.advance_or_refuse(session, slip, action, now, decided_by_id=actor.id, deputy=deputy,
+                              reject_reason=None if approve else note)
     verb = "批准" if approve else "驳回"
     _history(session, slip, ("代" if deputy else "") + verb, actor.id, now, note or None)
     decider = f"{actor.name} 代班主任审批" if deputy else f"班主任 {actor.name}"
@@ -511,10 +487,8 @@ def check_slip(session: Session, n: int, now: datetime) -> str:
 def record_exit(session: Session, guard: Actor, n: int, *, now: datetime) -> LeaveSlip:
     """出校 QJ5: only an approved slip, from 30 min before its start until its end, and only once."""
     slip = get_slip(session, n)
-    ok, _ = gate_check(slip, now)
-    if not ok:
-        raise UserError(_refusal(session, slip, "exit", now))
-    _transition(session, slip, "exit", now, exited_at=now)
+    if not gate_check(slip, now)[0] or not MACHINE.advance(session, slip, "exit", now):
+        raise UserError(_gate_refusal(session, slip, now))  # the other guard's exit, when two acted at once
     assert slip.id is not None
     session.add(LeaveGateEvent(slip_id=slip.id, kind="exit", guard_id=guard.id, at=now))
     _history(session, slip, "出校", guard.id, now)
@@ -529,7 +503,7 @@ def record_exit(session: Session, guard: Actor, n: int, *, now: datetime) -> Lea
 def record_return(session: Session, guard: Actor, n: int, *, now: datetime) -> LeaveSlip:
     """返校 QJ5: only after an exit on this slip, once."""
     slip = get_slip(session, n)
-    _transition(session, slip, "return", now, returned_at=now)
+    MACHINE.advance_or_refuse(session, slip, "return", now)
     assert slip.id is not None
     session.add(LeaveGateEvent(slip_id=slip.id, kind="return", guard_id=guard.id, at=now))
     _history(session, slip, "返校", guard.id, now)
@@ -647,15 +621,6 @@ def ledger_rows(session: Session, date_from: datetime, date_to: datetime, now: d
 # Timed alerts (called by jobs/leave.py; idempotent: each alert is claimed by a conditional UPDATE)
 
 
-def _claim(session: Session, slip: LeaveSlip, mark: str, now: datetime, **where: Any) -> bool:
-    column = getattr(LeaveSlip, mark)
-    stmt = update(LeaveSlip).where(col(LeaveSlip.id) == slip.id, col(column).is_(None))
-    for name, value in where.items():
-        stmt = stmt.where(getattr(LeaveSlip, name) == value)
-    result = session.execute(stmt.values({mark: now}).execution_options(synchronize_session=False))
-    return result.rowcount == 1  # type: ignore[attr-defined]
-
-
 def repush_pending(session: Session, *, now: datetime) -> int:
     """A slip still pending when its gate would open (30 min before the start) is pushed again, once, to the
     head teacher and to the admins."""
@@ -666,7 +631,7 @@ def repush_pending(session: Session, *, now: datetime) -> int:
     )
     sent = 0
     for slip in session.exec(stmt.order_by(col(LeaveSlip.id))).all():
-        if not _claim(session, slip, "repushed_at", now, state=PENDING):
+        if not mark_once(session, slip, "repushed_at", now, state=PENDING):
             continue
         requester = person_name(session, slip.requester_id)
         text = (f"【催批】{ref(slip)} {who(session, slip)} 的请假将于 {fmt_time(slip.starts_at)} 开始，仍未审批。"
@@ -689,7 +654,7 @@ def alert_overdue(session: Session, *, now: datetime) -> int:
     )
     sent = 0
     for slip in session.exec(stmt.order_by(col(LeaveSlip.id))).all():
-        if not _claim(session, slip, "overdue_notified_at", now, state=OUT):
+        if not mark_once(session, slip, "overdue_notified_at", now, state=OUT):
             continue
         text = (f"【未按时返校】{who(session, slip)}（{ref(slip)}）请假至 {fmt_time(slip.ends_at)}，"
                 f"已超过30分钟仍未返校登记（{fmt_time(slip.exited_at or slip.starts_at)} 出校）。请联系家长核实。")
@@ -710,12 +675,7 @@ def set_head_teacher(session: Session, class_name_: str, teacher_name: str, *,
     class_name_ = class_name_.strip()
     if not class_name_:
         raise UserError("班级名称不能为空")
-    found = find_people(session, teacher_name.strip())
-    if not found:
-        raise UserError(f"未找到人员「{teacher_name}」，请先用 houqin invite 添加。")
-    if len(found) > 1:
-        raise UserError(f"有{len(found)}名人员叫「{teacher_name}」，无法确定是哪一位。")
-    person = found[0]
+    person = find_one(session, teacher_name, missing="未找到{what}「{name}」，请先用 houqin invite 添加。")
     assert person.id is not None
     klass = get_class(session, class_name_, create=True)
     assert klass is not None

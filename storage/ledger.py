@@ -1,7 +1,7 @@
 """Ledgers (台账) for the admin console: read-only searches of every domain's records and their XLSX exports.
 
-The rules stay in the domain services; this module only reads (with one exception, `retry_outbox`, the
-console's "send again" for a failed push). The console's lists and the Excel exports use the same queries,
+The rules stay in the domain services; this module only reads (the console's few writes go through the owning
+service: `people.unbind`, `people.revoke_invite`, `outbox.retry`). The console's lists and the Excel exports use the same queries,
 so what you see filtered on screen is what you download. Times are naive school-local, as stored.
 """
 
@@ -149,16 +149,6 @@ def _xl(value: datetime | None) -> datetime | str:
 
 XL_DATETIME = "yyyy-mm-dd hh:mm"
 XL_DATE = "yyyy-mm-dd"
-
-
-def age_text(delta: timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
-    if minutes < 60:
-        return f"{minutes}分钟"
-    hours = minutes // 60
-    if hours < 48:
-        return f"{hours}小时"
-    return f"{hours // 24}天"
 
 
 # --- repairs -----------------------------------------------------------------------------------------------
@@ -538,37 +528,6 @@ def people_list(session: Session, f: Filters, now: datetime) -> list[PersonRow]:
     return out
 
 
-def unbind(session: Session, person_id: int) -> Person:
-    """Revoke a binding: the WeChat account is forgotten (and its unused invites voided); the person stays."""
-    person = session.get(Person, person_id)
-    if person is None:
-        raise NotFound(f"人员 {person_id}")
-    if not person.openid:
-        raise UserError(f"{person.name} 尚未绑定微信。")
-    person.openid = None
-    person.bound_at = None
-    session.add(person)
-    for inv in session.exec(select(Invite).where(Invite.person_id == person_id, col(Invite.used_at).is_(None))).all():
-        inv.revoked = True
-        session.add(inv)
-    session.flush()
-    return person
-
-
-def revoke_invite(session: Session, invite_id: int) -> Invite:
-    inv = session.get(Invite, invite_id)
-    if inv is None:
-        raise NotFound(f"邀请码 {invite_id}")
-    if inv.used_at is not None:
-        raise UserError(f"邀请码 {inv.code} 已被使用，不能作废；如需解除，请使用「解除绑定」。")
-    if inv.revoked:
-        raise UserError(f"邀请码 {inv.code} 已作废。")
-    inv.revoked = True
-    session.add(inv)
-    session.flush()
-    return inv
-
-
 # --- outbox ------------------------------------------------------------------------------------------------
 
 
@@ -604,22 +563,6 @@ def outbox_rows(session: Session, f: Filters, page: int = 1) -> Page[OutboxRow]:
 
 OUTBOX_KINDS = {"repair": "报修", "visitor": "访客", "leave": "请假", "reminder": "提醒", "duty": "值班",
                 "reply": "回复", "system": "系统", "menu_tag": "菜单标签"}
-
-
-def retry_outbox(session: Session, msg_id: int, *, now: datetime) -> ob.OutboxMessage:
-    """A failed push is queued again: the sender picks it up at once, with a fresh count of attempts."""
-    row = session.exec(select(ob.OutboxMessage).where(ob.OutboxMessage.id == msg_id).with_for_update()).first()
-    if row is None:
-        raise NotFound(f"消息 {msg_id}")
-    if row.state != ob.FAILED:
-        raise UserError(f"消息 {msg_id} 当前状态为「{ob.STATES_ZH.get(row.state, row.state)}」，只有失败的消息可以重发。")
-    row.state = ob.PENDING
-    row.next_attempt_at = now
-    row.attempts = 0
-    row.claimed_until = None
-    session.add(row)
-    session.flush()
-    return row
 
 
 # --- the dashboard -----------------------------------------------------------------------------------------

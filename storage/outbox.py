@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Index, Text, insert
-from sqlmodel import Column, Field, Session, SQLModel, select
+from sqlmodel import Column, Field, Session, SQLModel, col, select
+
+from storage.errors import NotFound, UserError
 
 PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
 # Not a message: the sender tags the person for their role's custom menu (data: {"menu_role": role or null}).
@@ -56,6 +58,7 @@ def enqueue(
     force_cs: bool = False,
     dedup_key: str | None = None,
 ) -> OutboxMessage:
+    """One row, for the transport (a late reply to an openid not bound yet); domains tell people with `notify`."""
     row = OutboxMessage(
         person_id=person_id,
         openid=openid,
@@ -71,37 +74,48 @@ def enqueue(
     return row
 
 
-def notify(
-    session: Session, person_ids: Iterable[int | None], kind: str, text: str, *, now: datetime, data: dict | None = None
-) -> int:
-    """Queue the same text for several people (each once, in order). Returns how many rows were queued."""
-    seen: set[int] = set()
-    for pid in person_ids:
-        if pid is None or pid in seen:
-            continue
-        seen.add(pid)
-        enqueue(session, pid, kind, text, now=now, data=data)
-    return len(seen)
-
-
 _INSERT = insert(OutboxMessage.__table__)  # type: ignore[attr-defined]  # built once, so compiled once per process
 
 
-def enqueue_many(
-    session: Session, person_ids: Iterable[int | None], kind: str, text: str, *, now: datetime, data: dict | None = None
+def notify(
+    session: Session,
+    person_ids: Iterable[int | None],
+    kind: str,
+    text: str,
+    *,
+    now: datetime,
+    data: dict | None = None,
+    skip: int | None = None,
+    dedup: str | None = None,
 ) -> int:
-    """`notify` for hot paths: the same rows (each person once, in order), in one Core INSERT on the session's
-    connection and transaction instead of one ORM object per person (object construction and the flush are
-    most of the cost of a push). Returns how many rows were queued."""
-    ids: list[int] = []
-    for pid in person_ids:
-        if pid is not None and pid not in ids:
-            ids.append(pid)
+    """The one way a domain tells people: the same text queued for each person once, in order, in the same
+    transaction as the change. `skip`: the person who made the change (they already have the reply).
+    `dedup`: makes each push once-only — person P's row gets the key `{dedup}:{P}`, and a person who already
+    has a row with that key is not queued again. Returns how many rows were queued."""
+    ids = [pid for pid in dict.fromkeys(person_ids) if pid is not None and pid != skip]
+    if dedup is None or not ids:
+        return enqueue_many(session, ids, kind, text, now=now, data=data)
+    keys = {pid: f"{dedup}:{pid}" for pid in ids}
+    have = set(session.exec(select(OutboxMessage.dedup_key).where(col(OutboxMessage.dedup_key).in_(keys.values())))
+               .all())
+    ids = [pid for pid in ids if keys[pid] not in have]
+    return enqueue_many(session, ids, kind, text, now=now, data=data, dedup_keys=keys)
+
+
+def enqueue_many(
+    session: Session, person_ids: Iterable[int | None], kind: str, text: str, *, now: datetime,
+    data: dict | None = None, dedup_keys: dict[int, str] | None = None,
+) -> int:
+    """`notify`'s write: the rows (each person once, in order) in one Core INSERT on the session's connection
+    and transaction instead of one ORM object per person (object construction and the flush are most of the
+    cost of a push; 报修 and reminders are hot paths). Returns how many rows were queued."""
+    ids = [pid for pid in dict.fromkeys(person_ids) if pid is not None]
     if not ids:
         return 0
     payload = json.dumps(data or {}, ensure_ascii=False)
+    keys = dedup_keys or {}
     rows = [{"person_id": pid, "openid": None, "kind": kind, "text": text, "data": payload, "force_cs": False,
-             "dedup_key": None, "state": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
+             "dedup_key": keys.get(pid), "state": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
             for pid in ids]
     # Write what the session holds first (nothing, usually: then this is cheap), so rows queued earlier with
     # `enqueue` keep their order and a person added in this transaction exists for the foreign key.
@@ -109,6 +123,22 @@ def enqueue_many(
     # Several rows: an executemany (compiled once; one round trip in psycopg's pipeline).
     session.connection().execute(_INSERT, rows[0] if len(rows) == 1 else rows)
     return len(rows)
+
+
+def retry(session: Session, msg_id: int, *, now: datetime) -> OutboxMessage:
+    """A failed push is queued again: the sender picks it up at once, with a fresh count of attempts."""
+    row = session.exec(select(OutboxMessage).where(OutboxMessage.id == msg_id).with_for_update()).first()
+    if row is None:
+        raise NotFound(f"消息 {msg_id}")
+    if row.state != FAILED:
+        raise UserError(f"消息 {msg_id} 当前状态为「{STATES_ZH.get(row.state, row.state)}」，只有失败的消息可以重发。")
+    row.state = PENDING
+    row.next_attempt_at = now
+    row.attempts = 0
+    row.claimed_until = None
+    session.add(row)
+    session.flush()
+    return row
 
 
 def record_delivery(session: Session, wechat_msgid: str, status: str) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy import update as sa_update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage import outbox
-from storage.errors import UserError
+from storage.errors import NotFound, UserError
 from storage.kv import KV
 
 ROLES: dict[str, str] = {
@@ -257,6 +257,37 @@ def queue_menu_tag(session: Session, person_id: int, *, now: datetime) -> None:
                    now=now, data={"menu_role": role})
 
 
+def unbind(session: Session, person_id: int) -> Person:
+    """Revoke a binding: the WeChat account is forgotten (and its unused invites voided); the person stays."""
+    person = session.get(Person, person_id)
+    if person is None:
+        raise NotFound(f"人员 {person_id}")
+    if not person.openid:
+        raise UserError(f"{person.name} 尚未绑定微信。")
+    person.openid = None
+    person.bound_at = None
+    session.add(person)
+    for inv in session.exec(select(Invite).where(Invite.person_id == person_id, col(Invite.used_at).is_(None))).all():
+        inv.revoked = True
+        session.add(inv)
+    session.flush()
+    return person
+
+
+def revoke_invite(session: Session, invite_id: int) -> Invite:
+    inv = session.get(Invite, invite_id)
+    if inv is None:
+        raise NotFound(f"邀请码 {invite_id}")
+    if inv.used_at is not None:
+        raise UserError(f"邀请码 {inv.code} 已被使用，不能作废；如需解除，请使用「解除绑定」。")
+    if inv.revoked:
+        raise UserError(f"邀请码 {inv.code} 已作废。")
+    inv.revoked = True
+    session.add(inv)
+    session.flush()
+    return inv
+
+
 def set_subscribed(session: Session, openid: str, subscribed: bool) -> Person | None:
     person = session.exec(select(Person).where(Person.openid == openid)).first()
     if person is not None and person.subscribed != subscribed:
@@ -291,6 +322,21 @@ def find_people(session: Session, name: str, role: str | None = None) -> list[Pe
     if role:
         stmt = stmt.join(PersonRole, col(PersonRole.person_id) == col(Person.id)).where(PersonRole.role == role)
     return list(session.exec(stmt.order_by(col(Person.id))).all())
+
+
+def find_one(session: Session, name: str, *, role: str | None = None, what: str = "人员",
+             missing: str = "找不到{what}「{name}」") -> Person:
+    """The one active person called `name` (with `role`, if given), or a refusal a user can act on.
+
+    `what` is the role word in the replies (人员, 维修工, 校领导 …); `missing` the reply when nobody has that
+    name (`{name}` and `{what}` are filled in)."""
+    name = name.strip()
+    found = find_people(session, name, role)
+    if not found:
+        raise UserError(missing.format(name=name, what=what))
+    if len(found) > 1:
+        raise UserError(f"有 {len(found)} 位名为「{name}」的{what}，无法确定是哪一位，请在后台区分重名人员。")
+    return found[0]
 
 
 def list_people(session: Session) -> list[tuple[Person, frozenset[str]]]:

@@ -21,9 +21,9 @@ from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from storage import outbox
 from storage.errors import NotFound, UserError
-from storage.kernel import Ref
-from storage.people import ROLES, STAFF, Actor, Person, find_people, people_with_role
-from storage.schoolcal import WEEKDAY_NAMES, Recurrence, is_provisional, shift_to_school_day
+from storage.kernel import Ref, fmt_time
+from storage.people import ROLES, STAFF, Actor, Person, find_one, people_with_role
+from storage.schoolcal import Recurrence, is_provisional, shift_to_school_day
 
 ONCE = "once"
 # STOPPED: an earlier release stopped school-day reminders beyond its calendar data; storage.calendar_sync
@@ -109,17 +109,7 @@ class ReminderReceipt(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=500)
 
 
-class PeriodicJobState(SQLModel, table=True):
-    """The last time slot each periodic job ran in: claimed in the job's own transaction, once per slot."""
-
-    name: str = Field(primary_key=True, max_length=80)
-    last_slot: int = 0
-    last_run_at: datetime | None = None
-    last_result: str | None = Field(default=None, max_length=500)
-
-
 __all__ = [
-    "PeriodicJobState",
     "Reminder",
     "ReminderOccurrence",
     "ReminderReceipt",
@@ -139,16 +129,9 @@ __all__ = [
 # Formatting
 
 
-def fmt_day(d: datetime, now: datetime | None = None) -> str:
-    year = f"{d.year}年" if now is not None and d.year != now.year else ""
-    return f"{year}{d.month}月{d.day}日（周{WEEKDAY_NAMES[d.weekday()]}）"
-
-
 def fmt_moment(dt: datetime, now: datetime | None = None) -> str:
-    """`12月2日 08:00（周三）`; seconds only when set (`30秒后`), the year only when not this year."""
-    clock = dt.strftime("%H:%M:%S" if dt.second else "%H:%M")
-    year = f"{dt.year}年" if now is not None and dt.year != now.year else ""
-    return f"{year}{dt.month}月{dt.day}日 {clock}（周{WEEKDAY_NAMES[dt.weekday()]}）"
+    """A reminder's time: `12月2日 08:00（周三）`; seconds only when set (`30秒后`), the year only when not this year."""
+    return fmt_time(dt, weekday=True, seconds=True, year=now is not None and dt.year != now.year)
 
 
 def on_calendar(r: Reminder) -> bool:
@@ -193,14 +176,9 @@ def parse_targets(session: Session, actor: Actor | None, labels: Iterable[str]) 
                 raise UserError(f"无法识别提醒对象：@{label}")
             spec = f"person:{actor.id}"
         else:
-            found = find_people(session, label)
-            if not found:
-                raise UserError(
-                    f"找不到提醒对象「{label}」。可以写 @全体 @教师 @班主任 @门卫 @维修工 @领导，或 @姓名（已登记的人员）"
-                )
-            if len(found) > 1:
-                raise UserError(f"有 {len(found)} 位名为「{label}」的人员，无法确定提醒谁，请联系后勤管理员区分姓名")
-            spec = f"person:{found[0].id}"
+            person = find_one(session, label, missing="找不到提醒对象「{name}」。可以写 @全体 @教师 @班主任 @门卫 "
+                                                      "@维修工 @领导，或 @姓名（已登记的人员）")
+            spec = f"person:{person.id}"
         if spec not in specs:
             specs.append(spec)
     if not specs:
@@ -442,7 +420,7 @@ def acknowledge(session: Session, actor: Actor, n: int, *, done: bool, note: str
         # A finding ("3楼灭火器压力不足") is worth passing on: to whoever set the reminder, else the admins.
         who = [r.creator_id] if r.creator_id else [p.id for p in people_with_role(session, "admin")]
         text = f"【回执】{actor.name} 完成 {r.ref}「{short(r.text)}」：{note[:300]}"
-        outbox.notify(session, [pid for pid in who if pid != actor.id], "reminder", text, now=now)
+        outbox.notify(session, who, "reminder", text, now=now, skip=actor.id)
     return Ack(r, occ, receipt)
 
 
@@ -483,10 +461,8 @@ def escalate_receipts(session: Session, now: datetime, limit: int = 200) -> int:
             told_ids = [r.creator_id]
             text = (f"【回执未确认】{r.ref}「{short(r.text)}」（{fmt_moment(occ.due_at, now)}）"
                     f"您还没有回执，办完请回复「收到 {r.ref}」")
-        for admin in told_ids:
-            outbox.enqueue(session, admin, "reminder", text, now=now,
-                           dedup_key=f"tx{r.id}:{occ.due_at:%Y%m%d%H%M%S}:esc:{admin}",
-                           data={"reminder": r.id, "escalation": True})
+        outbox.notify(session, told_ids, "reminder", text, now=now, dedup=f"tx{r.id}:{occ.due_at:%Y%m%d%H%M%S}:esc",
+                      data={"reminder": r.id, "escalation": True})
         told += 1
     return told
 
@@ -631,14 +607,11 @@ def fire_due(
                     continue  # another process fired this occurrence: it queued the pushes
                 counts[occ_id] = len(people)
                 data = {"reminder": r.id, "due": d.isoformat()}
-                for pid, openid in people:
-                    if not openid:
-                        continue  # not bound yet: nothing to push to, no receipt to wait for
-                    if r.needs_receipt:
-                        session.add(ReminderReceipt(occurrence_id=occ_id, person_id=pid))
-                    outbox.enqueue(session, pid, kind, text, now=now, data=data,
-                                   dedup_key=f"tx{r.id}:{d:%Y%m%d%H%M%S}:{pid}")
-                    report.outbox += 1
+                bound = [pid for pid, openid in people if openid]  # not bound yet: nothing to push, no receipt
+                if r.needs_receipt:
+                    session.add_all(ReminderReceipt(occurrence_id=occ_id, person_id=pid) for pid in bound)
+                report.outbox += outbox.notify(session, bound, kind, text, now=now, data=data,
+                                               dedup=f"tx{r.id}:{d:%Y%m%d%H%M%S}")
                 report.sent += 1
                 report.lags.append((now - d).total_seconds())
                 r.last_fired_at = now
@@ -682,11 +655,8 @@ def _tell_missed(session: Session, r: Reminder, missed: list[datetime], admins: 
     more = f"等 {len(missed)} 次" if len(missed) > 1 else ""
     text = (f"【错过的提醒】{r.ref}「{short(r.text)}」原定 {fmt_moment(missed[0], now)}{more}，"
             f"因服务未运行超过 {int(grace.total_seconds() // 60)} 分钟未发送，已记为错过。")
-    for admin in admins:
-        outbox.enqueue(session, admin, "reminder", text, now=now,
-                       dedup_key=f"tx{r.id}:{missed[0]:%Y%m%d%H%M%S}:missed:{admin}",
-                       data={"reminder": r.id, "missed": True})
-    return len(admins)
+    return outbox.notify(session, admins, "reminder", text, now=now, dedup=f"tx{r.id}:{missed[0]:%Y%m%d%H%M%S}:missed",
+                         data={"reminder": r.id, "missed": True})
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -763,34 +733,3 @@ def role_label(spec: str) -> str:
     if spec.startswith("role:"):
         return ROLES.get(spec[5:], spec[5:])
     return spec
-
-
-def claim_slot(session: Session, name: str, slot: int, now: datetime) -> bool:
-    """Claim time slot `slot` of periodic job `name` in this transaction; False if it already ran (or is running).
-
-    The UPDATE … WHERE last_slot < slot takes the row lock: a second process waits for the first to commit, then
-    finds the slot taken. The caller must make sure the row exists (ensure_job_row) in an earlier transaction.
-    """
-    result = session.execute(
-        update(PeriodicJobState)
-        .where(col(PeriodicJobState.name) == name, col(PeriodicJobState.last_slot) < slot)
-        .values(last_slot=slot, last_run_at=now)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def ensure_job_row(session: Session, name: str) -> None:
-    table = PeriodicJobState.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    session.execute(insert(table).values(name=name, last_slot=0).on_conflict_do_nothing(index_elements=["name"]))
-
-
-def record_job_result(session: Session, name: str, result: str | None) -> None:
-    if result:
-        session.execute(update(PeriodicJobState).where(col(PeriodicJobState.name) == name)
-                        .values(last_result=result[:500]))
-

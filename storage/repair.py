@@ -1,8 +1,9 @@
 """Repairs 报修 (BX): tickets, their state machine and history, assignment, access, escalation and statistics.
 
 All rules live here; the chat handlers, the console, the CLI and the jobs call these functions. Every state
-change goes through `_apply`, which consults the `TRANSITIONS` table and writes one history row, and every
-change queues its notifications in the same transaction (a refused command writes and tells nothing).
+change goes through `_apply`, which moves the ticket along the `TRANSITIONS` table (a `storage.kernel.StateMachine`)
+and writes one history row, and every change queues its notifications in the same transaction (a refused command
+writes and tells nothing).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage import outbox
 from storage.errors import NotFound, UserError
-from storage.kernel import Ref
-from storage.people import Actor, Person, PersonRole, find_people, people_with_role
+from storage.kernel import Ref, StateMachine, Transition, fmt_duration, mark_once
+from storage.people import Actor, Person, PersonRole, find_one, people_with_role
 from storage.repair_categories import KEYWORDS, NEUTRAL, OTHER
 from storage.schoolcal import PROVISIONAL_NOTE, add_school_days, is_provisional
 
@@ -101,14 +102,6 @@ class RepairPhoto(SQLModel, table=True):
 # --- the state machine ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Transition:
-    verb: str  # the Chinese word for the action, used in history and refusals
-    sources: frozenset[str]
-    target: str
-    stamp: str | None  # the ticket's timestamp set on arrival
-
-
 TRANSITIONS: dict[str, Transition] = {
     "assign": Transition("派单", frozenset({PENDING, ASSIGNED}), ASSIGNED, "assigned_at"),
     "take": Transition("接单", frozenset({PENDING, ASSIGNED}), IN_PROGRESS, "taken_at"),
@@ -134,29 +127,13 @@ REFUSAL_HINTS: dict[tuple[str, str], str] = {
     ("assign", IN_PROGRESS): "维修工已接单；如需换人，请维修工先「退单 {ref} 原因」。",
 }
 
-
-def _check(ticket: RepairTicket, action: str) -> Transition:
-    t = TRANSITIONS[action]
-    if ticket.state not in t.sources:
-        hint = REFUSAL_HINTS.get((action, ticket.state), "")
-        raise UserError(f"{ticket.ref} 当前状态为「{ticket.state}」，不能{t.verb}。{hint.format(ref=ticket.ref)}".rstrip())
-    return t
-
-
-def _move(ticket: RepairTicket, action: str, now: datetime) -> str:
-    """Move the ticket along the table (in memory); returns the state it left."""
-    t = _check(ticket, action)
-    before = ticket.state
-    ticket.state = t.target
-    if t.stamp:
-        setattr(ticket, t.stamp, now)
-    return before
+MACHINE = StateMachine(TRANSITIONS, REFUSAL_HINTS)
 
 
 def _apply(session: Session, ticket: RepairTicket, action: str, actor_id: int | None, now: datetime,
            note: str | None = None, verb: str | None = None) -> None:
     """Move the ticket along the table and record who, when and why."""
-    before = _move(ticket, action, now)
+    before = MACHINE.move(ticket, action, now)
     session.add(ticket)
     _record(session, ticket, verb or TRANSITIONS[action].verb, actor_id, now, before, ticket.state, note)
 
@@ -265,12 +242,6 @@ def summary(ticket: RepairTicket, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _tell(session: Session, ids: list[int | None], text: str, *, actor_id: int | None, ticket: RepairTicket,
-          now: datetime) -> None:
-    """Queue a push; the person who made the change already has the reply, so is not pushed as well."""
-    outbox.enqueue_many(session, [i for i in ids if i != actor_id], KIND, text, now=now, data={"ticket": ticket.id})
-
-
 def _admin_ids(session: Session) -> list[int | None]:
     """The active admins' ids (as `people_with_role(session, "admin")`, without loading whole people)."""
     return list(session.connection().execute(_ADMINS).scalars())
@@ -327,7 +298,7 @@ def create_ticket(session: Session, actor: Actor, place: str, description: str, 
     # so the ticket returned is the row as written, not one the session tracks.
     worker = pick_worker(session, ticket.category)
     if worker is not None:
-        _move(ticket, "assign", now)
+        MACHINE.move(ticket, "assign", now)
         ticket.assignee_id = worker.id
     key = session.connection().execute(_INSERT_TICKET, ticket.model_dump(exclude={"id"})).inserted_primary_key
     assert key is not None
@@ -342,13 +313,14 @@ def create_ticket(session: Session, actor: Actor, place: str, description: str, 
             _INSERT_PHOTO, [{"ticket_id": ticket.id, "media_id": ph.media_id, "pic_url": ph.pic_url, "created_at": now}
                             for ph in photos])
     if worker is not None:
-        _tell(session, [worker.id], _worker_push(ticket, actor.name), actor_id=None, ticket=ticket, now=now)
+        outbox.notify(session, [worker.id], KIND, _worker_push(ticket, actor.name),
+                      now=now, data={"ticket": ticket.id})
     else:
         urgent_tag = "【紧急】" if urgent else ""
-        _tell(session, _admin_ids(session),
-              f"新报修 {ticket.ref}{urgent_tag} 待派单：{ticket.place}，{ticket.description}（类别：{ticket.category}，"
-              f"报修人：{actor.name}）。回复「派单 {ticket.ref} 维修工姓名」派单。",
-              actor_id=actor.id, ticket=ticket, now=now)
+        outbox.notify(session, _admin_ids(session), KIND,
+                      f"新报修 {ticket.ref}{urgent_tag} 待派单：{ticket.place}，{ticket.description}（类别：{ticket.category}，"
+                      f"报修人：{actor.name}）。回复「派单 {ticket.ref} 维修工姓名」派单。",
+                      now=now, skip=actor.id, data={"ticket": ticket.id})
     return ticket, worker
 
 
@@ -403,12 +375,7 @@ def assign(session: Session, actor: Actor, n: int, worker_name: str, *, now: dat
     if not worker_name:
         raise UserError(f"请写上维修工姓名，例如：派单 {PREFIX}{n} 李师傅")
     ticket = get_visible(session, actor, n, lock=True)
-    found = find_people(session, worker_name, role="worker")
-    if not found:
-        raise UserError(f"没有名为「{worker_name}」的维修工。")
-    if len(found) > 1:
-        raise UserError(f"有{len(found)}位名为「{worker_name}」的维修工，请先在后台区分姓名。")
-    worker = found[0]
+    worker = find_one(session, worker_name, role="worker", what="维修工", missing="没有名为「{name}」的{what}。")
     assert worker.id is not None
     if ticket.assignee_id == worker.id and ticket.state == ASSIGNED:
         raise UserError(f"{ticket.ref} 已派给{worker.name}，无需重复派单。")
@@ -416,13 +383,13 @@ def assign(session: Session, actor: Actor, n: int, worker_name: str, *, now: dat
     _apply(session, ticket, "assign", actor.id, now, note=f"派给{worker.name}")
     ticket.assignee_id = worker.id
     ticket.taken_at = None
-    _tell(session, [worker.id], _worker_push(ticket, _name(session, ticket.reporter_id)), actor_id=actor.id,
-          ticket=ticket, now=now)
+    outbox.notify(session, [worker.id], KIND, _worker_push(ticket, _name(session, ticket.reporter_id)),
+                  now=now, skip=actor.id, data={"ticket": ticket.id})
     if previous is not None and previous != worker.id:
-        _tell(session, [previous], f"{ticket.ref}（{summary(ticket)}）已改派给{worker.name}，您无需再处理。",
-              actor_id=actor.id, ticket=ticket, now=now)
-    _tell(session, [ticket.reporter_id], f"您的报修 {ticket.ref}（{summary(ticket)}）已派给{worker.name}维修。",
-          actor_id=actor.id, ticket=ticket, now=now)
+        outbox.notify(session, [previous], KIND, f"{ticket.ref}（{summary(ticket)}）已改派给{worker.name}，您无需再处理。",
+                      now=now, skip=actor.id, data={"ticket": ticket.id})
+    outbox.notify(session, [ticket.reporter_id], KIND, f"您的报修 {ticket.ref}（{summary(ticket)}）已派给{worker.name}维修。",
+                  now=now, skip=actor.id, data={"ticket": ticket.id})
     return ticket, worker
 
 
@@ -432,13 +399,13 @@ def take(session: Session, actor: Actor, n: int, *, now: datetime) -> RepairTick
     if ticket.assignee_id not in (None, actor.id) and ticket.state in OPEN:
         raise UserError(f"{ticket.ref} 当前状态为「{ticket.state}」，已派给{_name(session, ticket.assignee_id)}，"
                         f"您不能接单。")
-    _check(ticket, "take")
+    MACHINE.check(ticket, "take")
     if ticket.assignee_id is None:
         ticket.assignee_id = actor.id
         ticket.assigned_at = now
     _apply(session, ticket, "take", actor.id, now)
-    _tell(session, [ticket.reporter_id], f"您的报修 {ticket.ref}（{summary(ticket)}）：{actor.name}已接单，正在维修。",
-          actor_id=actor.id, ticket=ticket, now=now)
+    outbox.notify(session, [ticket.reporter_id], KIND, f"您的报修 {ticket.ref}（{summary(ticket)}）：{actor.name}已接单，正在维修。",
+                  now=now, skip=actor.id, data={"ticket": ticket.id})
     return ticket
 
 
@@ -456,10 +423,10 @@ def finish(session: Session, actor: Actor, n: int, note: str | None = None, *, n
     _apply(session, ticket, "finish", actor.id, now, note=note)
     ticket.finish_note = note
     said = f"（维修说明：{note}）" if note else ""
-    _tell(session, [ticket.reporter_id],
-          f"您的报修 {ticket.ref}（{summary(ticket)}）已由{actor.name}修好{said}。请为本次维修打分：回复"
-          f"「评价 {ticket.ref} 5」（1-5分，可附评语，如：评价 {ticket.ref} 5 修得很及时）。",
-          actor_id=actor.id, ticket=ticket, now=now)
+    outbox.notify(session, [ticket.reporter_id], KIND,
+                  f"您的报修 {ticket.ref}（{summary(ticket)}）已由{actor.name}修好{said}。请为本次维修打分：回复"
+                  f"「评价 {ticket.ref} 5」（1-5分，可附评语，如：评价 {ticket.ref} 5 修得很及时）。",
+                  now=now, skip=actor.id, data={"ticket": ticket.id})
     return ticket
 
 
@@ -474,13 +441,13 @@ def give_back(session: Session, actor: Actor, n: int, reason: str, *, now: datet
     ticket.assignee_id = None
     ticket.assigned_at = None
     ticket.taken_at = None
-    _tell(session, _admin_ids(session),
-          f"{ticket.ref}（{summary(ticket)}）被{actor.name}退单，原因：{reason_text}。"
-          f"请重新派单：派单 {ticket.ref} 维修工姓名",
-          actor_id=actor.id, ticket=ticket, now=now)
-    _tell(session, [ticket.reporter_id],
-          f"您的报修 {ticket.ref}（{summary(ticket)}）被维修工退回（原因：{reason_text}），正在重新安排维修。",
-          actor_id=actor.id, ticket=ticket, now=now)
+    outbox.notify(session, _admin_ids(session), KIND,
+                  f"{ticket.ref}（{summary(ticket)}）被{actor.name}退单，原因：{reason_text}。"
+                  f"请重新派单：派单 {ticket.ref} 维修工姓名",
+                  now=now, skip=actor.id, data={"ticket": ticket.id})
+    outbox.notify(session, [ticket.reporter_id], KIND,
+                  f"您的报修 {ticket.ref}（{summary(ticket)}）被维修工退回（原因：{reason_text}），正在重新安排维修。",
+                  now=now, skip=actor.id, data={"ticket": ticket.id})
     return ticket
 
 
@@ -491,9 +458,9 @@ def cancel(session: Session, actor: Actor, n: int, reason: str | None = None, *,
     reason_text = _clip(reason, MAX_NOTE, "原因")
     _apply(session, ticket, "cancel", actor.id, now, note=reason_text)
     said = f"，原因：{reason_text}" if reason_text else ""
-    _tell(session, [ticket.reporter_id, ticket.assignee_id],
-          f"报修 {ticket.ref}（{summary(ticket)}）已被{actor.name}取消{said}，无需维修。",
-          actor_id=actor.id, ticket=ticket, now=now)
+    outbox.notify(session, [ticket.reporter_id, ticket.assignee_id], KIND,
+                  f"报修 {ticket.ref}（{summary(ticket)}）已被{actor.name}取消{said}，无需维修。",
+                  now=now, skip=actor.id, data={"ticket": ticket.id})
     return ticket
 
 
@@ -509,8 +476,9 @@ def rate(session: Session, actor: Actor, n: int, score: int, comment: str | None
     ticket.rating = score
     ticket.rating_comment = comment
     said = f"，评语：{comment}" if comment else ""
-    _tell(session, [ticket.assignee_id], f"{ticket.ref}（{summary(ticket)}）报修人{actor.name}评价：{score}分{said}。",
-          actor_id=actor.id, ticket=ticket, now=now)
+    outbox.notify(session, [ticket.assignee_id], KIND,
+                  f"{ticket.ref}（{summary(ticket)}）报修人{actor.name}评价：{score}分{said}。",
+                  now=now, skip=actor.id, data={"ticket": ticket.id})
     return ticket
 
 
@@ -527,7 +495,7 @@ def nudge(session: Session, actor: Actor, n: int, *, now: datetime) -> tuple[Rep
                         f"请 {again:%H:%M} 后再试。")
     ticket.last_nudged_at = now
     session.add(ticket)
-    waited = _duration(now - ticket.created_at)
+    waited = fmt_duration(now - ticket.created_at)
     base = (f"{actor.name}催办 {ticket.ref}{'【紧急】' if ticket.urgent else ''}：{ticket.place}，{ticket.description}"
             f"（已报修{waited}，当前状态：{ticket.state}）。")
     if ticket.assignee_id is not None:
@@ -541,18 +509,9 @@ def nudge(session: Session, actor: Actor, n: int, *, now: datetime) -> tuple[Rep
         hint = f"请尽快派单：派单 {ticket.ref} 维修工姓名"
     told = f"提醒{'、'.join(names)}" if names else None
     _record(session, ticket, "催办", actor.id, now, ticket.state, ticket.state, told)
-    _tell(session, targets, base + hint, actor_id=actor.id, ticket=ticket, now=now)
+    outbox.notify(session, targets, KIND, base + hint,
+                  now=now, skip=actor.id, data={"ticket": ticket.id})
     return ticket, names
-
-
-def _duration(d: timedelta) -> str:
-    minutes = int(d.total_seconds() // 60)
-    if minutes < 60:
-        return f"{minutes}分钟"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}小时" + (f"{minutes}分钟" if minutes else "")
-    return f"{hours // 24}天{hours % 24}小时"
 
 
 # --- reading --------------------------------------------------------------------------------------------
@@ -703,17 +662,15 @@ def escalate(session: Session, now: datetime) -> int:
         .with_for_update(skip_locked=True)
     ).all()
     for t in untaken:
-        if take_deadline(t) > now:
+        if take_deadline(t) > now or not mark_once(session, t, "escalated_untaken_at", now):
             continue
-        t.escalated_untaken_at = now
-        session.add(t)
         who = f"已派给{_name(session, t.assignee_id)}，尚未接单" if t.assignee_id else "尚未派单"
         limit = "30分钟" if t.urgent else "2小时"
         _record(session, t, "超时提醒", None, now, t.state, t.state, f"{limit}内未接单，已告知后勤管理员")
-        _tell(session, admins,
-              f"报修超时未接单：{t.ref}{'【紧急】' if t.urgent else ''}（{summary(t)}）报修已{_duration(now - t.created_at)}，"
-              f"{who}。" + (f"请派单：派单 {t.ref} 维修工姓名" if not t.assignee_id else f"可改派：派单 {t.ref} 维修工姓名"),
-              actor_id=None, ticket=t, now=now)
+        outbox.notify(session, admins, KIND,
+                      f"报修超时未接单：{t.ref}{'【紧急】' if t.urgent else ''}（{summary(t)}）报修已{fmt_duration(now - t.created_at)}，"
+                      f"{who}。" + (f"请派单：派单 {t.ref} 维修工姓名" if not t.assignee_id else f"可改派：派单 {t.ref} 维修工姓名"),
+                      now=now, data={"ticket": t.id})
         count += 1
     unfinished = session.exec(
         select(RepairTicket)
@@ -723,15 +680,13 @@ def escalate(session: Session, now: datetime) -> int:
         .with_for_update(skip_locked=True)
     ).all()
     for t in unfinished:
-        if finish_deadline(t) > now:
+        if finish_deadline(t) > now or not mark_once(session, t, "escalated_unfinished_at", now):
             continue
-        t.escalated_unfinished_at = now
-        session.add(t)
         who = f"，维修工：{_name(session, t.assignee_id)}" if t.assignee_id else ""
         _record(session, t, "超时提醒", None, now, t.state, t.state, "2个工作日内未完成，已告知后勤管理员")
-        _tell(session, admins,
-              f"报修超时未完成：{t.ref}（{summary(t)}）报修于{t.created_at:%m-%d %H:%M}，2个工作日内仍未修好"
-              f"（当前状态：{t.state}{who}）。" + (f"\n工作日{PROVISIONAL_NOTE}" if deadline_is_provisional(t) else ""),
-              actor_id=None, ticket=t, now=now)
+        outbox.notify(session, admins, KIND,
+                      f"报修超时未完成：{t.ref}（{summary(t)}）报修于{t.created_at:%m-%d %H:%M}，2个工作日内仍未修好"
+                      f"（当前状态：{t.state}{who}）。" + (f"\n工作日{PROVISIONAL_NOTE}" if deadline_is_provisional(t) else ""),
+                      now=now, data={"ticket": t.id})
         count += 1
     return count

@@ -23,7 +23,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage import outbox, people
 from storage.errors import Forbidden, NotFound, UserError
-from storage.kernel import Ref
+from storage.kernel import Ref, fmt_time, mark_once
 from storage.people import Actor, Person
 from storage.visitor_parse import (
     BOOK_USAGE,
@@ -152,21 +152,9 @@ def hm(dt: datetime) -> str:
     return f"{dt:%H:%M}"
 
 
-def md_hm(dt: datetime) -> str:
-    return f"{dt.month}月{dt.day}日 {dt:%H:%M}"
-
-
 def is_long_stay(entry: VisitorEntry, now: datetime, hours: float = LONG_STAY_HOURS) -> bool:
     end = entry.checked_out_at or now
     return end - entry.checked_in_at > timedelta(hours=hours)
-
-
-def duration_text(delta: timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
-    h, m = divmod(minutes, 60)
-    if h and m:
-        return f"{h}小时{m}分"
-    return f"{h}小时" if h else f"{m}分钟"
 
 
 def entry_line(entry: VisitorEntry, now: datetime, hours: float = LONG_STAY_HOURS) -> str:
@@ -360,7 +348,7 @@ def entry_by_name(session: Session, name: str) -> VisitorEntry:
 
 def check_out(session: Session, guard: Actor, entry: VisitorEntry, *, now: datetime) -> VisitorEntry:
     if entry.checked_out_at is not None:
-        raise UserError(f"{fk(entry)} {entry.name} 已于 {md_hm(entry.checked_out_at)} 登记离开。")
+        raise UserError(f"{fk(entry)} {entry.name} 已于 {fmt_time(entry.checked_out_at)} 登记离开。")
     entry.checked_out_at = now
     entry.checked_out_by = guard.id
     session.add(entry)
@@ -394,7 +382,7 @@ def book(session: Session, teacher: Actor, name: str, phone: str, when: datetime
     if not purpose:
         raise UserError(f"缺少事由。{BOOK_USAGE}")
     if when.date() < now.date():
-        raise UserError(f"预约时间 {md_hm(when)} 已经过去，请写今天或以后的时间。")
+        raise UserError(f"预约时间 {fmt_time(when)} 已经过去，请写今天或以后的时间。")
     booking = VisitorBooking(
         name=name,
         phone_hash=keyed_hash(secret_key, phone),
@@ -457,14 +445,8 @@ def day_end_list(session: Session, now: datetime, *, day_end: str | time | None 
     text = f"下班提醒：截至 {hm(now)} 仍有 {len(still_in)} 批访客未登记离开：\n"
     text += "\n".join(entry_line(e, now, hours) for e in still_in)
     text += "\n离开时请发送「离开 FK编号」。"
-    queued = 0
-    for guard in people.people_with_role(session, "guard"):
-        key = f"visitor-day-end:{now.date().isoformat()}:{guard.id}"
-        if session.exec(select(outbox.OutboxMessage.id).where(outbox.OutboxMessage.dedup_key == key)).first():
-            continue
-        outbox.enqueue(session, guard.id, KIND, text, now=now, dedup_key=key)
-        queued += 1
-    return queued
+    guards = [p.id for p in people.people_with_role(session, "guard")]
+    return outbox.notify(session, guards, KIND, text, now=now, dedup=f"visitor-day-end:{now.date().isoformat()}")
 
 
 def flag_long_stays(session: Session, now: datetime, *, hours: float = LONG_STAY_HOURS) -> int:
@@ -478,13 +460,15 @@ def flag_long_stays(session: Session, now: datetime, *, hours: float = LONG_STAY
         ).order_by(col(VisitorEntry.id))
     ).all()
     guards = [p.id for p in people.people_with_role(session, "guard")]
+    flagged = 0
     for entry in rows:
-        entry.long_stay_notified_at = now
-        session.add(entry)
+        if not mark_once(session, entry, "long_stay_notified_at", now):
+            continue
+        flagged += 1
         outbox.notify(session, [entry.guard_id, *guards], KIND,
                       f"⚠ 访客在校已超过{hours:g}小时：{entry_line(entry, now, hours)}。离开时请发送「离开 {fk(entry)}」。",
                       now=now)
-    return len(rows)
+    return flagged
 
 
 def purge(session: Session, now: datetime, *, retention_days: int = RETENTION_DAYS) -> tuple[int, int]:

@@ -93,3 +93,19 @@ def test_a3_encrypted_reply_envelope_byte_for_byte(monkeypatch):
     monkeypatch.setattr(PrpCrypto, "get_random_string", lambda self: "1234567890123456")
     out = Cipher("123456", A_KEY, "wx49f0ab532d5d035a").encrypt(A3_IN, "461056294", "1411525903")
     assert out == A3_OUT
+
+
+@pytest.mark.parametrize("signature", [None, "", "0" * 40, "5D197AAFFBA7E9B25A30732F161A50DEE96BD5FA",
+                                       "other-token", "other-timestamp"])
+def test_b1_msg_signature_is_checked_once_and_strictly(signature):
+    """The Cipher's own check is the only one (wechatpy does the AES only): a valid ciphertext with any other
+    msg_signature — missing, forged, upper-cased, made with another token or for another timestamp — is 403."""
+    ts = B1["timestamp"]
+    encrypt = B1_BODY.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
+    if signature == "other-token":
+        signature = msg_signature("another-token", ts, B1["nonce"], encrypt)
+    elif signature == "other-timestamp":
+        signature = msg_signature(B1["token"], str(int(ts) + 1), B1["nonce"], encrypt)
+    with pytest.raises(Rejected) as e:
+        Cipher(B1["token"], B_KEY, B1["appid"]).decrypt(B1_BODY.encode(), signature, ts, B1["nonce"])
+    assert e.value.status == 403 and e.value.reason == "bad msg_signature"

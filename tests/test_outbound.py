@@ -538,3 +538,21 @@ def test_menu_click_runs_the_command(chat):
     chat.person("王老师", "teacher")
     assert "王老师" in chat.event("王老师", "CLICK", "帮助")
 
+
+
+def test_notify_writes_the_rows_enqueue_would(chat, rt, clock):
+    """`notify` writes through Core (the hot path); its rows must equal the ORM's, defaults included."""
+    chat.person("甲", "teacher")
+    with rt.db.session() as s:
+        a = people.find_one(s, "甲").id
+        ob.enqueue(s, a, "repair", "orm", now=clock.now(), data={"ticket": 7})
+        assert ob.notify(s, [a, None, a], "repair", "core", now=clock.now(), data={"ticket": 7}) == 1
+        assert ob.notify(s, [a], "repair", "skipped", now=clock.now(), skip=a) == 0
+        assert ob.notify(s, [a], "repair", "once", now=clock.now(), dedup="k") == 1
+        assert ob.notify(s, [a], "repair", "twice", now=clock.now(), dedup="k") == 0
+    with rt.db.session() as s:
+        rows = s.exec(select(ob.OutboxMessage).order_by(ob.OutboxMessage.id)).all()
+    assert [r.text for r in rows] == ["orm", "core", "once"]
+    columns = [c.name for c in ob.OutboxMessage.__table__.columns if c.name not in ("id", "text")]  # type: ignore[attr-defined]
+    assert [getattr(rows[0], c) for c in columns] == [getattr(rows[1], c) for c in columns]
+    assert rows[2].dedup_key == f"k:{a}"

@@ -571,8 +571,14 @@ def test_escalation_uses_configured_delay(school, rt, clock):  # type: ignore[no
     clock.advance(minutes=1)
     with rt.db.session() as s:
         reminder_jobs.fire(s, clock.now(), reminder_jobs.ReminderSettings(receipt_minutes=5))
-    clock.advance(minutes=5)
-    assert escalate(rt)
+    clock.advance(minutes=4, seconds=59)
+    assert escalate(rt) is None  # not the default 30 minutes, and not before the configured 5
+    clock.advance(seconds=1)
+    assert escalate(rt) == "1 条提醒的回执超时，已告知管理员"
+    school.deliver()
+    push = school.last_push("赵主任")
+    assert push.startswith("【回执未确认】TX1「关窗」") and "已过 5 分钟，尚有 2 人未回执" in push, push
+    assert "孙门卫" in push and "周门卫" in push
 
 
 def test_outbox_rows_carry_dedup_keys(school, rt, clock):  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from jobs import repair as repair_jobs
 from storage import repair
+from storage.kernel import fmt_duration
 from storage.repair import RepairHistory, RepairPhoto, RepairTicket
 from tests.school import openid_for
 
@@ -161,12 +162,10 @@ def test_dialog_cancel(school, rt):
     assert "取消 BX12" in school.say("王老师", "取消")
 
 
-def test_dialog_expires(school, rt):
+def test_dialog_expires(school, rt, clock):
     school.say("王老师", "报修")
     school.say("王老师", "教学楼301")
-    # The dialog lives 10 minutes in the KV store (Redis TTL, or MemoryKV on time.monotonic, which the frozen
-    # clock does not move). Deleting the key is exactly what the expiry does to the next message.
-    rt.kv.delete(f"dialog:{openid_for('王老师')}")
+    clock.advance(minutes=10, seconds=1)  # the KV store's expiries follow the frozen clock (both sides: test_time_windows)
     assert "没有听懂" in school.say("王老师", "灯不亮")
     assert "跳过" not in school.say("王老师", "帮助")  # no dialog swallowing commands
     assert count_rows(rt, RepairTicket) == 0
@@ -600,9 +599,9 @@ def test_stale_dialog_state_is_dropped(school, rt):
 
 
 def test_time_helpers():
-    assert repair._duration(timedelta(minutes=5)) == "5分钟"
-    assert repair._duration(timedelta(hours=2, minutes=5)) == "2小时5分钟"
-    assert repair._duration(timedelta(days=3, hours=1)) == "3天1小时"
+    assert fmt_duration(timedelta(minutes=5)) == "5分钟"
+    assert fmt_duration(timedelta(hours=2, minutes=5)) == "2小时5分钟"
+    assert fmt_duration(timedelta(days=3, hours=1)) == "3天1小时"
 
 
 def test_bare_number_finds_the_repair_for_a_worker_even_though_reminders_share_the_word(chat):

@@ -3,6 +3,8 @@ jobs, and personal data never shown or stored in clear."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import datetime
 
 import pytest
@@ -11,7 +13,7 @@ from sqlmodel import select
 
 from jobs import visitor as visitor_jobs
 from storage import people, visitor
-from storage.errors import Forbidden
+from storage.errors import Forbidden, UserError
 from tests.test_visitor_parse import make_id
 
 PHONE = "13812341111"
@@ -197,8 +199,11 @@ def test_end_of_day_list_once_a_day(school, clock, rt):
 def test_end_of_day_default_from_settings(school, clock, rt, monkeypatch):
     monkeypatch.setenv("VISITOR_DAY_END", "17:00")
     school.say("李门卫", f"访客 张三 {PHONE} 送货")
-    clock.set(datetime(2026, 12, 1, 17, 1))
-    assert run_job(rt, visitor_jobs.day_end)
+    clock.set(datetime(2026, 12, 1, 16, 59))
+    assert run_job(rt, visitor_jobs.day_end) is None  # not the built-in 18:00, not yet the configured 17:00
+    clock.set(datetime(2026, 12, 1, 17, 0))
+    assert run_job(rt, visitor_jobs.day_end) == "listed visitors still in to 2 guard(s)"
+    assert "仍有 1 批访客未登记离开" in school.last_push("李门卫") and "FK1 张三" in school.last_push("赵门卫")
 
 
 # --- bookings --------------------------------------------------------------------------------------------
@@ -321,6 +326,28 @@ def test_database_holds_no_plaintext_numbers(school, rt):
         enc = conn.execute(text("SELECT id_enc, phone_enc, id_masked FROM visitorentry")).one()
     assert enc[2] == ID[:4] + "*" * 10 + ID[-4:]
     assert visitor.decrypt(SECRET, enc[0]) == ID and visitor.decrypt(SECRET, enc[1]) == PHONE
+
+
+def test_numbers_are_encrypted_with_the_secret_key_and_hashed_with_a_key(school, rt):
+    """Not just absent in clear: readable only with this SECRET_KEY, never the same ciphertext twice, and a
+    matching hash that a dictionary of plain hashes cannot reverse (phone and ID numbers are guessable)."""
+    school.say("李门卫", f"访客 张三 {PHONE} 送货 {ID}")
+    school.say("李门卫", f"访客 张三 {PHONE} 取货 {ID}")  # the same person, the same numbers
+    with rt.db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT id_enc, phone_enc, id_hash, phone_hash FROM visitorentry ORDER BY id")).all()
+    (id1, phone1, idh1, phoneh1), (id2, phone2, idh2, phoneh2) = rows
+    assert [visitor.decrypt(SECRET, v) for v in (id1, phone1, id2, phone2)] == [ID, PHONE, ID, PHONE]
+    assert id1 != id2 and phone1 != phone2  # a fresh IV each time: equal numbers do not show as equal
+    for stolen in (id1, phone1):
+        with pytest.raises(UserError, match="SECRET_KEY"):
+            visitor.decrypt("another-secret-key-9876543210", stolen)
+        raw = base64.urlsafe_b64decode(stolen + "=" * (-len(stolen) % 4))
+        assert ID.encode() not in raw and PHONE.encode() not in raw
+    assert idh1 == idh2 == visitor.keyed_hash(SECRET, ID) and phoneh1 == phoneh2 == visitor.keyed_hash(SECRET, PHONE)
+    for value, keyed in ((ID, idh1), (PHONE, phoneh1)):
+        plain = {hashlib.new(algo, value.encode()).hexdigest() for algo in ("md5", "sha1", "sha256", "sha512")}
+        assert keyed not in plain
+        assert keyed != visitor.keyed_hash("another-secret-key-9876543210", value)
 
 
 def test_admin_reveal_is_logged(school, rt, clock):

@@ -8,6 +8,7 @@ import typer
 
 from bot.cli.common import fail, runtime
 from storage import people
+from storage.errors import UserError
 
 people_app = typer.Typer(help="人员管理", no_args_is_help=True)
 
@@ -34,10 +35,10 @@ def people_set(
     """修改人员信息（维修工类别）。"""
     rt = runtime()
     with rt.db.session() as s:
-        found = people.find_people(s, name)
-        if len(found) != 1:
-            fail(f"找到 {len(found)} 个名为 {name} 的人员")
-        p = found[0]
+        try:
+            p = people.find_one(s, name)
+        except UserError as exc:
+            fail(exc.message)
         if category is not None:
             p.categories = ",".join(c for item in category for c in item.replace("，", ",").split(",") if c)
         s.add(p)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -32,8 +32,9 @@ from storage import leave, ledger, people, repair, visitor
 from storage import outbox as ob
 from storage import reminder as rem
 from storage.db import DatabaseUnavailable
-from storage.duty import PROVISIONAL_NOTE, fmt_date, is_provisional_row
+from storage.duty import PROVISIONAL_NOTE, is_provisional_row
 from storage.errors import NotFound, UserError
+from storage.kernel import fmt_day, fmt_duration
 from storage.schoolcal import official_years
 from storage.ledger import Filters
 from storage.people import ROLES
@@ -47,6 +48,11 @@ templates.env.globals["ROLES"] = ROLES
 templates.env.filters["dt"] = ledger.fmt_dt
 templates.env.filters["hm"] = lambda v: f"{v:%H:%M}" if v else ""
 templates.env.filters["d"] = lambda v: f"{v:%Y-%m-%d}" if v else ""
+
+
+def _age(delta: timedelta) -> str:
+    return fmt_duration(delta, coarse=True)
+
 
 FLASH_COOKIE = "houqin_flash"
 
@@ -297,7 +303,7 @@ def dashboard(request: Request) -> Response:
     with rt.db.session() as s:
         board = ledger.dashboard(s, rt.clock.now())
     return render(request, "admin/dashboard.html", user=user, board=board, active="dashboard",
-                  age=ledger.age_text)
+                  age=_age)
 
 
 @router.get("/", include_in_schema=False)
@@ -320,7 +326,7 @@ def repairs(request: Request) -> Response:
     return render(request, "admin/repairs.html", user=user, page=page, f=f, active="repairs",
                   states=["未完成", *repair.STATES], categories=ledger.repair_categories(), workers=workers,
                   query=_query_without_page(request), export_query=urlencode(request.query_params),
-                  age=ledger.age_text, open_states=repair.OPEN)
+                  age=_age, open_states=repair.OPEN)
 
 
 @router.get("/repairs/{ref}", response_class=HTMLResponse)
@@ -555,7 +561,7 @@ def duty(request: Request) -> Response:
         rows = ledger.duty_rota(s, f)
         leaders = [p.name for p in ledger.leaders(s)]
     return render(request, "admin/duty.html", user=user, rows=rows, f=f, active="duty", today=today, leaders=leaders,
-                  fmt_date=fmt_date, provisional=is_provisional_row, note=PROVISIONAL_NOTE,
+                  fmt_day=fmt_day, provisional=is_provisional_row, note=PROVISIONAL_NOTE,
                   any_provisional=any(is_provisional_row(r) for r, _ in rows),
                   official_through=official_years()[1], export_query=urlencode({"from": f.start or "", "to": f.end or "", "q": f.q}))
 
@@ -630,7 +636,7 @@ async def people_unbind(request: Request, person_id: int) -> Response:
     await admin_form(request)
 
     def unbind(s: Session, now: datetime) -> str:
-        person = ledger.unbind(s, person_id)
+        person = people.unbind(s, person_id)
         return f"已解除 {person.name} 的微信绑定；如需重新绑定，请生成新邀请码。"
 
     return admin_action(request, "/admin/people", unbind)
@@ -641,7 +647,7 @@ async def invite_revoke(request: Request, invite_id: int) -> Response:
     await admin_form(request)
 
     def revoke(s: Session, now: datetime) -> str:
-        return f"已作废邀请码 {ledger.revoke_invite(s, invite_id).code}。"
+        return f"已作废邀请码 {people.revoke_invite(s, invite_id).code}。"
 
     return admin_action(request, "/admin/people", revoke)
 
@@ -666,7 +672,7 @@ async def outbox_retry(request: Request, msg_id: int) -> Response:
     _, form = await admin_form(request)
 
     def retry(s: Session, now: datetime) -> str:
-        ledger.retry_outbox(s, msg_id, now=now)
+        ob.retry(s, msg_id, now=now)
         return f"消息 {msg_id} 已重新排队发送。"
 
     return admin_action(request, _safe_next(form.get("back") or "/admin/outbox"), retry, wake=True)

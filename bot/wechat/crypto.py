@@ -7,7 +7,7 @@ import time
 
 from defusedxml import ElementTree as SafeET
 from wechatpy.crypto import PrpCrypto, WeChatCrypto, _get_signature
-from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.exceptions import InvalidAppIdException
 from wechatpy.utils import WeChatSigner
 
 
@@ -60,11 +60,17 @@ def parse_xml_safely(body: bytes | str) -> dict[str, str]:
 
 
 class Cipher:
-    """Decrypts inbound and encrypts outbound messages for one 公众号."""
+    """Decrypts inbound and encrypts outbound messages for one 公众号.
+
+    The msg_signature is checked once, here (constant time, before any decryption); wechatpy is used for the
+    AES layer only (PrpCrypto), since its decrypt_message would check the signature a second time and parse
+    the XML again with a parser that is not hardened.
+    """
 
     def __init__(self, token: str, aes_key: str, app_id: str) -> None:
         self.crypto = WeChatCrypto(token, aes_key, app_id)
         self.token = token
+        self.app_id = app_id
 
     def decrypt(self, body: bytes, signature: str | None, timestamp: str, nonce: str) -> str:
         fields = parse_xml_safely(body)
@@ -74,23 +80,11 @@ class Cipher:
         if not signature or not hmac.compare_digest(msg_signature(self.token, timestamp, nonce, encrypt), signature):
             raise Rejected(403, "bad msg_signature")
         try:
-            return self.crypto.decrypt_message(body, signature, timestamp, nonce)  # type: ignore[no-any-return]
-        except InvalidSignatureException:
-            raise Rejected(403, "bad msg_signature") from None
+            return PrpCrypto(self.crypto.key).decrypt(encrypt, self.app_id)  # type: ignore[no-any-return]
         except InvalidAppIdException:
             raise Rejected(403, "wrong AppID in cipher") from None
         except Exception as exc:
             raise Rejected(400, f"cannot decrypt: {type(exc).__name__}") from None
-
-    def decrypt_echo(self, signature: str | None, timestamp: str, nonce: str, echostr: str) -> str:
-        if not signature or not hmac.compare_digest(msg_signature(self.token, timestamp, nonce, echostr), signature):
-            raise Rejected(403, "bad msg_signature")
-        try:
-            return str(self.crypto._check_signature(signature, timestamp, nonce, echostr, PrpCrypto))
-        except InvalidSignatureException:
-            raise Rejected(403, "bad msg_signature") from None
-        except Exception:
-            raise Rejected(400, "cannot decrypt echostr") from None
 
     def encrypt(self, xml: str, nonce: str, timestamp: str) -> str:
         return self.crypto.encrypt_message(xml, nonce, timestamp)  # type: ignore[no-any-return]
