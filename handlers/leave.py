@@ -107,10 +107,8 @@ def request(ctx: Context) -> str:
     assert student.id is not None
     existing = leave.overlapping(s, student.id, span.start, span.end)
     if existing:
-        # Validate first (a refusal should not be preceded by a question), then ask before a second slip.
-        with s.begin_nested() as trial:
-            leave.request_leave(s, ctx.me, student, span.start, span.end, reason, now=ctx.now)
-            trial.rollback()
+        # Refusals first (no question before a no), then ask before a second slip.
+        leave.check_request(s, ctx.me, student, span.start, span.end, reason, now=ctx.now)
         ctx.start_dialog("leave-again", {"student": student.id, "start": span.start.isoformat(),
                                          "end": span.end.isoformat(), "reason": reason})
         lines = [f"{student.name}在这段时间已有请假："]

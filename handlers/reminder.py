@@ -64,17 +64,15 @@ def _remind(ctx: Context, text: str, *, confirmed: bool) -> str:
     specs = rem.parse_targets(ctx.session, ctx.me, labels)
     label = " ".join(f"@{x}" for x in labels)
     same = None if confirmed else rem.same_as(ctx.session, ctx.me, when, content, specs, now=ctx.now)
-    r = rem.create(ctx.session, ctx.me, when, content, specs, now=ctx.now, needs_receipt=needs_receipt,
-                   target_label=label)
     if same is not None:
-        # Everything checked (create raised nothing): undo it and ask first.
-        ctx.session.delete(r)
-        ctx.session.flush()
+        rem.check(ctx.me, when, content, specs, now=ctx.now)  # refusals first: no question before a no
         ctx.start_dialog("remind-again", {"text": original})
         due = same.next_due_at or same.first_due_at
         return (f"您已设置过相同的提醒 {same.ref}：{rem.fmt_moment(due, ctx.now)} {same.text}"
                 f"{' ' + same.target_label if same.target_label else ''}\n"
                 f"仍要再设一个吗？回复「是」或「确认」设置，回复「取消」放弃。")
+    r = rem.create(ctx.session, ctx.me, when, content, specs, now=ctx.now, needs_receipt=needs_receipt,
+                   target_label=label)
     total, bound = rem.reach(ctx.session, specs)
     lines = [f"已设置提醒 {r.ref}"]
     if isinstance(when, Recurrence):

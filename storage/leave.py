@@ -304,18 +304,9 @@ def student_for_request(session: Session, actor: Actor, name: str | None, klass:
 # Requesting
 
 
-def request_leave(
-    session: Session,
-    actor: Actor,
-    student: Student,
-    starts_at: datetime,
-    ends_at: datetime,
-    reason: str,
-    *,
-    now: datetime,
-    expects_return: bool | None = None,
-) -> LeaveSlip:
-    """A new slip. From the class's head teacher it is approved at once; otherwise it waits for them."""
+def check_request(session: Session, actor: Actor, student: Student, starts_at: datetime, ends_at: datetime,
+                  reason: str, *, now: datetime) -> str:
+    """Whether this person may ask for this slip, with the refusal as a UserError; the reason, trimmed."""
     if not actor.has("teacher", "head_teacher", "parent"):
         raise UserError("无权限：请假仅限教师、班主任和家长使用。")
     parent_only = actor.has("parent") and not actor.has("teacher", "head_teacher")
@@ -330,6 +321,22 @@ def request_leave(
         raise UserError(f"结束时间早于开始时间：{fmt_span(starts_at, ends_at)}，请检查。")
     if ends_at <= now:
         raise UserError(f"请假时间 {fmt_span(starts_at, ends_at)} 已经过去，不能再请假。")
+    return reason
+
+
+def request_leave(
+    session: Session,
+    actor: Actor,
+    student: Student,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+    *,
+    now: datetime,
+    expects_return: bool | None = None,
+) -> LeaveSlip:
+    """A new slip. From the class's head teacher it is approved at once; otherwise it waits for them."""
+    reason = check_request(session, actor, student, starts_at, ends_at, reason, now=now)
     if expects_return is None:
         expects_return = NO_RETURN_WORD not in reason
     assert student.id is not None

@@ -115,12 +115,14 @@ __all__ = [
     "ReminderReceipt",
     "acknowledge",
     "cancel",
+    "check",
     "create",
     "describe_when",
     "escalate_receipts",
     "fire_due",
     "fmt_moment",
     "parse_targets",
+    "same_as",
     "upcoming",
 ]  # fmt: skip
 
@@ -265,6 +267,22 @@ def first_due(when: datetime | Recurrence, now: datetime, school_days_only: bool
     return due
 
 
+def check(actor: Actor | None, when: datetime | Recurrence, text: str, specs: list[str], *, now: datetime,
+          school_days_only: bool = False) -> datetime:
+    """Whether this reminder may be set, with the refusal as a UserError; its first due time."""
+    text = text.strip()
+    if not text:
+        raise UserError("请写上提醒内容，例如：提醒 明天8:00 交教案")
+    if len(text) > 500:
+        raise UserError("提醒内容太长了（最多500字）")
+    if actor is not None and not actor.has("admin", "leader") and not only_self(specs, actor):
+        raise UserError("无权限：只有后勤管理员、校领导可以提醒他人；给自己设提醒不写@对象即可，例如：提醒 明天8:00 交教案")
+    due = first_due(when, now, school_days_only)
+    if due <= now:
+        raise UserError(f"时间已过：{fmt_moment(due, now)}。请写将来的时间，例如：明天8:00、10分钟后")
+    return due
+
+
 def create(
     session: Session,
     actor: Actor | None,
@@ -282,15 +300,7 @@ def create(
 ) -> Reminder:
     """A new reminder. Admins and leaders may remind anyone; everyone else only themselves."""
     text = text.strip()
-    if not text:
-        raise UserError("请写上提醒内容，例如：提醒 明天8:00 交教案")
-    if len(text) > 500:
-        raise UserError("提醒内容太长了（最多500字）")
-    if actor is not None and not actor.has("admin", "leader") and not only_self(specs, actor):
-        raise UserError("无权限：只有后勤管理员、校领导可以提醒他人；给自己设提醒不写@对象即可，例如：提醒 明天8:00 交教案")
-    due = first_due(when, now, school_days_only)
-    if due <= now:
-        raise UserError(f"时间已过：{fmt_moment(due, now)}。请写将来的时间，例如：明天8:00、10分钟后")
+    due = check(actor, when, text, specs, now=now, school_days_only=school_days_only)
     rec = when if isinstance(when, Recurrence) else None
     r = Reminder(
         creator_id=actor.id if actor else None,

@@ -111,3 +111,13 @@ def test_description_keeps_chinese_punctuation(school, rt):  # type: ignore[no-u
         assert t.place == "教学楼301" and t.description == "投影仪不亮了，开机没反应！"
     school.say("张老师", "请假 李明 明天全天 发烧，去医院")
     assert "发烧，去医院" in school.say("李明家长", "我的请假")
+
+
+def test_asking_first_does_not_use_up_record_numbers(school):  # type: ignore[no-untyped-def]
+    """Checking before a question writes nothing: on PostgreSQL even a rolled-back insert would skip a number."""
+    school.say("张老师", "请假 李明 明天全天 发烧")
+    school.say("张老师", "请假 李明 明天上午 看病")
+    assert "QJ2" in school.say("张老师", "是")
+    school.say("张老师", "提醒 明天8:00 交教案")
+    school.say("张老师", "提醒 明天8:00 交教案")
+    assert "TX2" in school.say("张老师", "是")
