@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.config import Settings, simulator_enabled
+from bot.console.inspection import router as inspection_console_router
 from bot.console.routes import router as console_router
 from bot.runtime import Runtime
 from bot.wechat.sender import start_sender
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     app.state.runtime = rt
     app.router.routes.extend(webhook_routes)
     app.include_router(console_router)
+    app.include_router(inspection_console_router)
     app.add_middleware(SimulatorOnDemand, fastapi_app=app)  # /simulator only while HOUQIN_SIMULATOR=1 (houqin demo)
 
     @app.get("/favicon.ico", include_in_schema=False)

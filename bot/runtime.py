@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from bot import logs
 from bot.config import Settings
 from bot.wechat.crypto import Cipher
 from bot.wechat.inbox import Inbox
@@ -21,6 +22,7 @@ class Runtime:
     def __init__(self, settings: Settings, clock: Clock | None = None, kv: KV | None = None,
                  db: Database | None = None) -> None:
         self.settings = settings
+        logs.install(settings.wechat_app_secret, settings.wechat_token, settings.secret_key, settings.wechat_aes_key)
         if clock is not None:
             set_clock(clock)
         elif type(get_clock()) is Clock:

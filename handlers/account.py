@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.base import Context, command, help_lines, on_event, record_prefixes
+from handlers.base import Context, command, help_lines, on_event, record_prefixes, scene_handler
 from storage import outbox, people
 
 WELCOME = (
@@ -61,6 +61,8 @@ def _bind_from_scene(ctx: Context, scene: str) -> str | None:
 def on_subscribe(ctx: Context) -> str | None:
     people.set_subscribed(ctx.session, ctx.openid, True)
     scene = str(ctx.inbound.extra.get("key") or "")
+    if scene and (by_scene := scene_handler(scene)) is not None:  # a checkpoint QR (cp:<id>) …
+        return by_scene(ctx)
     if scene:
         bound = _bind_from_scene(ctx, scene)
         if bound:
@@ -72,7 +74,9 @@ def on_subscribe(ctx: Context) -> str | None:
 
 @on_event("scan")
 def on_scan(ctx: Context) -> str | None:
-    return _bind_from_scene(ctx, str(ctx.inbound.extra.get("key") or ""))
+    scene = str(ctx.inbound.extra.get("key") or "")
+    by_scene = scene_handler(scene)
+    return by_scene(ctx) if by_scene is not None else _bind_from_scene(ctx, scene)
 
 
 @on_event("unsubscribe")

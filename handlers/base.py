@@ -46,6 +46,7 @@ class Options:
     timezone: str = "Asia/Shanghai"
     visitor_long_stay_hours: float = 4.0
     secret_key: str = ""  # keys the hashes and encryption of visitors' phone and ID numbers: used, never shown
+    default_building: str = "教学楼"  # a bare room number (301) is in this building
 
 
 @dataclass
@@ -128,6 +129,7 @@ class Command:
 
 COMMANDS: list[Command] = []
 DIALOGS: dict[str, DialogStep] = {}
+DIALOG_ROLES: dict[str, frozenset[str] | None] = {}  # who may be in a dialog: checked again at every step
 
 
 def command(
@@ -150,12 +152,22 @@ def command(
     return register
 
 
-def dialog(name: str) -> Callable[[DialogStep], DialogStep]:
+def dialog(name: str, roles: set[str] | frozenset[str] | None = None) -> Callable[[DialogStep], DialogStep]:
+    """Declare a guided dialog's step function. `roles` as for the command that starts it (None: any bound
+    person): the router checks them before every step, so a role removed (or a person deactivated) mid-dialog
+    ends it instead of letting it finish."""
+
     def register(func: DialogStep) -> DialogStep:
         DIALOGS[name] = func
+        DIALOG_ROLES[name] = frozenset(roles) if roles is not None else None
         return func
 
     return register
+
+
+def dialog_allows(name: str, actor: Actor | None) -> bool:
+    roles = DIALOG_ROLES.get(name)
+    return actor is not None and (roles is None or actor.has(*roles))
 
 
 def all_words() -> set[str]:
@@ -203,6 +215,23 @@ def on_event(*names: str) -> Callable[[EventHandler], EventHandler]:
     return register
 
 
+SCENES: dict[str, EventHandler] = {}
+
+
+def on_scene(prefix: str) -> Callable[[EventHandler], EventHandler]:
+    """Declare the handler of QR scenes starting with `prefix` (SCAN, or subscribe with a scene): `cp:` …"""
+
+    def register(func: EventHandler) -> EventHandler:
+        SCENES[prefix] = func
+        return func
+
+    return register
+
+
+def scene_handler(scene: str) -> EventHandler | None:
+    return next((f for prefix, f in SCENES.items() if scene.startswith(prefix)), None)
+
+
 def load_handlers() -> None:
     """Import every handler module so its declarations register (adding a domain = adding a module)."""
     import importlib
@@ -214,5 +243,10 @@ def load_handlers() -> None:
     first = ["account", "repair", "visitor", "leave", "reminder"]
     found = [m.name for m in pkgutil.iter_modules(handlers.__path__)
              if not m.name.startswith("_") and m.name not in ("base", "text", "timeexpr")]
-    for name in sorted(found, key=lambda n: (first.index(n) if n in first else len(first), n)):
+    order = sorted(found, key=lambda n: (first.index(n) if n in first else len(first), n))
+    for name in order:
         importlib.import_module(f"handlers.{name}")
+    # A module imported earlier by someone else (the console imports handlers.reminder) registered first:
+    # put the declarations back in this order (stable: within a module, as declared).
+    rank = {f"handlers.{n}": i for i, n in enumerate(order)}
+    COMMANDS.sort(key=lambda c: rank.get(c.func.__module__, len(rank)))

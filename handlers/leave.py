@@ -11,10 +11,11 @@ from typing import Any
 from handlers.base import YES, Context, command, dialog
 from handlers.text import parse_ref, tokens
 from handlers.timeexpr import Span, TimeParseError, split_time_prefix
-from storage import leave
+from storage import directory, leave, roster
 from storage.errors import UserError
 from storage.people import Student
 from storage.kernel import fmt_time
+from storage.people import name_of
 
 USAGE = (
     "请假格式：请假 [班级] 学生姓名 时间段 事由\n"
@@ -65,9 +66,9 @@ def _take_class(ctx: Context, text: str) -> tuple[str | None, str]:
     (`七(3)班李明 …`)."""
     s = ctx.session
     first, after = _first(text)
-    if first and leave.is_class_name(s, first) and not leave.is_student_token(s, first):
+    if first and roster.is_class_name(s, first) and not roster.is_student_token(s, first):
         return first, after
-    glued = leave.class_name_prefix(s, text)
+    glued = roster.class_name_prefix(s, text)
     if glued and len(text) > len(glued):
         return glued, _lead(text[len(glued) :])
     return None, text
@@ -80,11 +81,11 @@ def _take_student(ctx: Context, text: str, span_may_follow: bool) -> tuple[str |
     first, after = _first(text)
     if not first:
         return None, ""
-    if leave.is_student_token(s, first):
+    if roster.is_student_token(s, first):
         return first, after
     if span_may_follow and _starts_with_span(text, ctx.now):
         return None, text
-    glued = leave.student_name_prefix(s, text)
+    glued = roster.student_name_prefix(s, text)
     if glued:
         return glued, _lead(text[len(glued) :])
     return first, after  # not in the roster: the service says so
@@ -127,7 +128,7 @@ def _submit(ctx: Context, student: Student, start: datetime, end: datetime, reas
     if slip.state == leave.APPROVED:
         return f"已批准请假 {what}{back}。门卫可凭 {leave.ref(slip)} 核验出校。"
     head = leave.head_teacher_id(s, slip.class_id)
-    to = f"班主任 {leave.person_name(s, head)}" if head else "管理员（本班未设置班主任）"
+    to = f"班主任 {name_of(s, head)}" if head else "管理员（本班未设置班主任）"
     return f"已提交请假 {what}{back}。状态：待审批，已通知{to}，审批后会通知您。"
 
 
@@ -164,7 +165,7 @@ def pending(ctx: Context) -> str:
         return "没有待审批的请假。"
     lines = [f"待审批的请假（{len(slips)}条）："]
     for slip in slips:
-        requester = leave.person_name(ctx.session, slip.requester_id)
+        requester = name_of(ctx.session, slip.requester_id)
         lines.append(f"{leave.ref(slip)} {leave.who(ctx.session, slip)} {leave.slip_span(slip)} "
                      f"{slip.reason}（{requester}）")
     first = leave.ref(slips[0])
@@ -195,7 +196,7 @@ def reject(ctx: Context) -> str:
 def _slip_number(ctx: Context) -> int | None:
     """`QJ5` / `qj5` / `5` → 5; a bare number that is a student's 学号 is the student, not a slip."""
     arg = ctx.args[0]
-    if arg.upper().startswith(leave.PREFIX) or (arg.isdigit() and not leave.is_student_token(ctx.session, arg)):
+    if arg.upper().startswith(leave.PREFIX) or (arg.isdigit() and not roster.is_student_token(ctx.session, arg)):
         return parse_ref(arg, leave.PREFIX)
     return None
 
@@ -206,18 +207,50 @@ def check(ctx: Context) -> str:
         return "请发送「核验 QJ5」或「核验 学生姓名」（重名时：核验 七(3)班 李明）。"
     n = _slip_number(ctx)
     if n is not None:
-        return leave.check_slip(ctx.session, n, ctx.now)
+        return _check_line(ctx, leave.get_slip(ctx.session, n))
     klass, text = _take_class(ctx, _lead(ctx.rest))
     name, _ = _take_student(ctx, text, span_may_follow=False)
     if not name:
         return "请写明学生姓名，例如：核验 七(3)班 李明"
-    student = leave.find_student(ctx.session, name, klass, example=f"核验 七(3)班 {name}")
-    return leave.check_student(ctx.session, student, ctx.now)
+    student = roster.find_student(ctx.session, name, klass, example=f"核验 七(3)班 {name}")
+    slip = leave.slip_to_check(ctx.session, student, ctx.now)
+    if slip is None:
+        return f"{student.name}（{roster.class_name(ctx.session, student)}）：不可出校，今天没有请假单。"
+    return _check_line(ctx, slip)
+
+
+def _check_line(ctx: Context, slip: leave.LeaveSlip) -> str:
+    ok, why = leave.gate_check(slip, ctx.now)
+    return f"{leave.ref(slip)} {leave.who(ctx.session, slip)}：{'可以出校' if ok else '不可出校'}，{why}。"
+
+
+def _gate_slip(ctx: Context, exit_: bool) -> int:
+    """`出校 QJ5` / `出校 5`, or a student's name (`出校 王小明`, `出校 七(3)班 王小明`): the slip that name means
+    at the gate now — for an exit the approved one not yet used, for a return the one they went out on."""
+    if not ctx.args:
+        raise UserError("请写假条编号或学生姓名，例如：出校 QJ5 或 出校 李明")
+    n = _slip_number(ctx)
+    if n is not None:
+        return n
+    klass, text = _take_class(ctx, _lead(ctx.rest))
+    name, _ = _take_student(ctx, text, span_may_follow=False)
+    word = "出校" if exit_ else "返校"
+    student = roster.find_student(ctx.session, name or "", klass, example=f"{word} 七(3)班 {name}")
+    slips = directory.slips_of_student(ctx.session, student.id, ctx.now)  # type: ignore[arg-type]
+    wanted = [s for s in slips if s.state == (leave.APPROVED if exit_ else leave.OUT)]
+    if len(wanted) == 1:
+        return wanted[0].id  # type: ignore[return-value]
+    if not wanted and slips:
+        return slips[0].id  # type: ignore[return-value]  # the service says why it cannot be used
+    if not wanted:
+        raise UserError(f"{student.name} 目前没有可用的请假单，不能{word}。" + ("请先核验。" if exit_ else ""))
+    refs = "、".join(leave.ref(s) for s in wanted)
+    raise UserError(f"{student.name} 有多张假条（{refs}），请写编号，例如：{word} {leave.ref(wanted[0])}")
 
 
 @command("出校", roles={"guard", "admin"}, record="QJ", help="出校 QJ5（登记学生出校）")
 def exit_(ctx: Context) -> str:
-    n = parse_ref(ctx.args[0] if ctx.args else None, leave.PREFIX)
+    n = _gate_slip(ctx, True)
     slip = leave.record_exit(ctx.session, ctx.me, n, now=ctx.now)
     back = f"请假至 {fmt_time(slip.ends_at)}" if slip.expects_return else "不返校"
     return (f"已登记出校 {leave.ref(slip)}：{leave.who(ctx.session, slip)}，{fmt_time(ctx.now)}，{back}。"
@@ -226,7 +259,7 @@ def exit_(ctx: Context) -> str:
 
 @command("返校", roles={"guard", "admin"}, record="QJ", help="返校 QJ5（登记学生返校）")
 def return_(ctx: Context) -> str:
-    n = parse_ref(ctx.args[0] if ctx.args else None, leave.PREFIX)
+    n = _gate_slip(ctx, False)
     slip = leave.record_return(ctx.session, ctx.me, n, now=ctx.now)
     return f"已登记返校 {leave.ref(slip)}：{leave.who(ctx.session, slip)}，{fmt_time(ctx.now)}。已通知家长。"
 

@@ -225,5 +225,15 @@ def swap(ctx: Context) -> str:
     except TimeParseError:
         pass
     if other is not None:
-        return duty.swap(ctx.session, ctx.me, when.date(), now=ctx.now, other_day=other)
-    return duty.swap(ctx.session, ctx.me, when.date(), now=ctx.now, leader_name=rest.split()[0])
+        return swap_reply(duty.swap(ctx.session, ctx.me, when.date(), now=ctx.now, other_day=other))
+    return swap_reply(duty.swap(ctx.session, ctx.me, when.date(), now=ctx.now, leader_name=rest.split()[0]))
+
+
+def swap_reply(change: duty.Swap) -> str:
+    """The reply to a 换班, in chat and in the console."""
+    day, new, old = fmt_day(change.day), change.new.name, change.old.name if change.old else None
+    if change.other_day is not None:
+        return f"已互换：{day} 改由 {new} 值班，{fmt_day(change.other_day)} 改由 {old} 值班，已通知两位领导。"
+    if old is not None:
+        return f"已换班：{day} 值班领导 {old} → {new}，已通知两位领导。"
+    return f"已安排：{day} 由 {new} 值班，已通知本人。"

@@ -7,6 +7,8 @@ from typing import Any
 
 from handlers.base import Context, command, dialog
 from handlers.text import normalise, parse_ref
+from handlers.understand.lexicon import lexicon
+from handlers.understand.places import split_place
 from storage import repair
 from storage.errors import UserError
 from storage.people import STAFF
@@ -51,13 +53,17 @@ def report(ctx: Context) -> str:
         return ("好的，开始报修" + ("（紧急）" if urgent else "") + "。请发送报修地点，例如：教学楼301。\n"
                 "随时发送「取消」退出。")
     place, description = args[skip], ctx.after(skip + 1)
+    if not description:  # `报修 教学楼301灯不亮`: the place glued to the fault
+        glued = split_place(lexicon(ctx.session), ctx.after(skip))
+        if glued is not None:
+            place, description = glued
     if not description:
         raise UserError(f"请写上故障描述，例如：报修 {place} 灯不亮（也可以只发「报修」按提示填写）")
     ticket, worker = repair.create_ticket(ctx.session, ctx.me, place, description, urgent=urgent, now=ctx.now)
     return _created(ticket, worker)
 
 
-@dialog(DIALOG)
+@dialog(DIALOG, roles=STAFF)
 def report_step(ctx: Context, state: dict[str, Any]) -> str:
     """地点 → 描述 → photos until 完成/跳过. `取消` and the 10-minute expiry are handled by the router."""
     inbound = ctx.inbound

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from storage.kernel import Ref
 
 _SEPARATORS = re.compile(r"[\s,，]+")  # spaces (full-width ones become plain spaces), ， and ,
+# Zero-width and invisible formatting characters (ZWSP/ZWNJ/ZWJ, LRM/RLM, word joiner, BOM, soft hyphen …):
+# removed, so that `报\u200b修` is still 报修 (SPEC 2).
+ZERO_WIDTH = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e"
+                        "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]")
 # Punctuation of free text (descriptions, reasons, reminder contents) that NFKC would turn into ASCII: kept as
 # typed in `rest` and `after()`. A `：` is kept too unless it sits inside a time (`9：00`) or right after the
 # command word. Parentheses are not kept: class names (`七（3）班` = `七(3)班`) are looked up by them.
@@ -16,12 +20,12 @@ _KEEP = "，！？；："
 _PLACEHOLDER = {ch: chr(0xE000 + i) for i, ch in enumerate(_KEEP)}  # private-use stand-ins NFKC leaves alone
 _RESTORE = {v: k for k, v in _PLACEHOLDER.items()}
 _TIME_COLON = re.compile(r"(?<=\d)：(?=\d)")
-_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 
 
 def normalise(text: str) -> str:
-    """Full-width digits, letters, spaces and punctuation → half-width; trim space and a trailing 。."""
-    s = unicodedata.normalize("NFKC", _ZERO_WIDTH.sub("", text or ""))
+    """Full-width digits, letters, spaces and punctuation → half-width; zero-width characters removed; trim
+    space and a trailing 。."""
+    s = unicodedata.normalize("NFKC", ZERO_WIDTH.sub("", text or ""))
     s = s.strip()
     while s.endswith("。") or s.endswith("."):
         s = s[:-1].rstrip()

@@ -20,4 +20,11 @@ if [ "${SKIP_BROWSER:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1; the
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "WARNING: could not install chromium; browser tests will fail"
 fi
+# The checkpoint label tests render the PDF with poppler (pdftoppm, pdffonts, pdftotext) and the labels embed a
+# TrueType CJK font (WenQuanYi Zen Hei).
+if ! command -v pdftoppm >/dev/null 2>&1 || [ ! -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then
+  echo "installing poppler-utils and fonts-wqy-zenhei for the label tests"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils fonts-wqy-zenhei >/dev/null) \
+    || echo "WARNING: could not install poppler-utils/fonts-wqy-zenhei; label tests will fail"
+fi
 pg_isready -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 -p 6379 ping

@@ -25,4 +25,4 @@ run() {
 }
 
 run "SQLite + in-process store" env TEST_DB=sqlite TEST_KV=memory .venv/bin/pytest -m "not slow and not browser" "$@"
-run "PostgreSQL + Redis (all tests)" env TEST_DB=postgres TEST_KV=redis .venv/bin/pytest "$@"
+run "PostgreSQL + Redis (all tests but the language corpus)" env TEST_DB=postgres TEST_KV=redis .venv/bin/pytest -m "not corpus" "$@"

@@ -43,7 +43,9 @@ class Database:
     def __init__(self, url: str, echo: bool = False) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        kwargs: dict = {"echo": echo}
+        # hide_parameters: an error's text (logged with its traceback) never carries the statement's values,
+        # which may be a phone or ID number from a message.
+        kwargs: dict = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:

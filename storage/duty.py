@@ -168,8 +168,19 @@ def import_rows(session: Session, rows: list[list[str]], *, now: datetime,
     return out, errors, warnings
 
 
+@dataclass(frozen=True)
+class Swap:
+    """What a 换班 changed: `day` now goes to `new` (it was `old`'s; None: nobody's); with `other_day`, the two
+    days' leaders were exchanged (`old` now has `other_day`)."""
+
+    day: date
+    new: Person
+    old: Person | None
+    other_day: date | None = None
+
+
 def swap(session: Session, actor: Actor, day: date, *, now: datetime, leader_name: str | None = None,
-         other_day: date | None = None, times: DutyTimes = DutyTimes()) -> str:
+         other_day: date | None = None, times: DutyTimes = DutyTimes()) -> Swap:
     """`换班 <日期> <领导姓名>` reassigns a day; `换班 <日期> <日期>` swaps two days' leaders. Both told."""
     if not actor.has("admin"):
         raise UserError("无权限：「换班」仅限后勤管理员使用。")
@@ -193,8 +204,7 @@ def swap(session: Session, actor: Actor, day: date, *, now: datetime, leader_nam
             outbox.notify(session, [p.id], "duty",
                           f"【换班通知】您的值班由 {fmt_day(before)} 调整为 {fmt_day(after)}（与 "
                           f"{b.name if p is a else a.name} 互换）。", now=now)
-        return (f"已互换：{fmt_day(day)} 改由 {b.name} 值班，{fmt_day(other_day)} 改由 {a.name} 值班，"
-                f"已通知两位领导。")
+        return Swap(day, b, a, other_day)
     if not leader_name:
         raise UserError("请写明日期和领导姓名，例如：换班 10月2日 李校长")
     new = find_leader(session, leader_name)
@@ -207,8 +217,7 @@ def swap(session: Session, actor: Actor, day: date, *, now: datetime, leader_nam
     if old is not None:
         outbox.notify(session, [old.id], "duty", f"【换班通知】您 {fmt_day(day)} 的值班已改由 {new.name} 担任。",
                       now=now)
-        return f"已换班：{fmt_day(day)} 值班领导 {old.name} → {new.name}，已通知两位领导。"
-    return f"已安排：{fmt_day(day)} 由 {new.name} 值班，已通知本人。"
+    return Swap(day, new, old)
 
 
 def remove(session: Session, day: date, *, now: datetime) -> None:

@@ -1,14 +1,13 @@
 """Student leave slips (请假, QJ): request, head-teacher approval, the gate (exit / return) and alerts.
 
-All rules live here; handlers/leave.py parses chat text, jobs/leave.py runs the two timed alerts, and
-bot/cli/classes.py assigns head teachers to classes. A slip moves through a table of allowed transitions,
+All rules live here; handlers/leave.py parses chat text, jobs/leave.py runs the two timed alerts; students and
+classes are found through `storage.roster`. A slip moves through a table of allowed transitions,
 and every move is a conditional UPDATE (``WHERE state = <the state we saw>``), so two people acting on one
 slip at the same moment — two guards sending ``出校 QJ5`` — change it once; the loser is refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,16 +21,14 @@ from storage.people import (
     Actor,
     ParentLink,
     Person,
-    PersonRole,
     SchoolClass,
     Student,
     children_of,
     classes_headed_by,
-    find_one,
-    get_class,
+    name_of,
     people_with_role,
-    queue_menu_tag,
 )
+from storage.roster import find_student
 
 PREFIX = "QJ"
 PENDING, APPROVED, REJECTED, OUT, BACK = "待审批", "已批准", "已驳回", "已出校", "已返校"
@@ -147,11 +144,6 @@ def who(session: Session, slip: LeaveSlip) -> str:
     return f"{student_of(session, slip).name}（{class_of(session, slip).name}）"
 
 
-def person_name(session: Session, person_id: int | None) -> str:
-    p = session.get(Person, person_id) if person_id else None
-    return p.name if p else "?"
-
-
 # --------------------------------------------------------------------------------------------------------
 # People around a slip
 
@@ -206,78 +198,6 @@ def gate_events(session: Session, slip_id: int) -> list[LeaveGateEvent]:
 
 # --------------------------------------------------------------------------------------------------------
 # Students and classes
-
-
-def class_named(session: Session, name: str) -> SchoolClass:
-    klass = get_class(session, name.strip())
-    if klass is None:
-        raise UserError(f"未找到班级「{name}」，请检查班级名称（例如 七(3)班）。")
-    return klass
-
-
-def is_class_name(session: Session, token: str) -> bool:
-    """Whether a token is meant as a class: a class of the roster, or anything written like one (…班)."""
-    return get_class(session, token) is not None or token.endswith("班")
-
-
-def is_student_token(session: Session, token: str) -> bool:
-    stmt = select(Student.id).where((Student.name == token) | (Student.student_no == token))
-    return session.exec(stmt).first() is not None
-
-
-def class_name_prefix(session: Session, text: str) -> str | None:
-    """The longest class of the roster that `text` starts with, ending at a 班 (`七(3)班李明` → 七(3)班)."""
-    cuts = [text[: i + 1] for i, ch in enumerate(text[:30]) if ch == "班"]
-    if not cuts:
-        return None
-    names = session.exec(select(SchoolClass.name).where(col(SchoolClass.name).in_(cuts))).all()
-    return max(names, key=len) if names else None
-
-
-def student_name_prefix(session: Session, text: str) -> str | None:
-    """The longest student name of the roster that `text` starts with (`李明明天全天` → 李明)."""
-    cuts = [text[:k] for k in range(1, min(len(text) - 1, 10) + 1)]
-    if not cuts:
-        return None
-    names = session.exec(select(Student.name).where(col(Student.name).in_(cuts)).distinct()).all()
-    return max(names, key=len) if names else None
-
-
-def _class_names(session: Session, students: Iterable[Student]) -> str:
-    return "、".join(class_name(session, s) for s in students)
-
-
-def class_name(session: Session, student: Student) -> str:
-    klass = session.get(SchoolClass, student.class_id)
-    return klass.name if klass else "?"
-
-
-def find_student(session: Session, name: str, klass: str | None = None,
-                 within: list[Student] | None = None, example: str = "请假 七(3)班 李明 今天下午 看病") -> Student:
-    """The one student called `name` (or with that 学号), in `klass` if given, among `within` if given.
-
-    Several students of that name → ask for the class (or the 学号 when they share a class too).
-    """
-    if within is not None:
-        found = [s for s in within if s.name == name or s.student_no == name]
-    else:
-        stmt = select(Student).where((Student.name == name) | (Student.student_no == name))
-        found = list(session.exec(stmt.order_by(col(Student.id))).all())
-    if klass is not None:
-        k = class_named(session, klass)
-        found = [s for s in found if s.class_id == k.id]
-        if not found:
-            raise UserError(f"{k.name}没有名为「{name}」的学生，请检查姓名和班级。")
-    if not found:
-        raise UserError(f"未找到学生「{name}」，请检查姓名（可写班级，例如 {example}）。")
-    if len(found) > 1:
-        if len({s.class_id for s in found}) == len(found):
-            raise UserError(
-                f"有{len(found)}名学生叫「{name}」（{_class_names(session, found)}），请写明班级，例如：{example}"
-            )
-        nos = "、".join(f"{s.student_no}（{class_name(session, s)}）" for s in found)
-        raise UserError(f"有{len(found)}名学生叫「{name}」，请改用学号：{nos}")
-    return found[0]
 
 
 def student_for_request(session: Session, actor: Actor, name: str | None, klass: str | None) -> Student:
@@ -401,8 +321,6 @@ def decide(session: Session, actor: Actor, n: int, approve: bool, note: str | No
         deputy = False
     elif actor.has(*DECIDERS):
         deputy = True
-    elif actor.has("head_teacher"):
-        raise UserError(f"无权限：{ref(slip)} 不是您班级学生的请假，须由该班班主任审批（或由管理员、校领导代批）。")
     else:
         raise NotFound(ref(slip))  # a person who may not see the slip learns nothing about it
     note = (note or "").strip()
@@ -456,15 +374,9 @@ def gate_check(slip: LeaveSlip, now: datetime) -> tuple[bool, str]:
     return True, f"已批准，请假 {slip_span(slip)}"
 
 
-def check_line(session: Session, slip: LeaveSlip, now: datetime) -> str:
-    ok, why = gate_check(slip, now)
-    verdict = "可以出校" if ok else "不可出校"
-    return f"{ref(slip)} {who(session, slip)}：{verdict}，{why}。"
-
-
-def check_student(session: Session, student: Student, now: datetime) -> str:
+def slip_to_check(session: Session, student: Student, now: datetime) -> LeaveSlip | None:
     """核验 <学生姓名>: the slip that matters now — one that lets them out, else one they are out on, else the
-    nearest of today's — in one line."""
+    nearest of today's; None when they have none."""
     day0 = datetime.combine(now.date(), datetime.min.time())
     stmt = (
         select(LeaveSlip)
@@ -475,20 +387,15 @@ def check_student(session: Session, student: Student, now: datetime) -> str:
     slips = list(session.exec(stmt).all())
     for slip in slips:
         if gate_check(slip, now)[0]:
-            return check_line(session, slip, now)
+            return slip
     for slip in slips:
         if slip.state == OUT:
-            return check_line(session, slip, now)
+            return slip
     today = [s for s in slips if s.starts_at < day0 + timedelta(days=1) and s.ends_at >= day0]
     candidates = today or [s for s in slips if s.starts_at >= now]
     if candidates:
-        nearest = min(candidates, key=lambda s: abs((s.starts_at - now).total_seconds()))
-        return check_line(session, nearest, now)
-    return f"{student.name}（{class_name(session, student)}）：不可出校，今天没有请假单。"
-
-
-def check_slip(session: Session, n: int, now: datetime) -> str:
-    return check_line(session, get_slip(session, n), now)
+        return min(candidates, key=lambda s: abs((s.starts_at - now).total_seconds()))
+    return None
 
 
 def record_exit(session: Session, guard: Actor, n: int, *, now: datetime) -> LeaveSlip:
@@ -617,8 +524,8 @@ def ledger_rows(session: Session, date_from: datetime, date_to: datetime, now: d
         rows.append(dict(zip(LEDGER_COLUMNS, (
             ref(slip), class_of(session, slip).name, student.name, student.student_no, slip.starts_at,
             slip.ends_at, slip.reason, "是" if slip.expects_return else "否",
-            person_name(session, slip.requester_id), status_text(slip, now),
-            person_name(session, slip.decided_by_id) if slip.decided_by_id else "",
+            name_of(session, slip.requester_id), status_text(slip, now),
+            name_of(session, slip.decided_by_id) if slip.decided_by_id else "",
             "是" if slip.deputy else "", slip.reject_reason or "", slip.exited_at, slip.returned_at,
         ), strict=True)))
     return rows
@@ -640,7 +547,7 @@ def repush_pending(session: Session, *, now: datetime) -> int:
     for slip in session.exec(stmt.order_by(col(LeaveSlip.id))).all():
         if not mark_once(session, slip, "repushed_at", now, state=PENDING):
             continue
-        requester = person_name(session, slip.requester_id)
+        requester = name_of(session, slip.requester_id)
         text = (f"【催批】{ref(slip)} {who(session, slip)} 的请假将于 {fmt_time(slip.starts_at)} 开始，仍未审批。"
                 f"申请人：{requester}，事由：{slip.reason}。\n"
                 f"同意请回复：批准 {ref(slip)}\n不同意请回复：驳回 {ref(slip)} 理由\n（管理员、校领导可代为审批）")
@@ -669,44 +576,3 @@ def alert_overdue(session: Session, *, now: datetime) -> int:
         _history(session, slip, "逾期提醒", None, now)
         sent += 1
     return sent
-
-
-# --------------------------------------------------------------------------------------------------------
-# Classes and their head teachers (CLI)
-
-
-def set_head_teacher(session: Session, class_name_: str, teacher_name: str, *,
-                     now: datetime) -> tuple[SchoolClass, Person, str | None]:
-    """Make a person the head teacher of a class (the class is created if the roster lacks it). Returns the
-    class, the person and the previous head teacher's name, if another."""
-    class_name_ = class_name_.strip()
-    if not class_name_:
-        raise UserError("班级名称不能为空")
-    person = find_one(session, teacher_name, missing="未找到{what}「{name}」，请先用 houqin invite 添加。")
-    assert person.id is not None
-    klass = get_class(session, class_name_, create=True)
-    assert klass is not None
-    previous = None
-    if klass.head_teacher_id is not None and klass.head_teacher_id != person.id:
-        previous = person_name(session, klass.head_teacher_id)
-    klass.head_teacher_id = person.id
-    session.add(klass)
-    have = set(session.exec(select(PersonRole.role).where(PersonRole.person_id == person.id)).all())
-    if not {"head_teacher", "teacher"} <= have:
-        for role in ("head_teacher", "teacher"):
-            if role not in have:
-                session.add(PersonRole(person_id=person.id, role=role))
-        session.flush()
-        queue_menu_tag(session, person.id, now=now)
-    session.flush()
-    return klass, person, previous
-
-
-def list_classes(session: Session) -> list[tuple[SchoolClass, str | None, int]]:
-    """(class, head teacher's name, number of students) for every class."""
-    out = []
-    for klass in session.exec(select(SchoolClass).order_by(col(SchoolClass.name))).all():
-        count = len(session.exec(select(Student.id).where(Student.class_id == klass.id)).all())
-        head = person_name(session, klass.head_teacher_id) if klass.head_teacher_id else None
-        out.append((klass, head, count))
-    return out

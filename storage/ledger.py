@@ -26,6 +26,7 @@ from storage.kernel import Ref, parse_day
 from storage.leave import PENDING, LeaveSlip, status_text
 from storage.people import (
     ROLES,
+    Actor,
     Invite,
     ParentLink,
     Person,
@@ -38,6 +39,7 @@ from storage.people import (
 from storage.reminder import STATE_ZH, Reminder, ReminderOccurrence, ReminderReceipt, describe_when
 from storage.repair import OPEN, STATES, RepairPhoto, RepairTicket
 from storage.repair_categories import KEYWORDS, OTHER
+from storage.redact import redact
 from storage.schoolcal import WEEKDAY_NAMES
 from storage.visitor import IdRevealLog, VisitorBlacklist, VisitorEntry, keyed_hash, on_campus
 
@@ -91,10 +93,12 @@ def parse_date(text: str | None) -> date | None:
     if not text:
         return None
     try:
-        return parse_day(text)
+        day = parse_day(text)
     except ValueError:
-        pass
-    raise UserError(f"日期格式不对：{text}（例如 2026-12-01）")
+        raise UserError(f"日期格式不对：{text[:30]}（例如 2026-12-01）") from None
+    if not 1900 <= day.year <= 2999:  # 9999-12-31 would overflow the day after it
+        raise UserError(f"日期超出范围：{text[:30]}（例如 2026-12-01）")
+    return day
 
 
 def _ref_or_text(f: Filters, prefix: str, id_column: Any, *columns: Any) -> list[Any]:
@@ -467,6 +471,7 @@ class PersonRow:
     invite_state: str
     classes: list[str]
     children: list[str]
+    code: str = ""  # the newest invite's code, only for a viewer who may hand it out (an admin)
 
     @property
     def bound_state(self) -> str:
@@ -489,7 +494,10 @@ def invite_state(inv: Invite | None, now: datetime) -> str:
     return "有效"
 
 
-def people_list(session: Session, f: Filters, now: datetime) -> list[PersonRow]:
+def people_list(session: Session, f: Filters, now: datetime, viewer: Actor | None = None) -> list[PersonRow]:
+    """The people ledger. Invite codes only for an admin `viewer`: whoever reads an unused code can bind it
+    and become that person (a leader reading an admin's code would become admin)."""
+    show_codes = viewer is not None and viewer.has("admin")
     stmt = select(Person)
     if f.like:
         stmt = stmt.where(or_(col(Person.name).ilike(f.like, escape="\\"), col(Person.phone).ilike(f.like, escape="\\")))
@@ -524,7 +532,7 @@ def people_list(session: Session, f: Filters, now: datetime) -> list[PersonRow]:
         rs = frozenset(roles.get(p.id, set()))
         newest = invites.get(p.id)
         out.append(PersonRow(p, rs, role_names(rs), newest, invite_state(newest, now), classes.get(p.id, []),
-                             children.get(p.id, [])))
+                             children.get(p.id, []), newest.code if newest and show_codes else ""))
     return out
 
 
@@ -807,5 +815,6 @@ _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _cell(value: Any) -> Any:
-    # Control characters are not allowed in XLSX cells (openpyxl refuses them): dropped.
-    return _ILLEGAL.sub("", value) if isinstance(value, str) else value
+    # Control characters are not allowed in XLSX cells (openpyxl refuses them): dropped. An export leaves the
+    # building: no secret and no full phone or ID number in any cell, whatever the text it came from.
+    return redact(_ILLEGAL.sub("", value)) if isinstance(value, str) else value

@@ -11,7 +11,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from storage import outbox
+from storage import clock, outbox
 from storage.errors import NotFound, UserError
 from storage.kv import KV
 
@@ -210,8 +210,10 @@ def bind(session: Session, kv: KV, openid: str, code: str, *, now: datetime) -> 
     """Bind a WeChat OpenID to the person an invite code was made for (single use, 7 days, 5 tries/hour)."""
     code = code.strip().upper()
     fail_key = f"bindfail:{openid}"
-    failures = int(kv.get(fail_key) or 0)
-    if failures >= BIND_FAILURES_PER_HOUR:
+    # Counted before it is evaluated, with an atomic increment (Redis INCR): concurrent tries cannot all read
+    # "4 so far" and all be checked. A success clears the count.
+    tries = kv.incr(fail_key, ttl=3600)
+    if tries > BIND_FAILURES_PER_HOUR:
         raise UserError("邀请码错误次数过多，请一小时后再试，或联系后勤管理员。")
     already = session.exec(select(Person).where(Person.openid == openid)).first()
     if already is not None:
@@ -225,13 +227,12 @@ def bind(session: Session, kv: KV, openid: str, code: str, *, now: datetime) -> 
     elif found.expires_at < now:
         problem = "邀请码已过期，请联系后勤管理员重新生成"
     if problem:
-        n = kv.incr(fail_key, ttl=3600)
-        left = BIND_FAILURES_PER_HOUR - n
+        left = BIND_FAILURES_PER_HOUR - tries
         tail = f"（还可尝试 {left} 次）" if left > 0 else "（尝试次数已用完，请一小时后再试）"
         raise UserError(problem + tail)
     assert found is not None
     person = session.get(Person, found.person_id)
-    if person is None or person.openid:
+    if person is None or person.openid or not person.active:
         raise UserError("邀请码已被使用")
     found.used_at = now
     person.openid = openid
@@ -241,6 +242,7 @@ def bind(session: Session, kv: KV, openid: str, code: str, *, now: datetime) -> 
     session.add(found)
     session.add(person)
     session.flush()
+    kv.delete(fail_key)
     assert person.id is not None
     queue_menu_tag(session, person.id, now=now)
     return person
@@ -339,6 +341,12 @@ def find_one(session: Session, name: str, *, role: str | None = None, what: str 
     return found[0]
 
 
+def name_of(session: Session, person_id: int | None) -> str:
+    """A person's name for a reply or a list ("?" when there is nobody)."""
+    p = session.get(Person, person_id) if person_id else None
+    return p.name if p else "?"
+
+
 def list_people(session: Session) -> list[tuple[Person, frozenset[str]]]:
     people = session.exec(select(Person).order_by(col(Person.id))).all()
     return [(p, roles_of(session, p.id)) for p in people]  # type: ignore[arg-type]
@@ -404,3 +412,72 @@ def sender_by_openid(session: Session, openid: str) -> tuple[Actor | None, datet
     first = rows[0]
     roles = frozenset(r.role for r in rows if r.role)
     return Actor(first.id, first.name, openid, roles), first.last_inbound_at
+
+
+# --- revoking access (SPEC 1): the one place that deactivates people and changes roles ----------------------
+
+
+def person_by_ref(session: Session, ref: int | str) -> Person:
+    """A person by id (the console) or by a unique name (the CLI)."""
+    if isinstance(ref, int):
+        person = session.get(Person, ref)
+        if person is None:
+            raise UserError(f"未找到人员 {ref}")
+        return person
+    name = ref.strip()
+    found = list(session.exec(select(Person).where(Person.name == name).order_by(col(Person.id))).all())
+    active = [p for p in found if p.active] or found
+    if not active:
+        raise UserError(f"找不到人员「{name}」")
+    if len(active) > 1:
+        raise UserError(f"有 {len(active)} 位名为「{name}」的人员，无法确定是哪一位（请在后台按编号操作）")
+    return active[0]
+
+
+def deactivate(session: Session, ref: int | str) -> Person:
+    """停用: from now on the person cannot act by chat, cannot log in, and every console session of theirs
+    ends (both re-check `active` on every message and request). Records, roles and the binding stay, so the
+    ledgers keep their names; unused invite codes are voided so nobody can bind as them."""
+    person = person_by_ref(session, ref)
+    if not person.active:
+        raise UserError(f"{person.name} 已停用。")
+    person.active = False
+    session.add(person)
+    for inv in session.exec(select(Invite).where(Invite.person_id == person.id, col(Invite.used_at).is_(None))).all():
+        inv.revoked = True
+        session.add(inv)
+    session.flush()
+    return person
+
+
+def set_roles(session: Session, ref: int | str, *, add: list[str] | None = None,
+              remove: list[str] | None = None, now: datetime | None = None) -> tuple[Person, frozenset[str]]:
+    """Add and remove roles (English or Chinese names). Takes effect at the person's next message or console
+    request, which re-read the roles; their WeChat menu follows through the outbox (a new role tag). A person
+    keeps at least one role: deactivate them instead."""
+    person = person_by_ref(session, ref)
+    assert person.id is not None
+    adding = {parse_role(r) for r in add or [] if r.strip()}
+    removing = {parse_role(r) for r in remove or [] if r.strip()}
+    if adding & removing:
+        raise UserError(f"同一角色不能既增加又移除：{role_names(adding & removing)}")
+    current = set(roles_of(session, person.id))
+    if "teacher" in removing and "head_teacher" in current - removing:
+        removing.add("head_teacher")  # a head teacher is a teacher with a class
+    if "head_teacher" in adding:
+        adding.add("teacher")
+    if "parent" in adding and not children_of(session, person.id):
+        raise UserError("家长需要先关联学生（houqin invite … --student <学号>）")
+    after = (current | adding) - removing
+    if not after:
+        raise UserError(f"{person.name} 至少要保留一个角色；如不再使用，请停用此人。")
+    for role in removing & current:
+        row = session.get(PersonRole, (person.id, role))
+        if row is not None:
+            session.delete(row)
+    for role in adding - current:
+        session.add(PersonRole(person_id=person.id, role=role))
+    session.flush()
+    if after != current:
+        queue_menu_tag(session, person.id, now=now or clock.now())
+    return person, frozenset(after)

@@ -397,8 +397,7 @@ def take(session: Session, actor: Actor, n: int, *, now: datetime) -> RepairTick
     """A worker starts the job: one assigned to them, or an unassigned one (self-assignment)."""
     ticket = _get_for_work(session, actor, n)
     if ticket.assignee_id not in (None, actor.id) and ticket.state in OPEN:
-        raise UserError(f"{ticket.ref} 当前状态为「{ticket.state}」，已派给{_name(session, ticket.assignee_id)}，"
-                        f"您不能接单。")
+        raise NotFound(ticket.ref)  # someone else's job: its state and assignee are not this worker's business
     MACHINE.check(ticket, "take")
     if ticket.assignee_id is None:
         ticket.assignee_id = actor.id
@@ -410,10 +409,10 @@ def take(session: Session, actor: Actor, n: int, *, now: datetime) -> RepairTick
 
 
 def _own_job(session: Session, ticket: RepairTicket, actor: Actor, action: str) -> None:
-    """Finishing or giving back is for the assignee; a ticket nobody has gets the state-based refusal."""
+    """Finishing or giving back is for the assignee (anyone else: 未找到, as for a ticket that does not exist);
+    a ticket nobody has gets the state-based refusal."""
     if ticket.assignee_id is not None and ticket.assignee_id != actor.id:
-        raise UserError(f"{ticket.ref} 当前状态为「{ticket.state}」，由{_name(session, ticket.assignee_id)}负责，"
-                        f"您不能{TRANSITIONS[action].verb}。")
+        raise NotFound(ticket.ref)
 
 
 def finish(session: Session, actor: Actor, n: int, note: str | None = None, *, now: datetime) -> RepairTicket:
@@ -454,7 +453,7 @@ def give_back(session: Session, actor: Actor, n: int, reason: str, *, now: datet
 def cancel(session: Session, actor: Actor, n: int, reason: str | None = None, *, now: datetime) -> RepairTicket:
     ticket = get_visible(session, actor, n, lock=True)
     if actor.id != ticket.reporter_id and not actor.has("admin"):
-        raise UserError(f"只有报修人或后勤管理员可以取消 {ticket.ref}。")
+        raise NotFound(ticket.ref)  # a refusal that names the rule would confirm the ticket exists
     reason_text = _clip(reason, MAX_NOTE, "原因")
     _apply(session, ticket, "cancel", actor.id, now, note=reason_text)
     said = f"，原因：{reason_text}" if reason_text else ""
@@ -468,7 +467,7 @@ def rate(session: Session, actor: Actor, n: int, score: int, comment: str | None
          now: datetime) -> RepairTicket:
     ticket = get_visible(session, actor, n, lock=True)
     if actor.id != ticket.reporter_id:
-        raise UserError(f"只有报修人可以评价 {ticket.ref}。")
+        raise NotFound(ticket.ref)
     if not 1 <= score <= 5:
         raise UserError(f"评分请用1-5的数字，例如：评价 {ticket.ref} 5 修得很及时")
     comment = _clip(comment, MAX_NOTE, "评语")
@@ -486,7 +485,7 @@ def nudge(session: Session, actor: Actor, n: int, *, now: datetime) -> tuple[Rep
     """The reporter hurries the assignee (or the admins while nobody has it); once an hour per ticket."""
     ticket = get_visible(session, actor, n, lock=True)
     if actor.id != ticket.reporter_id:
-        raise UserError(f"只有报修人可以催办 {ticket.ref}。")
+        raise NotFound(ticket.ref)
     if ticket.state not in OPEN:
         raise UserError(f"{ticket.ref} 当前状态为「{ticket.state}」，无需催办。")
     if ticket.last_nudged_at is not None and now - ticket.last_nudged_at < NUDGE_INTERVAL:

@@ -360,9 +360,7 @@ def deny(session: Session, host: Actor, n: int, *, now: datetime) -> VisitorEntr
     entry = session.get(VisitorEntry, n)
     if entry is None or entry.host_id != host.id:
         raise NotFound(f"FK{n}")
-    if entry.host_denied_at is None:
-        entry.host_denied_at = now
-        session.add(entry)
+    if mark_once(session, entry, "host_denied_at", now):  # said twice: the guards are alerted once
         guards = [entry.guard_id] + [p.id for p in people.people_with_role(session, "guard")]
         state = "仍在校内" if entry.checked_out_at is None else f"已于 {hm(entry.checked_out_at)} 离开"
         outbox.notify(session, guards, KIND,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from storage.errors import UserError
+from storage.redact import mask_id, mask_numbers, mask_phone  # noqa: F401 - mask_phone re-exported to the visitor service
+
 
 EXAMPLE = "访客 张三 13900001234 送货 找王老师 苏E12345 2人"
 USAGE = f"格式：访客 <姓名> <手机> <事由>，可加 找<被访人>、车牌、18位身份证号、<人数>人。例如：{EXAMPLE}"
@@ -61,28 +63,9 @@ class VisitorLine:
 # --- masking ---------------------------------------------------------------------------------------------
 
 
-def mask_phone(phone: str) -> str:
-    """13812341111 → 138****1111."""
-    if len(phone) < 8:
-        return "*" * len(phone)
-    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
-
-
-def mask_id(id_number: str) -> str:
-    """320501199001011234 → 3205**********1234."""
-    if len(id_number) < 9:
-        return "*" * len(id_number)
-    return id_number[:4] + "*" * (len(id_number) - 8) + id_number[-4:]
-
-
 def mask_text(text: str) -> str:
-    """Mask any phone- or ID-like run of digits in free text (事由, reasons), so no reply can carry one."""
-
-    def repl(m: re.Match[str]) -> str:
-        s = m.group(0)
-        return mask_phone(s) if len(s) == 11 else mask_id(s)
-
-    return re.sub(r"\d{11,}[Xx]?", repl, text)
+    """Mask any phone- or ID-like sequence in free text (事由, reasons), whatever its separators."""
+    return mask_numbers(text)
 
 
 # --- single fields ---------------------------------------------------------------------------------------

@@ -126,6 +126,7 @@ def settings(database_url: str, fake_wechat: FakeWeChat) -> Settings:
         wechat_app_id=APP_ID,
         wechat_app_secret=APP_SECRET,
         wechat_aes_key=AES_KEY,
+        wechat_require_safe_mode=False,  # most tests post plaintext; safe mode's default has its own tests
         wechat_api_base_url=fake_wechat.base_url,
         database_url=database_url,
         redis_url=REDIS_URL if kv_backend() == "redis" else None,

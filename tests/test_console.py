@@ -572,8 +572,10 @@ def test_blacklist_add_from_the_console(school, client, rt):
     assert "已加入黑名单：138****1111" in r.text
     page = client.get("/admin/blacklist").text
     assert "曾闹事" in page and "刘主任" in page and PHONE not in page
-    alert = school.say("李门卫", f"访客 张三 {PHONE} 送材料")
-    assert "黑名单" in alert or "黑名单" in school.last_push("刘主任")
+    reply = school.say("李门卫", f"访客 张三 {PHONE} 送材料")
+    assert reply.startswith("⚠ 注意：此访客在黑名单中（曾闹事），已通知管理员") and "已登记访客 FK1" in reply
+    alert = school.last_push("刘主任")
+    assert "黑名单访客到校：FK1 张三（138****1111）" in alert and "黑名单原因：曾闹事" in alert
 
 
 def test_times_are_shown_as_stored_school_local(school, client, clock):

@@ -1,7 +1,8 @@
 """The admin console in a real headless browser, against the real server (`houqin serve`) as its own process.
 
-The server runs on a free port against a temporary SQLite file seeded here (an admin and a leader with
-passwords, workers, repairs, visitors, a leave slip, reminders, the duty rota). Needs Debian's chromium
+The server runs on a free port against a database seeded here (an admin and a leader with passwords, workers,
+repairs, visitors, a leave slip, reminders, the duty rota): a temporary SQLite file, or in the PostgreSQL pass
+(TEST_DB=postgres TEST_KV=redis) a scratch PostgreSQL database of its own and the test Redis. Needs Debian's chromium
 (/usr/bin/chromium, installed by .ci/run): without it these tests fail, they do not skip. Screenshots go to
 $HOUQIN_SCREENSHOTS when set (docs/console-*.png are made with HOUQIN_SCREENSHOTS=docs), else to a temporary
 directory.
@@ -13,6 +14,7 @@ import io
 import os
 import re
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from tests.browser import chromium, houqin, screenshot_dir
+from tests.conftest import PG_URL, REDIS_URL, backend, kv_backend
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -98,18 +101,43 @@ def seed(url: str, now: datetime) -> None:
     db.dispose()
 
 
+@contextmanager
+def scratch_postgres() -> Iterator[str]:
+    """A PostgreSQL database of this test module's own on the test server, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    server_url, name = PG_URL.rsplit("/", 1)[0], f"houqin_browser_{os.getpid()}"
+    admin = create_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{server_url}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(base URL, database URL) of `houqin serve` on a free port against a seeded temporary SQLite file."""
+    """(base URL, database URL) of `houqin serve` on a free port against a seeded database."""
     from storage.clock import Clock
+    from storage.kv import RedisKV
 
     data = tmp_path_factory.mktemp("console-browser")
-    url = f"sqlite:///{data / 'houqin.db'}"
-    seed(url, Clock("Asia/Shanghai").now().replace(second=0, microsecond=0))
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "HOUQIN_CONFIG")}
-    env.update(DATABASE_URL=url, SECRET_KEY=SECRET, SCHEDULER="off", SENDER="off", HOUQIN_ENV="development",
-               WECHAT_API_BASE_URL="http://127.0.0.1:9", SCHOOL_NAME="示例中学")
-    with houqin("serve", data=data, cwd=data, env=env) as running:
+    with ExitStack() as stack:
+        url = stack.enter_context(scratch_postgres()) if backend() == "postgres" else f"sqlite:///{data / 'houqin.db'}"
+        if kv_backend() == "redis":
+            kv = RedisKV(REDIS_URL)  # the server's own prefix (houqin:); emptied before and after
+            kv.flush()
+            stack.callback(kv.flush)
+            env["REDIS_URL"] = REDIS_URL
+        seed(url, Clock("Asia/Shanghai").now().replace(second=0, microsecond=0))
+        env.update(DATABASE_URL=url, SECRET_KEY=SECRET, SCHEDULER="off", SENDER="off", HOUQIN_ENV="development",
+                   WECHAT_API_BASE_URL="http://127.0.0.1:9", SCHOOL_NAME="示例中学")
+        running = stack.enter_context(houqin("serve", data=data, cwd=data, env=env))
         yield running.base, url
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -20,9 +19,7 @@ from bot.sandbox import demo
 from bot.config import REAL_WECHAT_API
 from bot.sandbox.fakewechat import TINY_JPEG, FakeWeChat
 from bot.runtime import Runtime
-from storage import people
-
-HAS_REPAIRS = importlib.util.find_spec("handlers.repair") is not None
+from storage import console_users, duty, people
 
 
 @pytest.fixture
@@ -31,9 +28,14 @@ def school(rt: Runtime) -> demo.DemoSchool:
         return demo.build(s, rt.clock.now())
 
 
+SIM_TOKEN = "simulator-token-for-tests-0123456789"
+
+
 @pytest.fixture
 def sim(client: TestClient, school: demo.DemoSchool, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     monkeypatch.setenv("HOUQIN_SIMULATOR", "1")
+    monkeypatch.setenv("HOUQIN_SIMULATOR_TOKEN", SIM_TOKEN)
+    client.headers["X-Simulator-Token"] = SIM_TOKEN
     return client
 
 
@@ -89,15 +91,13 @@ def test_demo_school_has_every_role(rt: Runtime, school: demo.DemoSchool) -> Non
 
 
 def test_demo_admin_and_leader_may_log_in_to_the_console(rt: Runtime, school: demo.DemoSchool) -> None:
-    accounts = pytest.importorskip("storage.console_users")
     assert school.console == ["王主任", "李校长"]
     with rt.db.session() as s:
-        assert accounts.authenticate(s, "王主任", demo.CONSOLE_PASSWORD) is not None
-        assert accounts.authenticate(s, "张老师", demo.CONSOLE_PASSWORD) is None
+        assert console_users.authenticate(s, "王主任", demo.CONSOLE_PASSWORD) is not None
+        assert console_users.authenticate(s, "张老师", demo.CONSOLE_PASSWORD) is None
 
 
 def test_demo_school_has_a_duty_rota(rt: Runtime, school: demo.DemoSchool) -> None:
-    duty = pytest.importorskip("storage.duty")
     with rt.db.session() as s:
         rows = duty.coming(s, rt.clock.now().date())
     assert rows, school.notes  # December 2026 has weekends: the leaders take turns
@@ -204,7 +204,6 @@ def test_a_refusal_by_the_webhook_shows_as_an_error(sim: TestClient, rt: Runtime
     assert data["status"] == 403 and data["answer"]["kind"] == "error" and "403" in data["answer"]["text"]
 
 
-@pytest.mark.skipif(not HAS_REPAIRS, reason="repairs module not present")
 def test_repair_report_pushes_to_the_auto_assigned_worker(sim: TestClient, rt: Runtime) -> None:
     reply = say(sim, "张老师", "报修 教学楼301 灯不亮")
     assert "BX1" in reply
@@ -232,7 +231,6 @@ def test_pushes_from_a_fake_in_another_process(sim: TestClient, rt: Runtime, fak
     assert [(p["to_name"], p["text"]) for p in pushes] == [("李师傅", "测试推送\n第二行")]
 
 
-@pytest.mark.skipif(not HAS_REPAIRS, reason="repairs module not present")
 def test_repair_dialog_with_a_photo(sim: TestClient, fake_wechat: FakeWeChat) -> None:
     assert "地点" in say(sim, "张老师", "报修")
     say(sim, "张老师", "教学楼301")
@@ -281,18 +279,18 @@ BAD_REQUESTS: list[tuple[dict[str, Any], str]] = [
 ]
 
 
-def test_bad_requests_get_a_clear_error(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOUQIN_SIMULATOR", "1")
+def test_bad_requests_get_a_clear_error(sim: TestClient) -> None:
+    client = sim
     for body, message in BAD_REQUESTS:
         resp = client.post("/simulator/api/send", json=body)
         assert resp.status_code == 400 and message in resp.json()["error"], (body, resp.text)
-    assert client.post("/simulator/api/send", content=b"not json").status_code == 400
+    assert client.post("/simulator/api/send", content=b"not json",
+                       headers={"Content-Type": "application/json"}).status_code == 400
     assert client.post("/simulator/api/send", json=["a list"]).status_code == 400
 
 
 # --- houqin simulate ---
 
-@pytest.mark.skipif(not HAS_REPAIRS, reason="repairs module not present")
 def test_simulate_repl_prints_replies_and_pushes(sim: TestClient, rt: Runtime) -> None:
     out: list[str] = []
     lines = iter(["我的任务", "/退出"])
@@ -352,8 +350,8 @@ def test_cli_commands_are_registered(cli: typer.Typer) -> None:
 # --- issue 16: any number of new users, each person's menu, real chips, push times, the terminal hint ---
 
 def test_new_user_button_makes_a_fresh_openid_each_time(sim: TestClient, rt: Runtime) -> None:
-    first = sim.post("/simulator/api/newcomer").json()["openid"]
-    second = sim.post("/simulator/api/newcomer").json()["openid"]
+    first = sim.post("/simulator/api/newcomer", json={}).json()["openid"]
+    second = sim.post("/simulator/api/newcomer", json={}).json()["openid"]
     assert first != second and demo.NEWCOMER_OPENID not in (first, second)
     got = [e for e in events(sim) if e["openid"] == second]
     assert got[0]["text"] == "[关注公众号]" and "绑定" in got[1]["text"]  # the welcome through the webhook
@@ -393,7 +391,6 @@ def test_each_person_gets_their_roles_menu(sim: TestClient, rt: Runtime, fake_we
     assert fake_wechat.tags_of(oid("李师傅")) == ["后勤·维修工"]
 
 
-@pytest.mark.skipif(not HAS_REPAIRS, reason="repairs module not present")
 def test_worker_chips_are_their_open_tickets(sim: TestClient, rt: Runtime) -> None:
     def chips() -> list[str]:
         data = sim.get("/simulator/api/people").json()
@@ -423,6 +420,8 @@ def test_demo_banner_names_the_real_port(tmp_path: Path, monkeypatch: pytest.Mon
     import uvicorn
 
     printed: list[str] = []
+    for name in ("HOUQIN_SIMULATOR", "HOUQIN_SIMULATOR_TOKEN"):  # run_demo sets them: restored after the test
+        monkeypatch.setenv(name, "")
     monkeypatch.setattr(typer, "echo", lambda msg="", **kw: printed.append(str(msg)))
     real_run = uvicorn.Server.run
 

@@ -203,8 +203,8 @@ def test_glued_and_spoken_requests(school, clock, rt):  # type: ignore[no-untype
 def test_who_may_decide(school, clock, rt):  # type: ignore[no-untyped-def]
     chat = school
     chat.say("张老师", "请假 七(3)班 李明 今天14:00-16:00 看病")
-    refused = chat.say("赵老师", "批准 QJ1")  # head teacher of another class: a clear refusal
-    assert "无权限" in refused and "班主任" in refused
+    refused = chat.say("赵老师", "批准 QJ1")  # head teacher of another class: as if it did not exist
+    assert refused == "未找到 QJ1"
     assert "无权限" in chat.say("张老师", "批准 QJ1")  # a teacher without a class
     assert "无权限" in chat.say("刘门卫", "批准 QJ1")
     assert "无权限" in chat.say("李明家长", "驳回 QJ1 不行")

@@ -508,9 +508,9 @@ def test_people_are_tagged_for_their_roles_menu_when_they_bind_and_when_roles_ch
     assert [c.ok for c in tagging].count(False) == 1 and len([c for c in tagging if c.ok]) == 3
 
     # a role change retags: 王老师 becomes a head teacher, then an admin
-    from storage import leave
+    from storage import roster
     with rt.db.session() as s:
-        leave.set_head_teacher(s, "七(3)班", "王老师", now=rt.clock.now())
+        roster.set_head_teacher(s, "七(3)班", "王老师", now=rt.clock.now())
     chat.deliver()
     assert fake_wechat.tags_of(openid_for("王老师")) == ["后勤·班主任"]
     assert len(fake_wechat.calls("tags/members/batchuntagging")) == 1

@@ -39,11 +39,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from bot.sandbox.fakewechat import FakeWeChat
+from jobs.scheduler import TICK_LOCK
 from storage import outbox as ob
 from storage import people
 from storage import reminder as rem
 from storage.db import Database
-from storage.kv import RedisKV
+from storage.kv import RedisKV, kv_lock
 from tests.support import sha1_sign, xml_of
 
 pytestmark = pytest.mark.slow
@@ -199,14 +200,14 @@ def test_two_servers_race_for_the_same_due_slots_and_push_each_reminder_once(
         assert (mine.sent, mine.outbox) == (1, 2), mine
 
         # Slot C: the third process holds the Redis tick lock across the due time; nothing goes out meanwhile.
-        kv = RedisKV(REDIS_URL)
         sleep_until(slot_c - timedelta(seconds=0.3))
-        assert kv.set_nx("lock:scheduler:reminders", "third-process", ttl=10)
-        sleep_until(slot_c + timedelta(seconds=0.5))
-        with db.session() as peek:
-            early = peek.exec(select(rem.ReminderOccurrence).where(rem.ReminderOccurrence.due_at == slot_c)).all()
-        released = local_now()
-        assert kv.delete_if("lock:scheduler:reminders", "third-process")
+        # Taken as a server takes it (a server's idle tick may hold it for a moment), held across the due time.
+        with kv_lock(RedisKV(REDIS_URL), TICK_LOCK, ttl=10, wait=0.25) as held:
+            assert held
+            sleep_until(slot_c + timedelta(seconds=0.5))
+            with db.session() as peek:
+                early = peek.exec(select(rem.ReminderOccurrence).where(rem.ReminderOccurrence.due_at == slot_c)).all()
+            released = local_now()
         assert early == [], "a server fired while another process held the tick lock"
 
         # Everything arrives, once: 2 pushes per reminder.
@@ -241,9 +242,10 @@ def test_two_servers_race_for_the_same_due_slots_and_push_each_reminder_once(
         held_lag = lags[slot_b].pop(0)
         print(f"\nfired after due (s): A {max(lags[slot_a]):.3f}, B {max(lags[slot_b]):.3f} (held row {held_lag:.3f}),"
               f" C {min(lags[slot_c]):.3f}-{max(lags[slot_c]):.3f} (lock released at {(released - slot_c).total_seconds():.3f})")
-        assert all(0 <= lag < 0.5 for lag in lags[slot_a] + lags[slot_b]), lags
+        assert all(0 <= lag < 1.0 for lag in lags[slot_a] + lags[slot_b]), lags  # on time: within a second
         assert held_lag >= 1.5
-        assert all((released - slot_c).total_seconds() <= lag < 1.5 for lag in lags[slot_c]), lags
+        let_go = (released - slot_c).total_seconds()
+        assert all(let_go <= lag < let_go + 1.0 for lag in lags[slot_c]), lags
         for due in (slot_a, slot_c):  # one tick fired each slot: the servers never ticked at once
             assert len({by_reminder[i][0].fired_at for i in slots[due]}) == 1, f"slot {due} fired by several ticks"
         for proc, log in zip(procs, logs):

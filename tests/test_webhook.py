@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
 from sqlmodel import select
 from wechatpy.crypto import WeChatCrypto
 
@@ -18,8 +20,9 @@ from handlers import base
 from storage import people
 from storage.db import Database
 from storage.outbox import OutboxMessage
-from tests.conftest import AES_KEY, APP_ID, TOKEN
+from tests.conftest import AES_KEY, APP_ID, PG_URL, TOKEN
 from tests.support import Wx, sha1_sign, xml_of
+from tests.tcpproxy import TcpProxy
 
 
 @contextmanager
@@ -140,40 +143,55 @@ def test_body_over_64kb_is_413(wx):
 
 # --- message and event types ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("msg_type,fields", [
-    ("text", {"Content": "帮助"}),
-    ("voice", {"MediaId": "m", "Format": "amr", "Recognition": "帮助"}),
-    ("voice", {"MediaId": "m", "Format": "amr"}),
-    ("image", {"PicUrl": "http://x/p.jpg", "MediaId": "m"}),
-    ("location", {"Location_X": "31.3", "Location_Y": "120.6", "Scale": "15", "Label": "苏州"}),
-    ("link", {"Title": "t", "Description": "d", "Url": "http://x"}),
-    ("video", {"MediaId": "m", "ThumbMediaId": "t"}),
-    ("shortvideo", {"MediaId": "m", "ThumbMediaId": "t"}),
-    ("weird", {"Foo": "bar"}),
+HELP_UNBOUND = "首次使用请发送「绑定 邀请码」完成身份绑定"
+HELP_BOUND = "张老师（教师），您可以发送：\n· 我的信息（查看绑定的身份）"
+NOT_BOUND = "您还没有绑定身份，请发送「绑定 邀请码」（邀请码由后勤管理员提供，6位）"
+
+
+def got(noun: str) -> str:
+    return f"已收到您的{noun}。如需报修并附照片，请先发送「报修」按提示操作；发送「帮助」查看全部命令。"
+
+
+@pytest.mark.parametrize("msg_type,fields,unbound_reply,bound_reply", [
+    ("text", {"Content": "帮助"}, HELP_UNBOUND, HELP_BOUND),
+    ("voice", {"MediaId": "m", "Format": "amr", "Recognition": "帮助"}, HELP_UNBOUND, HELP_BOUND),
+    ("voice", {"MediaId": "m", "Format": "amr"}, NOT_BOUND, got("语音")),
+    ("image", {"PicUrl": "http://x/p.jpg", "MediaId": "m"}, NOT_BOUND, got("图片")),
+    ("location", {"Location_X": "31.3", "Location_Y": "120.6", "Scale": "15", "Label": "苏州"}, NOT_BOUND, got("位置")),
+    ("link", {"Title": "t", "Description": "d", "Url": "http://x"}, NOT_BOUND, got("链接")),
+    ("video", {"MediaId": "m", "ThumbMediaId": "t"}, NOT_BOUND, got("视频")),
+    ("shortvideo", {"MediaId": "m", "ThumbMediaId": "t"}, NOT_BOUND, got("视频")),
+    ("weird", {"Foo": "bar"}, NOT_BOUND, got("消息")),
 ])
 @pytest.mark.parametrize("bound", [False, True])
-def test_every_message_type_is_answered(wx, rt, msg_type, fields, bound):
+def test_every_message_type_is_answered(wx, rt, msg_type, fields, unbound_reply, bound_reply, bound):
     openid = bind_teacher(rt) if bound else "o_new"
     r = wx.post_xml(xml_of(wx.message(openid, msg_type, **fields)))
     assert r.status_code == 200
-    if msg_type == "voice" and "Recognition" in fields:
-        assert ("我的信息" in wx.reply_text(r)) if bound else ("绑定" in wx.reply_text(r))
+    reply = wx.reply_text(r)
+    assert (bound_reply if bound else unbound_reply) in reply, reply
+    assert (unbound_reply if bound else bound_reply) not in reply
 
 
-@pytest.mark.parametrize("event,extra", [
-    ("subscribe", {}), ("unsubscribe", {}), ("SCAN", {"EventKey": "123", "Ticket": "t"}),
-    ("CLICK", {"EventKey": "帮助"}), ("VIEW", {"EventKey": "http://x"}),
-    ("LOCATION", {"Latitude": "31.1", "Longitude": "120.1", "Precision": "20"}),
-    ("TEMPLATESENDJOBFINISH", {"MsgID": "200163836", "Status": "success"}),
-    ("MASSSENDJOBFINISH", {}), ("something_new", {}),
+@pytest.mark.parametrize("event,extra,answer", [
+    ("subscribe", {}, "欢迎回来，张老师！发送「帮助」查看可用命令。"),
+    ("CLICK", {"EventKey": "帮助"}, HELP_BOUND),
+    # Nothing to say: an empty `success` (no reply XML at all).
+    ("unsubscribe", {}, None), ("SCAN", {"EventKey": "123", "Ticket": "t"}, None),
+    ("VIEW", {"EventKey": "http://x"}, None),
+    ("LOCATION", {"Latitude": "31.1", "Longitude": "120.1", "Precision": "20"}, None),
+    ("TEMPLATESENDJOBFINISH", {"MsgID": "200163836", "Status": "success"}, None),
+    ("MASSSENDJOBFINISH", {}, None), ("something_new", {}, None),
 ])
-def test_every_event_type_is_answered(wx, rt, event, extra):
+def test_every_event_type_is_answered(wx, rt, event, extra, answer):
     openid = bind_teacher(rt)
     fields = wx.message(openid, "event", Event=event, **extra)
     r = wx.post_xml(xml_of(fields))
     assert r.status_code == 200
-    if event == "CLICK":
-        assert "我的信息" in wx.reply_text(r)
+    if answer is None:
+        assert r.text == "success"
+    else:
+        assert answer in wx.reply_text(r), r.text
 
 
 def test_unsubscribe_then_subscribe_is_recorded(wx, rt):
@@ -199,13 +217,39 @@ def test_subscribe_with_invite_scene_binds(wx, rt):
 def test_database_down_answers_503(settings, clock, kv):
     down = Database("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
     rt = Runtime(settings, clock=clock, kv=kv, db=down)
-    from fastapi.testclient import TestClient
     with TestClient(create_app(runtime=rt, background=False), raise_server_exceptions=False) as c:
         wx = Wx(c, settings)
         r = wx.post_xml(xml_of(wx.message("o_x", "text", Content="帮助")))
         assert r.status_code == 503
         again = wx.post_xml(xml_of(wx.message("o_x", "text", Content="帮助", msgid=77)))
         assert again.status_code == 503  # the claim was released: WeChat's retry is processed, not swallowed
+
+
+def test_database_that_goes_down_mid_run_answers_503_and_comes_back(settings, clock, kv):
+    """Our PostgreSQL database (TEST_PG_URL) behind a loopback proxy that the test stops and starts again: the
+    pooled connections are cut and new ones refused (503, so WeChat retries, and the message is not marked
+    handled), then the database is back and the same retry is answered."""
+    real = make_url(PG_URL)
+    Database(PG_URL).migrate()  # the PostgreSQL pass has done it already; the SQLite pass has not
+    proxy = TcpProxy(real.host or "127.0.0.1", real.port or 5432).start()
+    db = Database(real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    rt = Runtime(settings, clock=clock, kv=kv, db=db)
+    try:
+        with TestClient(create_app(runtime=rt, background=False), raise_server_exceptions=False) as c:
+            wx = Wx(c, settings)
+            assert "首次使用请发送「绑定 邀请码」" in wx.text("o_x", "帮助")  # connections are pooled now
+            proxy.stop()
+            message = xml_of(wx.message("o_x", "text", Content="帮助", msgid=880001))
+            assert wx.post_xml(message).status_code == 503
+            assert wx.post_xml(message).status_code == 503  # WeChat's retry: tried again, not taken as a duplicate
+            proxy.start()
+            back = wx.post_xml(message)  # the next retry, with the database back
+            assert back.status_code == 200 and "首次使用请发送「绑定 邀请码」" in wx.reply_text(back)
+            assert "首次使用请发送「绑定 邀请码」" in wx.text("o_x", "帮助")
+    finally:
+        rt.inbox.close()
+        proxy.stop()
+        db.dispose()
 
 
 # --- exactly once --------------------------------------------------------------------------------

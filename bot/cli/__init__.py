@@ -10,12 +10,13 @@ from typing import Annotated
 
 import typer
 
-from bot.cli import admin, blacklist, classes, demo, duty, menu, people, scheduler, students
+from bot.cli import admin, blacklist, checkpoints, classes, demo, duty, menu, people, scheduler, students
 from bot.cli.common import fail, read_csv, runtime
 from bot.cli.zh import chinese_command
 from bot.config import Settings
 from handlers.text import normalise
-from jobs.builtin import init_builtin
+from jobs import inspection as inspection_jobs
+from jobs.builtin import config_path, init_builtin, load_config
 from storage import people as people_service
 from storage.errors import UserError
 
@@ -27,7 +28,7 @@ people.register(app)
 students.register(app)
 
 # Registered by _load_plugins() (main() calls it; tests call it or a group's register() as they need).
-GROUPS = (admin, demo, duty, scheduler, classes, menu, blacklist)
+GROUPS = (admin, demo, duty, scheduler, classes, menu, blacklist, checkpoints)
 
 
 @app.command()
@@ -51,6 +52,9 @@ def init() -> None:
     typer.echo("数据库已迁移到最新版本。")
     try:
         typer.echo(init_builtin(rt))
+        with rt.db.session() as s:  # built-in inspection routes from the same term calendar
+            typer.echo(inspection_jobs.sync_builtin_routes(s, load_config(config_path(rt.settings.config_file)),
+                                                           rt.clock.now()))
     except UserError as exc:
         fail(exc.message)
 

@@ -6,7 +6,7 @@ import typer
 
 from bot.cli.common import fail, runtime
 from handlers.text import normalise
-from storage import leave
+from storage import roster
 from storage.errors import UserError
 
 classes_app = typer.Typer(help="班级与班主任", no_args_is_help=True)
@@ -18,7 +18,8 @@ def classes_set(klass: str, teacher: str) -> None:
     rt = runtime()
     try:
         with rt.db.session() as s:
-            k, person, previous = leave.set_head_teacher(s, normalise(klass), normalise(teacher), now=rt.clock.now())
+            k, person, previous = roster.set_head_teacher(s, normalise(klass), normalise(teacher),
+                                                          now=rt.clock.now())
             line = f"已设置 {k.name} 的班主任为 {person.name}"
             if previous:
                 line += f"（原班主任：{previous}）"
@@ -33,7 +34,7 @@ def classes_list() -> None:
     """列出班级、班主任和学生人数。"""
     rt = runtime()
     with rt.db.session() as s:
-        rows = leave.list_classes(s)
+        rows = roster.list_classes(s)
         if not rows:
             typer.echo("还没有班级，请先导入学生名册（houqin students import）。")
         for klass, head, count in rows:

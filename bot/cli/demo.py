@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import secrets
 import socket
 import sys
 import threading
@@ -81,6 +82,10 @@ def run_demo(port: int, host: str, data_dir: Path, keep: bool, fake_port: int) -
     url, school = demo_school.create(data_dir, now, keep=keep)
     fake = FakeWeChat(port=fake_port).start()
     os.environ["HOUQIN_SIMULATOR"] = "1"  # bot.sandbox.simulator answers only when this is set
+    token = os.environ.get("HOUQIN_SIMULATOR_TOKEN", "").strip()
+    if len(token) < 16:  # a new secret per run: only who reads this terminal can drive the simulator
+        token = secrets.token_urlsafe(24)
+        os.environ["HOUQIN_SIMULATOR_TOKEN"] = token
     settings = demo_settings(url, fake.base_url, str(data_dir.resolve() / demo_school.CONFIG_NAME))
     menus = WeChatAPI(settings, make_kv(None))
     try:
@@ -92,7 +97,8 @@ def run_demo(port: int, host: str, data_dir: Path, keep: bool, fake_port: int) -
     app = create_app(settings)
 
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    sim_url = f"http://{shown}:{sock.getsockname()[1]}/simulator"
+    base_url = f"http://{shown}:{sock.getsockname()[1]}"
+    sim_url = f"{base_url}/simulator?token={token}"
     lines = ["", "=" * 60, f"  校园后勤助手 · 演示学校「{settings.school_name}」"]
     if school is None:
         lines.append("  沿用已有的演示数据（--keep）")
@@ -109,8 +115,8 @@ def run_demo(port: int, host: str, data_dir: Path, keep: bool, fake_port: int) -
         f"  模拟微信服务器：{fake.base_url}（所有推送都发到这里，不连接真实微信）",
         "",
         f"  打开聊天模拟器：{sim_url}",
-        *_console_line(school, sim_url.rsplit("/", 1)[0], demo_school.CONSOLE_PASSWORD),
-        f"  终端版：houqin simulate --as 张老师 --url {sim_url.rsplit('/', 1)[0]}",
+        *_console_line(school, base_url, demo_school.CONSOLE_PASSWORD),
+        f"  终端版：houqin simulate --as 张老师 --url {base_url} --token {token}",
         "  按 Ctrl+C 结束。",
         "=" * 60,
         "",
@@ -143,6 +149,8 @@ def _get(client: httpx.Client, path: str) -> Any:
     resp = client.get(path)
     if resp.status_code == 404:
         raise SimulateError("这个服务没有开启聊天模拟器：请用 houqin demo 启动演示（或设置 HOUQIN_SIMULATOR=1）。")
+    if resp.status_code == 403:
+        raise SimulateError("模拟器令牌不对：请用 houqin demo 显示的 --token（或设置 HOUQIN_SIMULATOR_TOKEN）。")
     resp.raise_for_status()
     return resp.json()
 
@@ -273,6 +281,7 @@ def register(app: typer.Typer) -> None:
     def simulate(
         as_: Annotated[str, typer.Option("--as", help="以谁的身份对话（姓名，如 张老师；未绑定的用 新用户）")],
         url: Annotated[str, typer.Option(help="正在运行的演示服务（houqin demo 启动时会显示）")] = "http://127.0.0.1:8000",
+        token: Annotated[str, typer.Option(help="houqin demo 显示的模拟器令牌", envvar="HOUQIN_SIMULATOR_TOKEN")] = "",
     ) -> None:
         """聊天模拟器的终端版。
 
@@ -283,7 +292,8 @@ def register(app: typer.Typer) -> None:
         /图片 [文件] 发送图片（报修照片），/菜单 <命令> 模拟点击菜单，/退出 或 Ctrl+D 结束。
         """
         try:
-            with httpx.Client(base_url=url.rstrip("/"), timeout=30.0) as client:
+            with httpx.Client(base_url=url.rstrip("/"), timeout=30.0,
+                              headers={"X-Simulator-Token": token.strip()}) as client:
                 repl(client, as_.strip())
         except SimulateError as exc:
             fail(str(exc))

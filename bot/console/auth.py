@@ -186,22 +186,26 @@ def _fail_keys(request: Request, name: str) -> tuple[str, str]:
     return f"console:loginfail:{ip}:{who}", f"console:loginfail-ip:{ip}"
 
 
-def login_blocked(request: Request, name: str) -> bool:
-    kv = runtime(request).kv
-    by_name, by_ip = _fail_keys(request, name)
-    return int(kv.get(by_name) or 0) >= FAILS_PER_NAME or int(kv.get(by_ip) or 0) >= FAILS_PER_IP
+BLOCKED = "blocked"  # attempt_login's answer when the limit is reached
 
 
-def attempt_login(request: Request, name: str, password: str) -> tuple[Actor, Person] | None:
-    """Check a login (the caller has checked `login_blocked` first); failures are counted, success clears."""
+def attempt_login(request: Request, name: str, password: str) -> tuple[Actor, Person] | str | None:
+    """Check a login: BLOCKED over the limit, None for a wrong name or password, else who logged in.
+
+    The attempt is counted first with an atomic increment (Redis INCR), then evaluated only if the count is
+    within the limit: concurrent guesses cannot all read "4 so far" and all be evaluated. Success clears the
+    per-name count. Blocking I/O and a slow hash: call it
+    from a worker thread."""
     rt = runtime(request)
     by_name, by_ip = _fail_keys(request, name)
+    n = rt.kv.incr(by_name, ttl=FAIL_WINDOW)
+    m = rt.kv.incr(by_ip, ttl=FAIL_WINDOW)
+    if n > FAILS_PER_NAME or m > FAILS_PER_IP:
+        return BLOCKED
     with rt.db.session() as s:
         actor = authenticate(s, name, password)
         person = s.get(Person, actor.id) if actor else None
     if actor is None or person is None:
-        rt.kv.incr(by_name, ttl=FAIL_WINDOW)
-        rt.kv.incr(by_ip, ttl=FAIL_WINDOW)
         return None
-    rt.kv.delete(by_name)
+    rt.kv.delete(by_name)  # the per-address count keeps the attempt: 20 in 15 minutes is ample for an office
     return actor, person

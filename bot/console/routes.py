@@ -13,22 +13,26 @@ import re
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
+from fastapi import Path as FastAPIPath
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.exc import DataError
 from sqlmodel import Session
 
 from bot.console import auth
 from bot.console.auth import ConsoleError, ConsoleUser, require_admin, require_user, runtime
 from handlers.text import normalise, parse_ref
+from handlers.reminder import swap_reply
 from handlers.timeexpr import split_time_prefix
 from storage import duty as duty_service
-from storage import leave, ledger, people, repair, visitor
+from storage import inspection, leave, ledger, people, repair, visitor
 from storage import outbox as ob
 from storage import reminder as rem
 from storage.db import DatabaseUnavailable
@@ -37,6 +41,7 @@ from storage.errors import NotFound, UserError
 from storage.kernel import fmt_day, fmt_duration
 from storage.schoolcal import official_years
 from storage.ledger import Filters
+from storage.redact import redact
 from storage.people import ROLES
 
 log = logging.getLogger("houqin.console")
@@ -48,6 +53,7 @@ templates.env.globals["ROLES"] = ROLES
 templates.env.filters["dt"] = ledger.fmt_dt
 templates.env.filters["hm"] = lambda v: f"{v:%H:%M}" if v else ""
 templates.env.filters["d"] = lambda v: f"{v:%Y-%m-%d}" if v else ""
+templates.env.filters["redact"] = redact  # stored errors may predate the scrubbing at the sender
 
 
 def _age(delta: timedelta) -> str:
@@ -66,6 +72,9 @@ NAV: list[tuple[str, str, str]] = [
     ("people", "/admin/people", "人员"),
     ("blacklist", "/admin/blacklist", "黑名单"),
     ("outbox", "/admin/outbox", "消息"),
+    ("inspections", "/admin/inspections", "巡查"),
+    ("checkpoints", "/admin/checkpoints", "点位"),
+    ("certificates", "/admin/certificates", "证照"),
 ]
 
 
@@ -89,6 +98,9 @@ class ConsoleRoute(APIRoute):
             except DatabaseUnavailable:
                 log.exception("console: database unavailable")
                 return error_page(request, 503, "数据库暂时无法访问，请稍后再试。")
+            except DataError:  # a value the database cannot hold (an id beyond its integer range): bad input
+                log.warning("console: %s refused by the database as bad input", request.url.path)
+                return error_page(request, 400, "参数不对。")
             # Pages carry personal data: never cached by the browser or a proxy, never framed.
             response.headers.setdefault("Cache-Control", "no-store")
             response.headers.setdefault("X-Frame-Options", "DENY")
@@ -100,6 +112,9 @@ class ConsoleRoute(APIRoute):
 
 
 router = APIRouter(prefix="/admin", route_class=ConsoleRoute, include_in_schema=False)
+
+# A row id in a path: within the database's integer range (a larger one is a 422, not an overflow → 500)
+RowId = Annotated[int, FastAPIPath(ge=1, le=2**31 - 1)]
 
 
 # --- rendering helpers --------------------------------------------------------------------------------------
@@ -191,15 +206,22 @@ def admin_action(request: Request, back: str, action: Callable[[Session, datetim
     return redirect(request, back, text)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _param(request: Request, name: str, default: str = "", limit: int = 100) -> str:
+    """A query parameter as plain text: control characters (a NUL breaks PostgreSQL) dropped, length capped."""
+    return _CONTROL.sub("", request.query_params.get(name, default) or "").strip()[:limit]
+
+
 def _filters(request: Request, **defaults: str) -> Filters:
-    p = request.query_params
     return Filters(
-        q=(p.get("q") or "").strip()[:100],
-        start=ledger.parse_date(p.get("from")),
-        end=ledger.parse_date(p.get("to")),
-        state=p.get("state", defaults.get("state", "")) or "",
-        kind=p.get("kind", defaults.get("kind", "")) or "",
-        flag=p.get("flag", defaults.get("flag", "")) or "",
+        q=_param(request, "q"),
+        start=ledger.parse_date(_param(request, "from", limit=30)),
+        end=ledger.parse_date(_param(request, "to", limit=30)),
+        state=_param(request, "state", defaults.get("state", ""), 30),
+        kind=_param(request, "kind", defaults.get("kind", ""), 30),
+        flag=_param(request, "flag", defaults.get("flag", ""), 30),
     )
 
 
@@ -227,8 +249,13 @@ def _need(request: Request, table: str, title: str) -> None:
 # --- static files -------------------------------------------------------------------------------------------
 
 
+_STATIC_NAME = re.compile(r"[A-Za-z0-9_-]{1,60}\.[a-z0-9]{1,8}")
+
+
 @router.get("/static/{name}")
 def static(name: str) -> Response:
+    if not _STATIC_NAME.fullmatch(name):  # also keeps a NUL or a path out of the filesystem call
+        return Response("未找到", status_code=404)
     path = (STATIC / name).resolve()
     if path.parent != STATIC.resolve() or not path.is_file():
         return Response("未找到", status_code=404)
@@ -271,12 +298,15 @@ async def login(request: Request) -> Response:
         return _login_page(request, 403, "页面已过期（安全校验未通过），请重新登录。", name)
     if not name or not password:
         return _login_page(request, 400, "请输入姓名和密码。", name)
-    if auth.login_blocked(request, name):
+    # The password hash (scrypt, tens of ms) runs in a worker thread: the event loop keeps answering WeChat.
+    # The attempt is counted before it is evaluated, atomically, so concurrent guesses cannot exceed the limit.
+    found = await run_in_threadpool(auth.attempt_login, request, name, password)
+    if found is auth.BLOCKED:
         return _login_page(request, 429, "登录失败次数过多，请 15 分钟后再试。", name)
-    found = auth.attempt_login(request, name, password)
     if found is None:
         log.info("console login failed for %r from %s", name, auth.client_ip(request))
         return _login_page(request, 401, "姓名或密码错误（仅后勤管理员和校领导可以登录）。", name)
+    assert isinstance(found, tuple)
     actor, person = found
     log.info("console login: %s (%s)", actor.name, auth.client_ip(request))
     response = RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
@@ -302,7 +332,8 @@ def dashboard(request: Request) -> Response:
     rt = runtime(request)
     with rt.db.session() as s:
         board = ledger.dashboard(s, rt.clock.now())
-    return render(request, "admin/dashboard.html", user=user, board=board, active="dashboard",
+        insp = inspection.dashboard_panel(s, rt.clock.now())
+    return render(request, "admin/dashboard.html", user=user, board=board, insp=insp, active="dashboard",
                   age=_age)
 
 
@@ -458,7 +489,7 @@ def leave_detail(request: Request, ref: str) -> Response:
     with rt.db.session() as s:
         slip = leave.get_slip(s, n)
         events = leave.history(s, n)
-        names = {e.actor_id: leave.person_name(s, e.actor_id) for e in events if e.actor_id}
+        names = {e.actor_id: people.name_of(s, e.actor_id) for e in events if e.actor_id}
         rows = ledger.leave_slips(s, Filters(q=f"QJ{n}"), 1).items
     row = next((r for r in rows if r.slip.id == n), None)
     return render(request, "admin/leave_detail.html", user=user, slip=slip, row=row, events=events, names=names,
@@ -574,7 +605,7 @@ async def duty_change(request: Request) -> Response:
         day = ledger.parse_date(form.get("day"))  # checked before the session is first used
         if day is None:
             raise UserError("请选择日期")
-        return duty_service.swap(s, user.actor, day, now=now, leader_name=form.get("leader", ""))
+        return swap_reply(duty_service.swap(s, user.actor, day, now=now, leader_name=form.get("leader", "")))
 
     return admin_action(request, "/admin/duty", swap, wake=True)
 
@@ -588,7 +619,7 @@ def people_page(request: Request) -> Response:
     rt = runtime(request)
     f = _filters(request)
     with rt.db.session() as s:
-        rows = ledger.people_list(s, f, rt.clock.now())
+        rows = ledger.people_list(s, f, rt.clock.now(), viewer=user.actor)
     return render(request, "admin/people.html", user=user, rows=rows, f=f, active="people",
                   export_query=urlencode(request.query_params))
 
@@ -617,7 +648,7 @@ async def people_invite(request: Request) -> Response:
 
 
 @router.post("/people/{person_id}/reinvite")
-async def people_reinvite(request: Request, person_id: int) -> Response:
+async def people_reinvite(request: Request, person_id: RowId) -> Response:
     await admin_form(request)
     def reinvite(s: Session, now: datetime) -> str:
         person = s.get(people.Person, person_id)
@@ -632,7 +663,7 @@ async def people_reinvite(request: Request, person_id: int) -> Response:
 
 
 @router.post("/people/{person_id}/unbind")
-async def people_unbind(request: Request, person_id: int) -> Response:
+async def people_unbind(request: Request, person_id: RowId) -> Response:
     await admin_form(request)
 
     def unbind(s: Session, now: datetime) -> str:
@@ -642,8 +673,38 @@ async def people_unbind(request: Request, person_id: int) -> Response:
     return admin_action(request, "/admin/people", unbind)
 
 
+@router.post("/people/{person_id}/deactivate")
+async def people_deactivate(request: Request, person_id: RowId) -> Response:
+    """停用 through `storage.people.deactivate` (as `houqin people deactivate`): chat and console stop at once."""
+    user, _ = await admin_form(request)
+
+    def deactivate(s: Session, now: datetime) -> str:
+        if person_id == user.actor.id:
+            raise UserError("不能停用自己。")
+        person = people.deactivate(s, person_id)
+        log.info("console: %s deactivated person %s", user.actor.name, person_id)
+        return f"已停用 {person.name}：不能再在公众号操作或登录后台，记录保留。"
+
+    return admin_action(request, "/admin/people", deactivate)
+
+
+@router.post("/people/{person_id}/roles")
+async def people_roles(request: Request, person_id: RowId) -> Response:
+    """Add or remove a role through `storage.people.set_roles` (as `houqin people set --add-role/--remove-role`)."""
+    user, form = await admin_form(request)
+
+    def change(s: Session, now: datetime) -> str:
+        add, remove = [form.get("add", "")], [form.get("remove", "")]
+        if person_id == user.actor.id and "admin" in [people.parse_role(r) for r in remove if r.strip()]:
+            raise UserError("不能移除自己的后勤管理员角色。")
+        person, roles = people.set_roles(s, person_id, add=add, remove=remove, now=now)
+        return f"已更新 {person.name} 的角色：{people.role_names(roles)}。"
+
+    return admin_action(request, "/admin/people", change)
+
+
 @router.post("/invites/{invite_id}/revoke")
-async def invite_revoke(request: Request, invite_id: int) -> Response:
+async def invite_revoke(request: Request, invite_id: RowId) -> Response:
     await admin_form(request)
 
     def revoke(s: Session, now: datetime) -> str:
@@ -668,7 +729,7 @@ def outbox_page(request: Request) -> Response:
 
 
 @router.post("/outbox/{msg_id}/retry")
-async def outbox_retry(request: Request, msg_id: int) -> Response:
+async def outbox_retry(request: Request, msg_id: RowId) -> Response:
     _, form = await admin_form(request)
 
     def retry(s: Session, now: datetime) -> str:

@@ -16,8 +16,9 @@ from pathlib import Path
 from sqlmodel import Session
 
 from jobs import builtin
+from jobs import inspection as inspection_jobs
 from storage import console_users as accounts
-from storage import duty, people
+from storage import duty, inspection, people
 from storage.db import Database
 from storage.errors import UserError
 
@@ -66,6 +67,21 @@ PEOPLE: tuple[DemoPerson, ...] = (
 )
 
 
+# The demo school's checkpoints (点位): fire equipment on the guard's daily check, places on the evening patrol,
+# a classroom for scan-to-report, the canteen and the power room for the term-start inspections.
+CHECKPOINTS: tuple[tuple[str, str, str, str], ...] = (
+    ("XF-101", "教学楼一楼灭火器", "教学楼一楼东侧", "灭火器"),
+    ("XF-201", "教学楼二楼消火栓", "教学楼二楼西侧", "消火栓"),
+    ("XF-301", "实验楼应急照明", "实验楼一楼走廊", "应急照明"),
+    ("XC-01", "南校门", "南校门", "巡查点"),
+    ("XC-02", "教学楼", "教学楼", "巡查点"),
+    ("XC-03", "操场周界", "操场北侧围墙", "周界报警"),
+    ("JS-301", "教学楼301", "教学楼301", "教室"),
+    ("PD-01", "配电间", "行政楼一楼配电间", "配电间"),
+    ("ST-01", "食堂后厨", "食堂后厨", "食堂"),
+)
+
+
 def demo_openid(name: str) -> str:
     """A stable fake OpenID (28 characters, like WeChat's) for a demo person."""
     return "oDemo" + hashlib.sha1(name.encode()).hexdigest()[:23]
@@ -107,6 +123,9 @@ def build(session: Session, now: datetime) -> DemoSchool:
     for p, _ in people.list_people(session):
         if p.openid and p.id is not None:
             people.queue_menu_tag(session, p.id, now=now)  # their role's menu, as if they had just bound
+    n, errors = inspection.import_checkpoints(session, [list(c) for c in CHECKPOINTS], now=now)
+    assert not errors, errors
+    school.notes.append(f"巡查点位：{n} 个（后台「点位」可打印二维码标签；模拟器里每个点位一个「扫码」按钮）。")
     school.notes.append(_duty_rota(session, now))
     school.console = _console_logins(session)
     return school
@@ -160,11 +179,18 @@ def write_config(path: Path, now: datetime) -> Path:
 def builtin_reminders(session: Session, config: Path, now: datetime) -> str:
     """What `houqin init` does: the built-in schedules from the term calendar (skipped when unavailable)."""
     try:
-        summary = builtin.sync_builtin(session, builtin.load_config(str(config)), now)
+        cfg = builtin.load_config(str(config))
+        summary = builtin.sync_builtin(session, cfg, now)
+        routes = inspection_jobs.sync_builtin_routes(session, cfg, now)
     except UserError as exc:
         return f"内置提醒：{exc.message}"
+    built = [line for line in routes.split("\n") if "未建立" not in line]
+    if built:
+        summary = f"{summary}\n巡查路线：{len(built)} 条（" + "、".join(
+            line.split("「")[1].split("」")[0] for line in built) + "）"
     lines = str(summary).split("\n")
-    return next((line for line in lines if line.startswith("内置提醒")), lines[0])
+    first = next((line for line in lines if line.startswith("内置提醒")), lines[0])
+    return "\n".join([first] + [line for line in lines if line.startswith("巡查路线：")])
 
 
 def create(data_dir: Path, now: datetime, *, keep: bool = False) -> tuple[str, DemoSchool | None]:

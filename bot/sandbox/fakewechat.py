@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import itertools
 import json
 import secrets
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
+import segno
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
@@ -36,6 +38,9 @@ TAGS_GET_PATH = "/cgi-bin/tags/get"
 TAGGING_PATH = "/cgi-bin/tags/members/batchtagging"
 UNTAGGING_PATH = "/cgi-bin/tags/members/batchuntagging"
 TAG_IDS_PATH = "/cgi-bin/tags/getidlist"
+QRCODE_PATH = "/cgi-bin/qrcode/create"
+SHOWQRCODE_PATH = "/cgi-bin/showqrcode"
+QR_ACTIONS = ("QR_SCENE", "QR_STR_SCENE", "QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE")
 SEND_PATHS = (CUSTOM_PATH, TEMPLATE_PATH)
 
 ERRMSG = {
@@ -136,6 +141,7 @@ class _State:
     conditional: list[dict[str, Any]] = field(default_factory=list)  # {"menuid", "button", "matchrule"}
     tags: dict[int, str] = field(default_factory=dict)  # tag id → name
     user_tags: dict[str, list[int]] = field(default_factory=dict)  # openid → tag ids
+    qr: dict[str, tuple[str, str]] = field(default_factory=dict)  # ticket → (scene, the URL its image encodes)
 
 
 def _norm(path: str) -> str:
@@ -278,6 +284,11 @@ class FakeWeChat:
         with self._lock:
             self._calls.clear()
             self._state = _State()
+
+    def scene_of(self, url: str) -> str | None:
+        """The scene of the QR code whose image encodes `url` (what WeChat knows when someone scans it)."""
+        with self._lock:
+            return next((scene for scene, u in self._state.qr.values() if u == url), None)
 
     def fail_next(self, path: str, errcode: int | None = -1, times: int = 1, *, http_status: int = 200,
                   errmsg: str | None = None) -> None:
@@ -588,6 +599,38 @@ class FakeWeChat:
             call.errcode, call.answered = 0, True
             return Response(content, media_type=ctype,
                             headers={"Content-Disposition": f'attachment; filename="{media_id}.jpg"'})
+
+        @app.post(QRCODE_PATH)
+        async def qrcode_create(request: Request) -> Response:
+            call, early = await fake._common(request, QRCODE_PATH)
+            if early is not None:
+                return early
+            body = call.body or {}
+            scene = ((body.get("action_info") or {}).get("scene") or {})
+            value = scene.get("scene_str") if "STR" in str(body.get("action_name")) else scene.get("scene_id")
+            if body.get("action_name") not in QR_ACTIONS or value in (None, "") or len(str(value)) > 64:
+                return fake._answer(call, 40053 if body else 44002, "invalid action info")
+            ticket = "gQ" + secrets.token_urlsafe(30)
+            url = f"http://weixin.qq.com/q/{secrets.token_urlsafe(16)}"
+            with fake._lock:
+                fake._state.qr[ticket] = (str(value), url)
+            return fake._answer(call, 0, ticket=ticket, url=url,
+                                **({"expire_seconds": 2592000} if "LIMIT" not in body["action_name"] else {}))
+
+        @app.get(SHOWQRCODE_PATH)
+        async def showqrcode(request: Request) -> Response:
+            # Like WeChat's: no access_token, the ticket alone; a real QR image of the code's URL.
+            call = fake._record(SHOWQRCODE_PATH, None, None, dict(request.query_params))
+            with fake._lock:
+                found = fake._state.qr.get(call.query.get("ticket") or "")
+            call.answered = True
+            if found is None:
+                call.http_status = 404
+                return Response(b"ticket not found", status_code=404, media_type="text/plain")
+            call.errcode = 0
+            buf = io.BytesIO()
+            segno.make_qr(found[1], error="m").save(buf, kind="png", scale=8, border=4)
+            return Response(buf.getvalue(), media_type="image/png")
 
         # Inspection for the demo and for a fake running in another process.
         @app.get("/fake/received")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import html
 import re
 import secrets
@@ -31,12 +32,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import or_
 from sqlmodel import col, select
 
-from bot.config import SIMULATOR_SWITCH, simulator_enabled
+from bot.config import SIMULATOR_SWITCH, simulator_enabled, simulator_token
 from bot.runtime import Runtime
 from bot.sandbox.fakewechat import SEND_PATHS, TINY_JPEG, Call, FakeWeChat
 from bot.wechat.crypto import url_signature
 from bot.wechat.menu import load_menu, menu_for
-from storage import leave, people, repair
+from storage import inspection, leave, people, repair
 from storage import outbox as ob
 
 ENV_SWITCH = SIMULATOR_SWITCH
@@ -57,9 +58,23 @@ def enabled(rt: Runtime) -> bool:
     return simulator_enabled(rt.settings)
 
 
+TOKEN_HEADER = "X-Simulator-Token"
+
+
 def _guard(request: Request) -> None:
+    """Off → 404. On: the per-run token (header, or `?token=` for the page a browser opens) on everything but
+    the static assets and the uploaded pictures (random names); a POST must be JSON (no cross-site form)."""
     if not enabled(request.app.state.runtime):
         raise HTTPException(status_code=404)
+    path = request.url.path
+    if not (path.startswith("/simulator/assets/") or path.startswith("/simulator/media/")):
+        given = request.headers.get(TOKEN_HEADER) or request.query_params.get("token") or ""
+        if not hmac.compare_digest(given.encode(), simulator_token().encode()):
+            raise HTTPException(status_code=403, detail="需要模拟器令牌：请打开 houqin demo 显示的完整地址")
+    if request.method == "POST":
+        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            raise HTTPException(status_code=415, detail="请求必须是 JSON")
 
 
 router = APIRouter(prefix="/simulator", dependencies=[Depends(_guard)])
@@ -330,6 +345,14 @@ async def newcomer(request: Request) -> JSONResponse:
     return JSONResponse({"openid": openid})
 
 
+@router.get("/api/checkpoints")
+def list_checkpoints(request: Request) -> JSONResponse:
+    """The checkpoints whose QR codes the simulator can "scan" (one button each)."""
+    with _rt(request).db.session() as s:
+        cps = inspection.all_checkpoints(s, active_only=True)
+        return JSONResponse({"checkpoints": [{"key": cp.scene, "code": cp.code, "name": cp.name} for cp in cps]})
+
+
 def _detail(s: Any, p: people.Person, roles: frozenset[str]) -> str:
     bits = []
     assert p.id is not None
@@ -420,6 +443,12 @@ async def send(request: Request) -> JSONResponse:
             return JSONResponse({"error": "菜单 key 不对"}, status_code=400)
         xml = message_xml(openid, "event", Event="CLICK", EventKey=key)
         sent = log.add(openid, "in", f"[菜单] {data.get('label') or key}", now, type="click")
+    elif kind == "scan":  # a checkpoint's QR code scanned with WeChat (SCAN, scene cp:<id>)
+        key = str(data.get("key") or "")
+        if not re.fullmatch(r"cp:\d{1,9}", key):
+            return JSONResponse({"error": "点位二维码不对"}, status_code=400)
+        xml = message_xml(openid, "event", Event="SCAN", EventKey=key, Ticket="sim")
+        sent = log.add(openid, "in", f"[扫码] {str(data.get('label') or key)[:40]}", now, type="scan")
     elif kind in ("subscribe", "unsubscribe"):
         xml = message_xml(openid, "event", Event=kind)
         sent = log.add(openid, "in", "[关注公众号]" if kind == "subscribe" else "[取消关注]", now, type="event")

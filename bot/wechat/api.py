@@ -21,7 +21,7 @@ from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.session import SessionStorage
 
-from bot.config import Settings
+from bot.config import REAL_WECHAT_API, Settings
 from storage.kv import KV, kv_lock
 
 log = logging.getLogger("houqin.wechat")
@@ -44,6 +44,7 @@ ERRCODE_ZH: dict[int, str] = {
     45015: "超出 48 小时客服消息时限（用户近 48 小时未发消息）",
     45047: "客服消息超过下发条数上限",
 }
+SHOWQRCODE_HOST = "https://mp.weixin.qq.com"
 TOKEN_EARLY_REFRESH = 300  # s: a token is dropped from the cache this long before WeChat says it expires
 TOKEN_FAILURE_PAUSE = 5.0  # s: after a failed token fetch, fail fast instead of asking again at once
 
@@ -257,6 +258,27 @@ class WeChatAPI:
     def untag_users(self, tag_id: int, openids: list[str]) -> None:
         self._json_call(lambda c: c.post("tags/members/batchuntagging",
                                          data={"tagid": tag_id, "openid_list": openids}))
+
+    def create_qr_scene(self, scene: str) -> tuple[str, str]:
+        """A permanent QR code (QR_LIMIT_STR_SCENE) whose scans carry `scene`; returns (ticket, url)."""
+        result = self._json_call(lambda c: c.qrcode.create(
+            {"action_name": "QR_LIMIT_STR_SCENE", "action_info": {"scene": {"scene_str": scene}}}))
+        ticket = str(result.get("ticket") or "")
+        if not ticket:
+            raise TransientError(None, "qrcode/create: no ticket in the answer")
+        return ticket, str(result.get("url") or "")
+
+    def qr_image(self, ticket: str) -> bytes:
+        """The QR image of a ticket. WeChat serves it from mp.weixin.qq.com (wechatpy hard-codes that host);
+        any other WECHAT_API_BASE_URL (the fake) serves it under its own /cgi-bin/showqrcode."""
+        base = SHOWQRCODE_HOST if self.base_url == REAL_WECHAT_API else self.base_url
+        try:
+            res = requests.get(base + "/cgi-bin/showqrcode", params={"ticket": ticket}, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise TransientError(None, f"network: {exc}") from exc
+        if res.status_code >= 400 or not res.headers.get("content-type", "").startswith("image/"):
+            raise classify(None, f"showqrcode: HTTP {res.status_code}", http_status=res.status_code)
+        return res.content
 
     def get_media(self, media_id: str) -> bytes:
         """A temporary media file (e.g. a photo sent to the account) as bytes."""

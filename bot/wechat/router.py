@@ -14,13 +14,14 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from handlers import base
+from handlers import base, understand
 from handlers.base import Context, Inbound, Options
-from handlers.text import ref_prefix, split_command
+from handlers.text import normalise, ref_prefix, split_command
 from storage.db import Database, DatabaseUnavailable
 from storage.errors import NotFound, UserError
 from storage.kv import KV
 from storage.people import sender_by_openid, touch_inbound
+from storage.redact import mask_numbers
 
 log = logging.getLogger("houqin.router")
 
@@ -30,7 +31,6 @@ UNBOUND_HINT = (
     "您好，这里是{school}后勤助手。您还没有绑定身份，请发送「绑定 邀请码」（邀请码由后勤管理员提供，6位），"
     "例如：绑定 AB12CD。发送「帮助」查看说明。"
 )
-UNKNOWN_HINT = "没有听懂「{word}」。请发送「帮助」查看可用的命令和示例。"
 SORRY = "抱歉，系统出了点问题，请稍后再试。如多次出现，请联系后勤管理员。"
 
 
@@ -80,7 +80,8 @@ class Router:
             log.exception("handler failed: openid=%s type=%s command=%r length=%d", inbound.openid, inbound.type,
                           word, len(inbound.text))
             reply = SORRY
-        reply = self._page(inbound.openid, reply) if reply else reply
+        if reply:  # SPEC 4: phone and ID numbers are masked in every chat reply, whatever the text came from
+            reply = self._page(inbound.openid, mask_numbers(reply))
         return reply
 
     # --- internals ---
@@ -102,24 +103,25 @@ class Router:
             return self._media(ctx)
         state = self._dialog(ctx)
         if state is not None:
-            if text.strip() in ("取消", "退出"):
+            if normalise(text) in ("取消", "退出"):
                 ctx.end_dialog()
                 return "已取消。"
             name, data = state
-            step = base.DIALOGS.get(name)
-            if step is not None:
-                return step(ctx, data)
-        if text.strip() == MORE_WORD:
+            if name in base.DIALOGS:
+                return self._step(ctx, name, data)
+        if normalise(text) == MORE_WORD:
             return self._more(ctx)
         return self.run_command(ctx, text)
 
     def run_command(self, ctx: Context, text: str) -> str:
+        text, reply = understand.route(ctx, text, self.words)  # everyday wording → the canonical command
+        if reply is not None:
+            return reply
         parsed = split_command(text, self.words)
         if parsed is None:
             if ctx.actor is None:
                 return UNBOUND_HINT.format(school=self.options.school_name)
-            word = text.strip()[:10]
-            return UNKNOWN_HINT.format(word=word)
+            return understand.hint_text(ctx, text)
         found = base.candidates(parsed.word)
         order = self._order(found, parsed.args, ctx)
         cmd = order[0]
@@ -160,13 +162,22 @@ class Router:
     def _media(self, ctx: Context) -> str | None:
         state = self._dialog(ctx)
         if state is not None and state[0] in base.DIALOGS:
-            return base.DIALOGS[state[0]](ctx, state[1])
+            return self._step(ctx, *state)
         if ctx.actor is None:
             return UNBOUND_HINT.format(school=self.options.school_name)
         kinds = {"image": "图片", "location": "位置", "link": "链接", "video": "视频", "shortvideo": "视频",
                  "voice": "语音"}
         what = kinds.get(ctx.inbound.type, "消息")
         return f"已收到您的{what}。如需报修并附照片，请先发送「报修」按提示操作；发送「帮助」查看全部命令。"
+
+    def _step(self, ctx: Context, name: str, data: dict[str, Any]) -> str:
+        """One dialog step, after checking that the sender may still be in it (roles re-read this message)."""
+        if not base.dialog_allows(name, ctx.actor):
+            ctx.end_dialog()
+            if ctx.actor is None:
+                return UNBOUND_HINT.format(school=self.options.school_name)
+            return "无权限：您的角色已变更，此对话已结束。发送「帮助」查看可用的命令。"
+        return base.DIALOGS[name](ctx, data)
 
     @staticmethod
     def prefetch_keys(inbound: Inbound) -> list[str]:

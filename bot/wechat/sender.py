@@ -36,6 +36,7 @@ from bot.wechat.menu import apply_tag
 from storage import outbox as ob
 from storage.db import DatabaseUnavailable
 from storage.people import Person
+from storage.redact import redact
 
 log = logging.getLogger("houqin.sender")
 
@@ -267,13 +268,13 @@ class OutboxSender:
         elif error.transient and job.attempts < self.max_attempts:
             delay = backoff(job.attempts, self.base_delay)
             values = {"state": ob.PENDING, "next_attempt_at": now + timedelta(seconds=delay),
-                      "errcode": error.errcode, "last_error": error.describe()[:500], "claimed_until": None}
+                      "errcode": error.errcode, "last_error": redact(error.describe())[:500], "claimed_until": None}
             log.info("outbox row %s: %s; retry %s in %.0f s", job.id, error.describe(), job.attempts + 1, delay)
         else:
             reason = error.describe()
             if error.transient:
                 reason = f"重试 {job.attempts} 次仍失败：{reason}"
-            values = {"state": ob.FAILED, "errcode": error.errcode, "last_error": reason[:500],
+            values = {"state": ob.FAILED, "errcode": error.errcode, "last_error": redact(reason)[:500],
                       "claimed_until": None}
             log.warning("outbox row %s failed: %s", job.id, reason)
         stmt = update(M).where(col(M.id) == job.id, col(M.state) == ob.SENDING).values(**values)

@@ -10,10 +10,10 @@ from sqlalchemy.exc import OperationalError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from wechatpy.replies import TextReply
 
 from bot.runtime import Runtime
 from bot.wechat.crypto import Rejected, check_timestamp, check_url_signature, parse_xml_safely
+from bot.wechat.reply import check_fields, text_reply
 from handlers.base import Inbound
 from storage.db import DatabaseUnavailable
 
@@ -94,12 +94,12 @@ async def receive(request: Request) -> Response:
             check_timestamp(timestamp, s.timestamp_tolerance)
             xml = rt.cipher.decrypt(body, q.get("msg_signature"), timestamp, nonce)
         else:
-            if s.wechat_require_safe_mode:
-                raise Rejected(403, "plaintext messages refused (WECHAT_REQUIRE_SAFE_MODE)")
+            if s.safe_mode_required:
+                raise Rejected(403, "plaintext messages refused (safe mode: WECHAT_AES_KEY is set)")
             check_url_signature(s.wechat_token, q.get("signature"), timestamp, nonce)
             check_timestamp(timestamp, s.timestamp_tolerance)
             xml = body.decode("utf-8", errors="strict") if body else ""
-        fields = parse_xml_safely(xml)
+        fields = check_fields(parse_xml_safely(xml))
         if not fields.get("MsgType") or not fields.get("FromUserName"):
             raise Rejected(400, "not a WeChat message")
     except Rejected as exc:
@@ -120,7 +120,7 @@ async def receive(request: Request) -> Response:
         return _plain("success")
     if not reply:
         return _plain("success")
-    xml_reply = TextReply(source=fields.get("ToUserName", ""), target=inbound.openid, content=reply).render()
+    xml_reply = text_reply(inbound.openid, fields.get("ToUserName", ""), reply, int(time.time()))
     if encrypted and rt.cipher is not None:
         xml_reply = rt.cipher.encrypt(xml_reply, secrets.token_hex(5), str(int(time.time())))
     return Response(content=xml_reply, media_type="application/xml; charset=utf-8")

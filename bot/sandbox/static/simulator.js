@@ -52,8 +52,13 @@
     return state.people.find((p) => p.openid === openid);
   }
 
+  // The per-run token from the address houqin demo printed (…/simulator?token=…), sent with every call.
+  const TOKEN = new URLSearchParams(window.location.search).get("token") || "";
+
   async function api(path, options) {
-    const resp = await fetch(path, options);
+    const opts = Object.assign({}, options || {});
+    opts.headers = Object.assign({"X-Simulator-Token": TOKEN}, opts.headers || {});
+    const resp = await fetch(path, opts);
     let body = null;
     try { body = await resp.json(); } catch (e) { body = null; }
     if (!resp.ok) throw new Error((body && body.error) || `HTTP ${resp.status}`);
@@ -113,7 +118,9 @@
 
   async function newUser() {
     try {
-      const data = await api("/simulator/api/newcomer", { method: "POST" });
+      const data = await api("/simulator/api/newcomer", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+      });
       await loadPeople();
       await poll(false);
       select(data.openid);
@@ -403,7 +410,26 @@
   $("scrim").addEventListener("click", closeDrawers);
   document.addEventListener("click", () => document.querySelectorAll(".submenu").forEach((m) => { m.hidden = true; }));
 
+  // --- checkpoint QR codes: one button each sends the SCAN event a WeChat scan would (scene cp:<id>) ---
+  async function loadCheckpoints() {
+    const bar = $("scanbar");
+    const data = await api("/simulator/api/checkpoints");
+    bar.textContent = "";
+    bar.hidden = !data.checkpoints.length;
+    if (!data.checkpoints.length) return;
+    bar.appendChild(el("span", "scan-label", "扫码："));
+    for (const cp of data.checkpoints) {
+      const b = el("button", "chip scan", cp.name);
+      b.type = "button";
+      b.title = `模拟用微信扫描「${cp.name}」（${cp.code}）的二维码`;
+      b.dataset.key = cp.key;
+      b.addEventListener("click", () => send({ type: "scan", key: cp.key, label: `${cp.name}（${cp.code}）` }));
+      bar.appendChild(b);
+    }
+  }
+
   (async function start() {
+    loadCheckpoints().catch(() => {});
     try {
       await loadPeople();
     } catch (e) {
