@@ -49,11 +49,15 @@ class Settings(VisitorSettings):  # the visitor jobs' settings are declared with
     sender: str = "on"  # on: the outbox sender runs in the web process
     handler_threads: int = 4  # threads running handlers; more only fight over the GIL (bench/repair.py)
     reply_timeout: float = 4.5  # seconds before a slow answer is sent later as a customer-service message
+    inbox_lease: float = 30.0  # s a late message is left to its holder before the recovery loop runs it again
+    inbox_recovery: str = "on"  # on: this process runs pending messages whose holder died or failed
+    inbox_recovery_seconds: float = 1.0  # how often the recovery loop looks
     timestamp_tolerance: int = 300  # seconds; 0 switches the replay check off (only for known-answer tests)
     max_body_bytes: int = 65536
     school_name: str = "示例学校"
     default_building: str = "教学楼"  # DEFAULT_BUILDING: where a bare room number (301) is
     send_rate_per_second: float = 50.0
+    outbox_lease: float = 120.0  # s before a row a sender took (and died with) is sent again
     templates: dict[str, str] = Field(default_factory=dict)  # kind → template id
     config_file: str | None = Field(default=None, alias="HOUQIN_CONFIG")  # term calendar etc. (TOML)
 

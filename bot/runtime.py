@@ -9,7 +9,7 @@ from bot import logs
 from bot.config import Settings
 from bot.wechat.crypto import Cipher
 from bot.wechat.inbox import Inbox
-from bot.wechat.router import Router
+from bot.wechat.router import Finish, Handled, Router
 from handlers.base import Inbound
 from storage.clock import Clock, get_clock, set_clock
 from storage.db import Database
@@ -48,13 +48,15 @@ class Runtime:
             on_late_reply=lambda: self.wake_sender(),
             threads=settings.handler_threads,
             prefetch=self.router.prefetch_keys,
+            lease=settings.inbox_lease,
         )
         self.background: list[object] = []
 
-    def _handle(self, inbound: Inbound) -> str | None:
-        reply = self.router.handle(inbound, self.clock.now())
-        self.wake_sender()  # pushes the command queued go out now, not at the sender's next poll
-        return reply
+    def _handle(self, inbound: Inbound, finish: Finish) -> Handled:
+        handled = self.router.handle(inbound, self.clock.now(), finish)
+        if handled.queued:
+            self.wake_sender()  # pushes the command queued go out now, not at the sender's next poll
+        return handled
 
     def close(self) -> None:
         for svc in reversed(self.background):

@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session
 
 from storage.errors import Forbidden, UserError
-from storage.kv import KV
+from storage.kv import KV, Write
 from storage.people import ROLES, Actor
 
 DIALOG_TTL = 600  # a dialog left idle for 10 minutes expires
@@ -62,6 +62,9 @@ class Context:
     args: list[str] = field(default_factory=list)
     after: Callable[[int], str] = lambda n: ""
     run: Callable[[str], str] = lambda text: ""  # run another command as this person (menu CLICK keys)
+    # KV writes (dialog state) made once the message's transaction has committed, with the reply cache, in
+    # one round trip; dropped if the message turns out to have been handled before (see bot/wechat/inbox.py).
+    writes: list[Write] = field(default_factory=list)
 
     @property
     def openid(self) -> str:
@@ -75,14 +78,14 @@ class Context:
 
     # --- guided dialogs, state kept in the KV store (Redis) per OpenID ---
     def start_dialog(self, name: str, state: dict[str, Any]) -> None:
-        self.kv.set(f"dialog:{self.openid}", json.dumps({"name": name, "state": state}, ensure_ascii=False),
-                    ttl=DIALOG_TTL)
+        self.writes.append((f"dialog:{self.openid}",
+                            json.dumps({"name": name, "state": state}, ensure_ascii=False), DIALOG_TTL))
 
     def save_dialog(self, name: str, state: dict[str, Any]) -> None:
         self.start_dialog(name, state)
 
     def end_dialog(self) -> None:
-        self.kv.delete(f"dialog:{self.openid}")
+        self.writes.append((f"dialog:{self.openid}", None, None))
 
 
 Handler = Callable[[Context], str]

@@ -166,13 +166,11 @@ def notify_expiring(session: Session, now: datetime) -> int:
         name = person.name if person else "?"
         when = "今天" if left == 0 else f"{left} 天后（{cert.expires_on:%Y-%m-%d}）"
         tail = "请尽快复查换证；健康证过期不得从事食堂工作。" if cert.type == HEALTH else "请及时办理续期。"
-        targets = [cert.person_id] if person is not None and person.openid else []
-        targets += [a for a in admins if a not in targets]
-        for pid in targets:
-            mine = pid == cert.person_id
-            text = (f"证照到期提醒：{'您的' if mine else name + '的'}{cert.type}"
-                    + (f"（{cert.number}）" if cert.number else "") + f"将于{when}到期。{tail}")
-            outbox.enqueue(session, pid, KIND, text, now=now, data={"certificate": cert.id},
-                           dedup_key=f"cert:{cert.id}:{cert.expires_on:%Y%m%d}:{threshold}:{pid}")
+        holder_told = [cert.person_id] if (person is not None and person.openid) or cert.person_id in admins else []
+        key = f"cert:{cert.id}:{cert.expires_on:%Y%m%d}:{threshold}"
+        number = f"（{cert.number}）" if cert.number else ""
+        for whose, told in (("您的", holder_told), (name + "的", [a for a in admins if a != cert.person_id])):
+            outbox.notify(session, told, KIND, f"证照到期提醒：{whose}{cert.type}{number}将于{when}到期。{tail}",
+                          now=now, data={"certificate": cert.id}, dedup=key)
         count += 1
     return count

@@ -6,13 +6,13 @@ import importlib
 import pkgutil
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -92,6 +92,19 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """One transaction on a plain Core connection (no ORM session): for hot paths that only run
+        statements built once. Committed when the block ends, rolled back on any exception."""
+        with self._writer or nullcontext():
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+            except OperationalError as exc:
+                if _is_connection_error(exc):
+                    raise DatabaseUnavailable(str(exc)) from exc
+                raise
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision of every migration branch (alembic `upgrade heads`)."""

@@ -608,9 +608,8 @@ def remind_due_rounds(session: Session, now: datetime) -> int:
                 + "、".join(cp.name for cp in cps[:10]) + ("等" if len(cps) > 10 else "")
                 + "。到达点位后用微信扫描点位二维码，按提示回复「正常」或「异常 情况说明」；"
                   "发送「巡查进度」查看完成情况。")
-        for pid in responsible_ids(session, route):
-            outbox.enqueue(session, pid, KIND, text, now=now, data={"round": rnd.id},
-                           dedup_key=f"xc-round:{rnd.id}:remind:{pid}")
+        outbox.notify(session, responsible_ids(session, route), KIND, text, now=now, data={"round": rnd.id},
+                      dedup=f"xc-round:{rnd.id}:remind")
         count += 1
     return count
 
@@ -642,14 +641,9 @@ def close_ended_rounds(session: Session, now: datetime) -> int:
         names = "、".join(n for n in (session.get(Person, i).name for i in who) if n)  # type: ignore[union-attr]
         text = (f"漏检提醒：{rnd.day:%m月%d日}「{p.route.name}」（{p.route.start:%H:%M}–{p.route.end:%H:%M}）"
                 f"已结束，{len(p.missing)} 个点位未巡查：{missing}。已完成 {len(p.done)}/{p.total}。")
-        for pid in who:
-            outbox.enqueue(session, pid, KIND, text, now=now, data={"round": rid},
-                           dedup_key=f"xc-round:{rid}:missed:{pid}")
-        for pid in admins:
-            if pid in who:
-                continue
-            outbox.enqueue(session, pid, KIND, text + f"负责人：{names or '未指定'}。", now=now, data={"round": rid},
-                           dedup_key=f"xc-round:{rid}:missed:{pid}")
+        outbox.notify(session, who, KIND, text, now=now, data={"round": rid}, dedup=f"xc-round:{rid}:missed")
+        outbox.notify(session, [a for a in admins if a not in who], KIND, text + f"负责人：{names or '未指定'}。",
+                      now=now, data={"round": rid}, dedup=f"xc-round:{rid}:missed")
         count += 1
     return count
 

@@ -20,6 +20,9 @@ import redis
 log = logging.getLogger("houqin.kv")
 
 
+Write = tuple[str, str | None, float | None]  # (key, value or None to delete, ttl)
+
+
 class KV(Protocol):
     def get(self, key: str) -> str | None: ...
     def set(self, key: str, value: str, ttl: float | None = None) -> None: ...
@@ -29,6 +32,7 @@ class KV(Protocol):
     def delete_if(self, key: str, value: str) -> bool: ...
     def set_nx_get(self, key: str, value: str, ttl: float | None, reads: list[str]) -> tuple[bool, dict[str, str | None]]:
         ...
+    def batch(self, writes: list[Write]) -> None: ...
     def elapse(self, seconds: float) -> None: ...
 
 
@@ -103,6 +107,15 @@ class MemoryKV:
                 self._data[key] = (value, self._exp(ttl))
             return got, {k: self._live(k) for k in reads}
 
+    def batch(self, writes: list[Write]) -> None:
+        """Several sets (value) and deletes (None), in order, in one step."""
+        with self._lock:
+            for key, value, ttl in writes:
+                if value is None:
+                    self._data.pop(key, None)
+                else:
+                    self._data[key] = (value, self._exp(ttl))
+
     def flush(self) -> None:
         with self._lock:
             self._data.clear()
@@ -161,6 +174,18 @@ class RedisKV:
             pipe.get(self._k(k))
         got, *values = pipe.execute()
         return bool(got), dict(zip(reads, values, strict=True))
+
+    def batch(self, writes: list[Write]) -> None:
+        """Several sets (value) and deletes (None), in order, in one round trip."""
+        if not writes:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for key, value, ttl in writes:
+            if value is None:
+                pipe.delete(self._k(key))
+            else:
+                pipe.set(self._k(key), value, px=self._ms(ttl))
+        pipe.execute()
 
     def elapse(self, seconds: float) -> None:
         """The clock jumped by `seconds` (tests only: storage.clock.FrozenClock.on_jump). Redis keeps its own
@@ -246,6 +271,9 @@ class ResilientKV:
 
     def set_nx_get(self, key: str, value: str, ttl: float | None, reads: list[str]) -> tuple[bool, dict[str, str | None]]:
         return self._call("set_nx_get", key, value, ttl, reads)  # type: ignore[no-any-return]
+
+    def batch(self, writes: list[Write]) -> None:
+        self._call("batch", writes)
 
     def elapse(self, seconds: float) -> None:
         self.fallback.elapse(seconds)

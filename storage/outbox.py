@@ -71,6 +71,7 @@ def enqueue(
         created_at=now,
     )
     session.add(row)
+    mark_queued(session)
     return row
 
 
@@ -122,7 +123,20 @@ def enqueue_many(
     session.flush()
     # Several rows: an executemany (compiled once; one round trip in psycopg's pipeline).
     session.connection().execute(_INSERT, rows[0] if len(rows) == 1 else rows)
+    mark_queued(session)
     return len(rows)
+
+
+QUEUED = "outbox_queued"
+
+
+def mark_queued(session: Session) -> None:
+    """Note on the session that this transaction queued pushes: the web process wakes its sender only then."""
+    session.info[QUEUED] = True
+
+
+def queued(session: Session) -> bool:
+    return bool(session.info.get(QUEUED))
 
 
 def retry(session: Session, msg_id: int, *, now: datetime) -> OutboxMessage:
@@ -138,6 +152,7 @@ def retry(session: Session, msg_id: int, *, now: datetime) -> OutboxMessage:
     row.claimed_until = None
     session.add(row)
     session.flush()
+    mark_queued(session)
     return row
 
 

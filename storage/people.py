@@ -406,7 +406,7 @@ _SENDER_QUERY = (
 
 def sender_by_openid(session: Session, openid: str) -> tuple[Actor | None, datetime | None]:
     """Who sent a message, with their roles and when they last wrote: one plain query (the hot path)."""
-    rows = session.execute(_SENDER_QUERY, {"openid": openid}).all()
+    rows = session.connection().execute(_SENDER_QUERY, {"openid": openid}).all()  # Core: no ORM machinery
     if not rows or not rows[0].active:
         return None, None
     first = rows[0]

@@ -11,12 +11,16 @@ import itertools
 import os
 import struct
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from xml.sax.saxutils import escape
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import ElementTree as SafeET
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from bot.config import Settings
 
@@ -138,3 +142,21 @@ class Wx:
 
 def escape_xml(s: str) -> str:
     return escape(s)
+
+
+@contextmanager
+def scratch_schema(pg_url: str, name: str) -> Iterator[str]:
+    """A URL for a fresh PostgreSQL schema `name` in the test database (for a server process of a test's own),
+    dropped afterwards. A schema, not a database: creating and dropping databases forces checkpoints on a
+    server that other test runs share (measured: 20-40 s per drop under load)."""
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+        conn.execute(text(f'CREATE SCHEMA "{name}"'))
+    try:
+        url = make_url(pg_url).update_query_dict({"options": f"-csearch_path={name}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+        admin.dispose()

@@ -2,7 +2,7 @@
 
 The server runs on a free port against a database seeded here (an admin and a leader with passwords, workers,
 repairs, visitors, a leave slip, reminders, the duty rota): a temporary SQLite file, or in the PostgreSQL pass
-(TEST_DB=postgres TEST_KV=redis) a scratch PostgreSQL database of its own and the test Redis. Needs Debian's chromium
+(TEST_DB=postgres TEST_KV=redis) a scratch schema of its own in the PostgreSQL test database, and the test Redis. Needs Debian's chromium
 (/usr/bin/chromium, installed by .ci/run): without it these tests fail, they do not skip. Screenshots go to
 $HOUQIN_SCREENSHOTS when set (docs/console-*.png are made with HOUQIN_SCREENSHOTS=docs), else to a temporary
 directory.
@@ -14,7 +14,7 @@ import io
 import os
 import re
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from sqlmodel import select
 
 from tests.browser import chromium, houqin, screenshot_dir
 from tests.conftest import PG_URL, REDIS_URL, backend, kv_backend
+from tests.support import scratch_schema
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -101,24 +102,6 @@ def seed(url: str, now: datetime) -> None:
     db.dispose()
 
 
-@contextmanager
-def scratch_postgres() -> Iterator[str]:
-    """A PostgreSQL database of this test module's own on the test server, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-
-    server_url, name = PG_URL.rsplit("/", 1)[0], f"houqin_browser_{os.getpid()}"
-    admin = create_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{server_url}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """(base URL, database URL) of `houqin serve` on a free port against a seeded database."""
@@ -128,7 +111,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     data = tmp_path_factory.mktemp("console-browser")
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "HOUQIN_CONFIG")}
     with ExitStack() as stack:
-        url = stack.enter_context(scratch_postgres()) if backend() == "postgres" else f"sqlite:///{data / 'houqin.db'}"
+        url = stack.enter_context(scratch_schema(PG_URL, f"houqin_browser_{os.getpid()}")) if backend() == "postgres" else f"sqlite:///{data / 'houqin.db'}"
         if kv_backend() == "redis":
             kv = RedisKV(REDIS_URL)  # the server's own prefix (houqin:); emptied before and after
             kv.flush()

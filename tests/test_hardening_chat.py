@@ -291,6 +291,11 @@ def test_phones_and_ids_with_separators_are_masked_in_replies_lists_and_exports(
         assert "张三" in text
         for full in ("0000-1111", "0000 2222", "0119 9001", "13800001234", "+86"):
             assert full not in text, (full, text[:300])
+    # any reply, whatever stored the text: a repair description read back by 查询
+    chat.person("王老师", "teacher")
+    assert "BX1" in chat.say("王老师", "报修 教学楼301 灯不亮 请联系 138-0000-1111")
+    detail = chat.say("王老师", "查询 BX1")
+    assert "灯不亮" in detail and "0000-1111" not in detail and "138****1111" in detail
     for raw in ("138-0000-1111", "139 0000 2222", "+86 138 0000 1111", "8613800001111", spaced_id, "3205-0119-9001-0112-34"):
         assert re.sub(r"\D", "", raw)[-8:-4] not in mask_numbers(raw), raw
 

@@ -14,8 +14,8 @@ exactly-once guard has something to stop (jobs/scheduler.py, storage/reminder.py
 * slot C: the third process holds the Redis tick lock across the due time: nothing goes out until it lets go;
 * a replayed push with a used dedup key is refused by the outbox.
 
-Always PostgreSQL and Redis, whatever TEST_DB says: the test creates (and drops) a database of its own, and
-deletes the Redis keys its servers made.
+Always PostgreSQL and Redis, whatever TEST_DB says: the test creates (and drops) a schema of its own in the test
+database, and deletes the Redis keys its servers made.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import redis
-from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -45,13 +44,13 @@ from storage import people
 from storage import reminder as rem
 from storage.db import Database
 from storage.kv import RedisKV, kv_lock
-from tests.support import sha1_sign, xml_of
+from tests.support import scratch_schema, sha1_sign, xml_of
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN, APP_ID, SECRET = "proc-token", "wx5c5c5c5c5c5c5c5c", "proc-secret"
-PG_SERVER = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test").rsplit("/", 1)[0]
+PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TZ = ZoneInfo("Asia/Shanghai")
 _ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
@@ -59,17 +58,8 @@ _ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    name = f"houqin_sched_{os.getpid()}"
-    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_schema(PG_URL, f"houqin_sched_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture

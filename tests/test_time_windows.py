@@ -162,6 +162,7 @@ def test_a_handler_past_the_deadline_gets_success_and_a_later_message(quick):  #
             time.sleep(0.05)
     assert r.status_code == 200 and r.text == "success"
     assert answered >= DEADLINE  # not before the deadline either
+    assert answered < DEADLINE + rt.inbox.accept_timeout  # `success` once the message is stored, not after the handler
     assert late_replies(rt) == [("慢慢来的答复", True, openid_for("王老师"))]
     chat.deliver()
     assert chat.received.get(openid_for("王老师")) == ["慢慢来的答复"]

@@ -144,7 +144,7 @@ def test_body_over_64kb_is_413(wx):
 # --- message and event types ---------------------------------------------------------------------
 
 HELP_UNBOUND = "首次使用请发送「绑定 邀请码」完成身份绑定"
-HELP_BOUND = "张老师（教师），您可以发送：\n· 我的信息（查看绑定的身份）"
+HELP_BOUND = "张老师（教师），您可以发送：\n· "  # the help of a bound teacher (its order is the help's own business)
 NOT_BOUND = "您还没有绑定身份，请发送「绑定 邀请码」（邀请码由后勤管理员提供，6位）"
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,19 +21,32 @@ from handlers.base import Context, Inbound, Options
 from handlers.text import normalise, ref_prefix, split_command
 from storage.db import Database, DatabaseUnavailable
 from storage.errors import NotFound, UserError
-from storage.kv import KV
+from storage.inbox import AlreadyHandled
+from storage.kv import KV, Write
+from storage.outbox import queued
 from storage.people import sender_by_openid, touch_inbound
 from storage.redact import mask_numbers
 
 log = logging.getLogger("houqin.router")
 
 MAX_REPLY = 600
+MORE_TTL = 1800
 MORE_WORD = "更多"
 UNBOUND_HINT = (
     "您好，这里是{school}后勤助手。您还没有绑定身份，请发送「绑定 邀请码」（邀请码由后勤管理员提供，6位），"
     "例如：绑定 AB12CD。发送「帮助」查看说明。"
 )
 SORRY = "抱歉，系统出了点问题，请稍后再试。如多次出现，请联系后勤管理员。"
+
+
+Finish = Callable[[Session, "str | None"], None]
+
+
+@dataclass
+class Handled:
+    reply: str | None
+    writes: list[Write]
+    queued: bool = False  # the message queued pushes (the sender is woken only then)
 
 
 def paginate(text: str, limit: int = MAX_REPLY) -> list[str]:
@@ -65,36 +80,52 @@ class Router:
         self.options = options
         self.words = base.all_words()
 
-    def handle(self, inbound: Inbound, now: datetime) -> str | None:
-        """Act on one message and return the reply text (None: answer WeChat with `success`)."""
+    def handle(self, inbound: Inbound, now: datetime, finish: Finish | None = None) -> Handled:
+        """Act on one message; returns the reply text (None: answer WeChat with `success`) and the KV writes to
+        make once it is settled. `finish(session, reply)` runs inside the message's transaction, after the
+        handler (the inbox records the message there, so that its effect and that record commit together);
+        a refusal or a crash rolls the handler back and is finished in a transaction of its own."""
+        writes: list[Write] = []
         try:
             with self.db.session() as session:
-                reply = self._dispatch(session, inbound, now)
+                reply = self._dispatch(session, inbound, now, writes)
+                # SPEC 4: phone and ID numbers are masked in every chat reply, whatever the text came from
+                reply = self._page(inbound.openid, mask_numbers(reply), writes) if reply else reply
+                if finish is not None:
+                    finish(session, reply)
+                pushed = queued(session)
+            return Handled(reply, writes, pushed)
         except UserError as exc:
             reply = exc.message
-        except (DatabaseUnavailable, OperationalError):
-            raise  # the webhook answers 503 so that WeChat retries
+        except (DatabaseUnavailable, OperationalError, AlreadyHandled):
+            raise  # the webhook answers 503 so that WeChat retries / the inbox answers the stored reply
         except Exception:
             # The text may hold phone or ID numbers: log only its first word (the command) and length.
             word = inbound.text.split()[0][:10] if inbound.text.split() else ""
             log.exception("handler failed: openid=%s type=%s command=%r length=%d", inbound.openid, inbound.type,
                           word, len(inbound.text))
             reply = SORRY
-        if reply:  # SPEC 4: phone and ID numbers are masked in every chat reply, whatever the text came from
-            reply = self._page(inbound.openid, mask_numbers(reply))
-        return reply
+        # SPEC 4: phone and ID numbers are masked in every chat reply, whatever the text came from
+        reply = self._page(inbound.openid, mask_numbers(reply) if reply else reply, writes)
+        pushed = False
+        if finish is not None:
+            with self.db.session() as session:
+                finish(session, reply)
+                pushed = queued(session)
+        return Handled(reply, writes, pushed)
 
     # --- internals ---
-    def _context(self, session: Session, inbound: Inbound, now: datetime) -> Context:
+    def _context(self, session: Session, inbound: Inbound, now: datetime, writes: list[Write]) -> Context:
         actor, last_inbound = sender_by_openid(session, inbound.openid)  # one query, always fresh
         if actor is not None and (inbound.type != "event" or inbound.extra.get("event") != "unsubscribe"):
             touch_inbound(session, actor.id, now, last_inbound)
-        ctx = Context(session=session, kv=self.kv, actor=actor, inbound=inbound, now=now, options=self.options)
+        ctx = Context(session=session, kv=self.kv, actor=actor, inbound=inbound, now=now, options=self.options,
+                      writes=writes)
         ctx.run = lambda text: self.run_command(ctx, text)
         return ctx
 
-    def _dispatch(self, session: Session, inbound: Inbound, now: datetime) -> str | None:
-        ctx = self._context(session, inbound, now)
+    def _dispatch(self, session: Session, inbound: Inbound, now: datetime, writes: list[Write]) -> str | None:
+        ctx = self._context(session, inbound, now, writes)
         if inbound.type == "event":
             handler = base.EVENTS.get(str(inbound.extra.get("event", "")))
             return handler(ctx) if handler else None
@@ -194,14 +225,14 @@ class Router:
             data = json.loads(raw)
             return str(data["name"]), dict(data.get("state") or {})
         except (ValueError, KeyError, TypeError):
-            self.kv.delete(f"dialog:{ctx.openid}")
+            ctx.writes.append((key, None, None))
             return None
 
-    def _page(self, openid: str, reply: str) -> str:
+    def _page(self, openid: str, reply: str, writes: list[Write]) -> str:
         if len(reply) <= MAX_REPLY:
             return reply
         pages = paginate(reply)
-        self.kv.set(f"more:{openid}", json.dumps(pages[1:], ensure_ascii=False), ttl=1800)
+        writes.append((f"more:{openid}", json.dumps(pages[1:], ensure_ascii=False), MORE_TTL))
         return pages[0] + f"\n（第1/{len(pages)}页，回复「{MORE_WORD}」看下一页）"
 
     def _more(self, ctx: Context) -> str:
@@ -211,7 +242,7 @@ class Router:
             return "没有更多内容了。"
         first, left = pages[0], pages[1:]
         if left:
-            self.kv.set(f"more:{ctx.openid}", json.dumps(left, ensure_ascii=False), ttl=1800)
+            ctx.writes.append((f"more:{ctx.openid}", json.dumps(left, ensure_ascii=False), MORE_TTL))
             return first + f"\n（还有{len(left)}页，回复「{MORE_WORD}」继续）"
-        self.kv.delete(f"more:{ctx.openid}")
+        ctx.writes.append((f"more:{ctx.openid}", None, None))
         return first

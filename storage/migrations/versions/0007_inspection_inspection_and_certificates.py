@@ -1,7 +1,7 @@
 """inspection and certificates
 
 Revision ID: 0007_inspection
-Revises: 0001_core (needs 0002_repair)
+Revises: 0002_repair
 Create Date: 2026-12-01 10:00:00
 """
 from collections.abc import Sequence
@@ -12,9 +12,9 @@ from alembic import op
 
 
 revision: str = '0007_inspection'
-down_revision: str | Sequence[str] | None = '0001_core'
+down_revision: str | Sequence[str] | None = '0002_repair'  # inspectionfinding.ticket_id → repairticket
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = '0002_repair'  # inspectionfinding.ticket_id → repairticket
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
