@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -54,6 +54,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     app.include_router(console_router)
     app.include_router(inspection_console_router)
     app.add_middleware(SimulatorOnDemand, fastapi_app=app)  # /simulator only while HOUQIN_SIMULATOR=1 (houqin demo)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        # Browsers ask for it on every page; the console and the simulator also link the SVG itself.
+        return RedirectResponse("/admin/static/favicon.svg", status_code=301)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

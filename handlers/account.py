@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.base import Context, command, help_lines, on_event, scene_handler
+from handlers.base import Context, command, help_lines, on_event, record_prefixes, scene_handler
 from storage import outbox, people
 
 WELCOME = (
@@ -26,7 +26,9 @@ def help_(ctx: Context) -> str:
         return WELCOME.format(school=ctx.options.school_name)
     lines = [f"{ctx.actor.name}（{people.role_names(ctx.actor.roles)}），您可以发送："]
     lines += [f"· {line}" for line in help_lines(ctx.actor)]
-    lines.append("编号可带或不带前缀（BX12 或 12）；「取消」结束当前对话。")
+    prefixes = record_prefixes(ctx.actor)
+    example = f"编号可带或不带前缀（{prefixes[0]}12 或 12）；" if prefixes else ""
+    lines.append(f"{example}「取消」结束当前对话。")
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ from storage.kv import KV, Write
 from storage.people import ROLES, Actor
 
 DIALOG_TTL = 600  # a dialog left idle for 10 minutes expires
+YES = frozenset({"是", "确认", "确定", "是的", "对", "好", "好的", "yes", "y", "ok"})  # answers to "…吗？" confirmations
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,16 @@ class Command:
     bound: bool = True  # False: also for people who have not bound yet (绑定, 帮助)
     who: str = ""  # who may use it, in Chinese, for the 无权限 reply; derived from roles if empty
     hidden: bool = False  # not listed by 帮助
+    # Help lines for some roles in place of `help` (the first whose roles the person holds wins): 帮助 shows
+    # only what this person may do, e.g. `@门卫` targets only to those who may remind others.
+    help_for: Mapping[frozenset[str], str] = field(default_factory=dict)
+
+    def help_text(self, actor: Actor | None) -> str:
+        if actor is not None:
+            for roles, line in self.help_for.items():
+                if actor.has(*roles):
+                    return line
+        return self.help
 
     def allows(self, actor: Actor | None) -> bool:
         if actor is None:
@@ -132,11 +143,12 @@ def command(
     bound: bool = True,
     who: str = "",
     hidden: bool = False,
+    help_for: Mapping[frozenset[str], str] | None = None,
 ) -> Callable[[Handler], Handler]:
     def register(func: Handler) -> Handler:
         COMMANDS.append(
             Command(tuple(words), func, frozenset(roles) if roles is not None else None, help, record, bound,
-                    who, hidden)
+                    who, hidden, dict(help_for or {}))
         )
         return func
 
@@ -178,8 +190,17 @@ def help_lines(actor: Actor | None) -> list[str]:
         if actor is not None and not c.bound:  # 绑定/帮助: nothing a bound person needs listed
             continue
         seen.add(c.help)
-        lines.append(c.help)
+        lines.append(c.help_text(actor))
     return lines
+
+
+def record_prefixes(actor: Actor | None) -> list[str]:
+    """The record prefixes (BX, QJ, TX …) of the commands this person may use, in declaration order."""
+    out: list[str] = []
+    for c in COMMANDS:
+        if c.record and not c.hidden and c.allows(actor) and c.record not in out:
+            out.append(c.record)
+    return out
 
 
 EventHandler = Callable[[Context], "str | None"]
@@ -225,5 +246,10 @@ def load_handlers() -> None:
     first = ["account", "repair", "visitor", "leave", "reminder"]
     found = [m.name for m in pkgutil.iter_modules(handlers.__path__)
              if not m.name.startswith("_") and m.name not in ("base", "text", "timeexpr")]
-    for name in sorted(found, key=lambda n: (first.index(n) if n in first else len(first), n)):
+    order = sorted(found, key=lambda n: (first.index(n) if n in first else len(first), n))
+    for name in order:
         importlib.import_module(f"handlers.{name}")
+    # A module imported earlier by someone else (the console imports handlers.reminder) registered first:
+    # put the declarations back in this order (stable: within a module, as declared).
+    rank = {f"handlers.{n}": i for i, n in enumerate(order)}
+    COMMANDS.sort(key=lambda c: rank.get(c.func.__module__, len(rank)))

@@ -6,12 +6,14 @@ Parsing only; the rules are in storage/leave.py.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from handlers.base import Context, command
+from handlers.base import YES, Context, command, dialog
 from handlers.text import parse_ref, tokens
 from handlers.timeexpr import Span, TimeParseError, split_time_prefix
 from storage import directory, leave, roster
 from storage.errors import UserError
+from storage.people import Student
 from storage.kernel import fmt_time
 from storage.people import name_of
 
@@ -48,7 +50,7 @@ def _starts_with_span(text: str, now: datetime) -> bool:
 
 def _lead(text: str) -> str:
     """Drop the separators (spaces, commas after NFKC) a spoken or typed argument list leaves in front."""
-    return text.strip().lstrip(" ,").strip()
+    return text.strip().lstrip(" ,，").strip()
 
 
 def _first(text: str) -> tuple[str, str]:
@@ -90,7 +92,8 @@ def _take_student(ctx: Context, text: str, span_may_follow: bool) -> tuple[str |
 
 
 @command("请假", roles={"teacher", "head_teacher", "parent"}, record="QJ",
-         help="请假 李明 今天14:00-16:00 看病（重名时加班级：请假 七(3)班 李明 …）")
+         help="请假 李明 今天14:00-16:00 看病（重名时加班级：请假 七(3)班 李明 …）",
+         help_for={frozenset({"parent"}): "请假 今天14:00-16:00 看病（孩子多于一个时写上姓名：请假 李明 …）"})
 def request(ctx: Context) -> str:
     if not ctx.rest:
         return USAGE
@@ -102,7 +105,24 @@ def request(ctx: Context) -> str:
     student = leave.student_for_request(s, ctx.me, name, klass)
     span, reason = _span(text, ctx.now)
     reason = _lead(reason)
-    slip = leave.request_leave(s, ctx.me, student, span.start, span.end, reason, now=ctx.now)
+    assert student.id is not None
+    existing = leave.overlapping(s, student.id, span.start, span.end)
+    if existing:
+        # Refusals first (no question before a no), then ask before a second slip.
+        leave.check_request(s, ctx.me, student, span.start, span.end, reason, now=ctx.now)
+        ctx.start_dialog("leave-again", {"student": student.id, "start": span.start.isoformat(),
+                                         "end": span.end.isoformat(), "reason": reason})
+        lines = [f"{student.name}在这段时间已有请假："]
+        lines += [f"· {leave.list_line(s, slip, ctx.now)}，事由：{slip.reason}" for slip in existing[:3]]
+        lines.append(f"仍要再提交 {leave.fmt_span(span.start, span.end)} 的请假吗？回复「是」或「确认」提交，"
+                     "回复「取消」放弃。")
+        return "\n".join(lines)
+    return _submit(ctx, student, span.start, span.end, reason)
+
+
+def _submit(ctx: Context, student: Student, start: datetime, end: datetime, reason: str) -> str:
+    s = ctx.session
+    slip = leave.request_leave(s, ctx.me, student, start, end, reason, now=ctx.now)
     what = f"{leave.ref(slip)}：{leave.who(s, slip)}，{leave.slip_span(slip)}，事由：{slip.reason}"
     back = "" if slip.expects_return else "（不返校）"
     if slip.state == leave.APPROVED:
@@ -110,6 +130,32 @@ def request(ctx: Context) -> str:
     head = leave.head_teacher_id(s, slip.class_id)
     to = f"班主任 {name_of(s, head)}" if head else "管理员（本班未设置班主任）"
     return f"已提交请假 {what}{back}。状态：待审批，已通知{to}，审批后会通知您。"
+
+
+@dialog("leave-again")
+def confirm_again(ctx: Context, state: dict[str, Any]) -> str:
+    """The answer to "已有请假，仍要提交吗？": 是/确认 submits; anything else drops it and is read as usual."""
+    ctx.end_dialog()
+    if ctx.inbound.text.strip().rstrip("。.!！") not in YES:
+        return ctx.run(ctx.inbound.text) if ctx.inbound.text.strip() else "已放弃提交。"
+    student = ctx.session.get(Student, int(state["student"]))
+    if student is None:
+        raise UserError("没有找到这名学生，请重新提交。")
+    return _submit(ctx, student, datetime.fromisoformat(state["start"]), datetime.fromisoformat(state["end"]),
+                   str(state["reason"]))
+
+
+@command("我的请假", roles={"teacher", "head_teacher", "parent"},
+         help="我的请假（我提交的请假和审批进度）",
+         help_for={frozenset({"parent"}): "我的请假（孩子的请假和审批、出入校情况）"})
+def mine(ctx: Context) -> str:
+    slips = leave.my_slips(ctx.session, ctx.me)
+    if not slips:
+        return "暂无请假记录。请假请发送：" + ("请假 今天14:00-16:00 看病" if ctx.me.has("parent")
+                                            else "请假 李明 今天14:00-16:00 看病")
+    lines = [f"最近的请假（{len(slips)}条）："]
+    lines += [f"{leave.list_line(ctx.session, slip, ctx.now)}，事由：{slip.reason}" for slip in slips]
+    return "\n".join(lines)
 
 
 @command("待审批", roles={"head_teacher", "admin", "leader"}, help="待审批（我班待审批的请假）")
@@ -216,16 +262,6 @@ def return_(ctx: Context) -> str:
     n = _gate_slip(ctx, False)
     slip = leave.record_return(ctx.session, ctx.me, n, now=ctx.now)
     return f"已登记返校 {leave.ref(slip)}：{leave.who(ctx.session, slip)}，{fmt_time(ctx.now)}。已通知家长。"
-
-
-@command("我的请假", roles={"teacher", "head_teacher", "parent"}, help="我的请假（我提交的请假和审批状态）")
-def mine(ctx: Context) -> str:
-    slips = directory.slips_requested_by(ctx.session, ctx.me)
-    if not slips:
-        return "您还没有提交过请假。请假示例：请假 李明 明天全天 发烧"
-    lines = [f"我的请假（最近{len(slips)}条）："]
-    lines += [leave.list_line(ctx.session, slip, ctx.now) for slip in slips]
-    return "\n".join(lines)
 
 
 @command("今日请假", roles={"guard", "head_teacher", "admin", "leader"}, help="今日请假（今天的请假和出入情况）")

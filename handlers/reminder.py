@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
-from handlers.base import Context, command
+from handlers.base import YES, Context, command, dialog
 from handlers.text import parse_ref
 from handlers.timeexpr import TimeParseError, split_time_prefix
 from storage import duty
@@ -20,19 +21,34 @@ USAGE = ("用法：提醒 <时间> <内容> [@对象]，例如：\n"
          "提醒 明天8:00 交教案\n"
          "提醒 每周一 8:00 升旗仪式 @全体\n"
          "提醒 工作日 7:30 检查校门 @门卫 需回执")
+SELF_USAGE = ("用法：提醒 <时间> <内容>，例如：\n"
+              "提醒 明天8:00 交教案\n"
+              "提醒 每周一 8:00 交周报\n"
+              "提醒 今天17:00 给家长回电话 需回执")
+
+
+def _usage(ctx: Context) -> str:
+    """Only admins and leaders may remind others: nobody else is shown @对象 they would be refused."""
+    return USAGE if ctx.me.has("admin", "leader") else SELF_USAGE
 
 # Input normalisation turned ， into , — give Chinese text its comma back for the push.
 _CJK_COMMA = re.compile(r"(?<=[^\x00-\x7f]),\s*|,\s*(?=[^\x00-\x7f])")
-_TARGET = re.compile(r"@([^\s,@]+)")
+_TARGET = re.compile(r"@([^\s,，@]+)")
 # 需回执 as a word of its own, or 回执 in brackets anywhere: 「交回执单」 is content, not the option.
 _RECEIPT = re.compile(r"(?:(?<=\s)|^)(?:需要回执|需回执|要回执|回执)(?=\s|$)|[\[【(（]\s*(?:需)?回执\s*[\]】)）]")
 
 
-@command("提醒", help="提醒 明天8:00 交教案（可写 每天/每周一/每月1日/工作日；@门卫 @姓名；加「需回执」）")
+@command("提醒", help="提醒 明天8:00 交教案（可写 每天/每周一/每月1日/工作日；加「需回执」）",
+         help_for={frozenset({"admin", "leader"}):
+                   "提醒 明天8:00 交教案（可写 每天/每周一/每月1日/工作日；@门卫 @姓名；加「需回执」）"})
 def remind(ctx: Context) -> str:
-    text = ctx.rest
+    return _remind(ctx, ctx.rest, confirmed=False)
+
+
+def _remind(ctx: Context, text: str, *, confirmed: bool) -> str:
+    original = text
     if not text:
-        return USAGE
+        return _usage(ctx)
     labels = _TARGET.findall(text)
     text = _TARGET.sub(" ", text)
     needs_receipt = bool(_RECEIPT.search(text))
@@ -40,13 +56,21 @@ def remind(ctx: Context) -> str:
     try:
         when, content = split_time_prefix(text, ctx.now, "when")
     except TimeParseError as exc:
-        raise UserError(f"{exc}\n{USAGE}") from None
+        raise UserError(f"{exc}\n{_usage(ctx)}") from None
     if not content:
-        raise UserError(f"请写上提醒内容。\n{USAGE}")
+        raise UserError(f"请写上提醒内容。\n{_usage(ctx)}")
     content = _CJK_COMMA.sub("，", content)
     assert isinstance(when, (datetime, Recurrence))
     specs = rem.parse_targets(ctx.session, ctx.me, labels)
     label = " ".join(f"@{x}" for x in labels)
+    same = None if confirmed else rem.same_as(ctx.session, ctx.me, when, content, specs, now=ctx.now)
+    if same is not None:
+        rem.check(ctx.me, when, content, specs, now=ctx.now)  # refusals first: no question before a no
+        ctx.start_dialog("remind-again", {"text": original})
+        due = same.next_due_at or same.first_due_at
+        return (f"您已设置过相同的提醒 {same.ref}：{rem.fmt_moment(due, ctx.now)} {same.text}"
+                f"{' ' + same.target_label if same.target_label else ''}\n"
+                f"仍要再设一个吗？回复「是」或「确认」设置，回复「取消」放弃。")
     r = rem.create(ctx.session, ctx.me, when, content, specs, now=ctx.now, needs_receipt=needs_receipt,
                    target_label=label)
     total, bound = rem.reach(ctx.session, specs)
@@ -65,9 +89,20 @@ def remind(ctx: Context) -> str:
         lines.append(f"对象：{label}，共 {total} 人{unbound}")
     lines.append(f"内容：{r.text}")
     if needs_receipt:
-        lines.append(f"需回执：收到后回复「收到 {r.ref}」，未按时确认将告知后勤管理员")
+        after = ("未按时确认会再提醒您一次" if rem.only_self(specs, ctx.me)
+                 else "未按时确认将告知后勤管理员")
+        lines.append(f"需回执：收到后回复「收到 {r.ref}」，{after}")
     lines.append(f"取消请发送：取消提醒 {r.ref}")
     return "\n".join(lines)
+
+
+@dialog("remind-again")
+def confirm_again(ctx: Context, state: dict[str, Any]) -> str:
+    """The answer to "已设置过相同的提醒，仍要再设吗？": 是/确认 sets it; anything else is read as usual."""
+    ctx.end_dialog()
+    if ctx.inbound.text.strip().rstrip("。.!！") not in YES:
+        return ctx.run(ctx.inbound.text) if ctx.inbound.text.strip() else "已放弃。"
+    return _remind(ctx, str(state["text"]), confirmed=True)
 
 
 @command("提醒列表", "我的提醒", help="提醒列表（查看待提醒的事项）")

@@ -8,11 +8,18 @@ from dataclasses import dataclass
 
 from storage.kernel import Ref
 
-_SEPARATORS = re.compile(r"[\s,]+")  # after NFKC: full-width space → space, ， → ,
+_SEPARATORS = re.compile(r"[\s,，]+")  # spaces (full-width ones become plain spaces), ， and ,
 # Zero-width and invisible formatting characters (ZWSP/ZWNJ/ZWJ, LRM/RLM, word joiner, BOM, soft hyphen …):
 # removed, so that `报\u200b修` is still 报修 (SPEC 2).
 ZERO_WIDTH = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e"
                         "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]")
+# Punctuation of free text (descriptions, reasons, reminder contents) that NFKC would turn into ASCII: kept as
+# typed in `rest` and `after()`. A `：` is kept too unless it sits inside a time (`9：00`) or right after the
+# command word. Parentheses are not kept: class names (`七（3）班` = `七(3)班`) are looked up by them.
+_KEEP = "，！？；："
+_PLACEHOLDER = {ch: chr(0xE000 + i) for i, ch in enumerate(_KEEP)}  # private-use stand-ins NFKC leaves alone
+_RESTORE = {v: k for k, v in _PLACEHOLDER.items()}
+_TIME_COLON = re.compile(r"(?<=\d)：(?=\d)")
 
 
 def normalise(text: str) -> str:
@@ -65,25 +72,34 @@ def split_command(text: str, words: set[str]) -> Parsed | None:
 
     A `：`/`:` right after the command word is dropped (`报修：教学楼301 …`), colons inside times are kept.
     """
-    s = normalise(text)
+    s = _keep_punctuation(text)
     if not s:
         return None
-    first = tokens(s)[0].text if tokens(s) else s
+    toks = tokens(s)
+    first = toks[0] if toks else Token(s, 0, len(s))
     word = None
-    if first.rstrip(":") in words:
-        word = first.rstrip(":")
+    end = 0
+    bare = normalise(first.text).rstrip(":")
+    if bare in words:
+        word, end = bare, first.end
     else:
         for w in sorted(words, key=len, reverse=True):
             if s.startswith(w):
-                word = w
+                word, end = w, len(w)
                 break
     if word is None:
         return None
-    rest = s[len(word) :]
-    rest = rest.lstrip()
-    rest = rest.removeprefix(":")
-    rest = rest.strip()
-    return Parsed(word, rest, [t.text for t in tokens(rest)])
+    rest = s[end:].lstrip()
+    rest = rest.removeprefix(":").removeprefix("：").strip()
+    return Parsed(word, rest, [normalise(t.text) for t in tokens(rest)])
+
+
+def _keep_punctuation(text: str) -> str:
+    """`normalise`, except that the free-text punctuation in _KEEP stays as typed."""
+    s = _TIME_COLON.sub(":", text or "")
+    s = "".join(_PLACEHOLDER.get(ch, ch) for ch in s)
+    s = normalise(s)
+    return "".join(_RESTORE.get(ch, ch) for ch in s)
 
 
 def parse_ref(arg: str | None, prefix: str) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, or_
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage.errors import NotFound, UserError
@@ -224,18 +224,9 @@ def student_for_request(session: Session, actor: Actor, name: str | None, klass:
 # Requesting
 
 
-def request_leave(
-    session: Session,
-    actor: Actor,
-    student: Student,
-    starts_at: datetime,
-    ends_at: datetime,
-    reason: str,
-    *,
-    now: datetime,
-    expects_return: bool | None = None,
-) -> LeaveSlip:
-    """A new slip. From the class's head teacher it is approved at once; otherwise it waits for them."""
+def check_request(session: Session, actor: Actor, student: Student, starts_at: datetime, ends_at: datetime,
+                  reason: str, *, now: datetime) -> str:
+    """Whether this person may ask for this slip, with the refusal as a UserError; the reason, trimmed."""
     if not actor.has("teacher", "head_teacher", "parent"):
         raise UserError("无权限：请假仅限教师、班主任和家长使用。")
     parent_only = actor.has("parent") and not actor.has("teacher", "head_teacher")
@@ -250,6 +241,22 @@ def request_leave(
         raise UserError(f"结束时间早于开始时间：{fmt_span(starts_at, ends_at)}，请检查。")
     if ends_at <= now:
         raise UserError(f"请假时间 {fmt_span(starts_at, ends_at)} 已经过去，不能再请假。")
+    return reason
+
+
+def request_leave(
+    session: Session,
+    actor: Actor,
+    student: Student,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+    *,
+    now: datetime,
+    expects_return: bool | None = None,
+) -> LeaveSlip:
+    """A new slip. From the class's head teacher it is approved at once; otherwise it waits for them."""
+    reason = check_request(session, actor, student, starts_at, ends_at, reason, now=now)
     if expects_return is None:
         expects_return = NO_RETURN_WORD not in reason
     assert student.id is not None
@@ -444,6 +451,24 @@ def status_text(slip: LeaveSlip, now: datetime) -> str:
     if now >= slip.ends_at + OVERDUE_AFTER:
         return f"{out}·逾期未返校"
     return f"{out}·未返校"
+
+
+def overlapping(session: Session, student_id: int, starts_at: datetime, ends_at: datetime) -> list[LeaveSlip]:
+    """The student's live slips (not rejected, not over) whose window overlaps this one: a second slip for the
+    same hours is usually the same request sent twice (by the parent and the teacher, or a retyped message)."""
+    stmt = select(LeaveSlip).where(LeaveSlip.student_id == student_id, col(LeaveSlip.state) != REJECTED,
+                                   col(LeaveSlip.state) != BACK, col(LeaveSlip.starts_at) < ends_at,
+                                   col(LeaveSlip.ends_at) > starts_at)
+    return list(session.exec(stmt.order_by(col(LeaveSlip.starts_at), col(LeaveSlip.id))).all())
+
+
+def my_slips(session: Session, actor: Actor, limit: int = 10) -> list[LeaveSlip]:
+    """我的请假: the slips of a parent's children and the slips this person asked for, newest first."""
+    kids = [k.id for k in children_of(session, actor.id) if k.id is not None] if actor.has("parent") else []
+    stmt = select(LeaveSlip).where(or_(col(LeaveSlip.requester_id) == actor.id,
+                                       col(LeaveSlip.student_id).in_(kids or [-1])))
+    return list(session.exec(stmt.order_by(col(LeaveSlip.starts_at).desc(), col(LeaveSlip.id).desc())
+                             .limit(limit)).all())
 
 
 def list_line(session: Session, slip: LeaveSlip, now: datetime) -> str:

@@ -146,6 +146,15 @@ def fmt_dt(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else ""
 
 
+def _xl(value: datetime | None) -> datetime | str:
+    """A time for an export: a real Excel date cell (to_xlsx gives it a number format), blank when unset."""
+    return value.replace(second=0, microsecond=0) if value else ""
+
+
+XL_DATETIME = "yyyy-mm-dd hh:mm"
+XL_DATE = "yyyy-mm-dd"
+
+
 # --- repairs -----------------------------------------------------------------------------------------------
 
 
@@ -430,6 +439,18 @@ def duty_rota(session: Session, f: Filters) -> list[tuple[Any, str]]:
     return [(r, n) for r, n in session.exec(stmt.order_by(col(DutyRota.day)).limit(EXPORT_LIMIT)).all()]
 
 
+def export_defaults(session: Session, today: date) -> dict[str, tuple[date, date]]:
+    """The date range each dated ledger's export starts with: what its page shows by default. The ledgers
+    of what happened: this month so far; the duty rota (its page shows the coming days): today to the last
+    day on the rota."""
+    month = (date(today.year, today.month, 1), today)
+    out = {key: month for key, lg in LEDGERS.items() if lg.dated}
+    last = session.exec(select(func.max(DutyRota.day)).where(col(DutyRota.day) >= today)).one() \
+        if has_table(session, "dutyrota") else None
+    out["duty"] = (today, last if isinstance(last, date) and last >= today else today)
+    return out
+
+
 def leaders(session: Session) -> list[Person]:
     return people_with_role(session, "leader")
 
@@ -549,7 +570,7 @@ def outbox_rows(session: Session, f: Filters, page: int = 1) -> Page[OutboxRow]:
 
 
 OUTBOX_KINDS = {"repair": "报修", "visitor": "访客", "leave": "请假", "reminder": "提醒", "duty": "值班",
-                "reply": "回复", "system": "系统"}
+                "reply": "回复", "system": "系统", "menu_tag": "菜单标签"}
 
 
 # --- the dashboard -----------------------------------------------------------------------------------------
@@ -644,9 +665,9 @@ def export_repairs(session: Session, f: Filters, **_: Any) -> Sheet:
     ids = [t.id for t, _, _ in rows]
     photos = dict(session.exec(select(RepairPhoto.ticket_id, func.count()).where(col(RepairPhoto.ticket_id).in_(ids or [-1]))
                                .group_by(col(RepairPhoto.ticket_id))).all())
-    out = [[t.ref, fmt_dt(t.created_at), rep or "", t.place, t.description, t.category, _yes(t.urgent), t.state,
-            asg or "", fmt_dt(t.assigned_at), fmt_dt(t.taken_at), fmt_dt(t.finished_at), t.finish_note or "",
-            t.rating if t.rating is not None else "", t.rating_comment or "", fmt_dt(t.cancelled_at),
+    out = [[t.ref, _xl(t.created_at), rep or "", t.place, t.description, t.category, _yes(t.urgent), t.state,
+            asg or "", _xl(t.assigned_at), _xl(t.taken_at), _xl(t.finished_at), t.finish_note or "",
+            t.rating if t.rating is not None else "", t.rating_comment or "", _xl(t.cancelled_at),
             int(photos.get(t.id, 0))] for t, rep, asg in rows]
     return Sheet("报修台账", ["编号", "报修时间", "报修人", "地点", "描述", "类别", "紧急", "状态", "维修工", "派单时间",
                           "接单时间", "完成时间", "维修说明", "评分", "评语", "取消时间", "照片数"], out,
@@ -657,7 +678,7 @@ def export_visitors(session: Session, f: Filters, secret_key: str | None = None,
     """Masked only: the export leaves the building, the full numbers never do."""
     rows = session.exec(_visitor_stmt(f, secret_key).order_by(None).order_by(col(VisitorEntry.id)).limit(EXPORT_LIMIT)).all()
     out = [[f"FK{e.id}", e.name, e.phone_masked, e.id_masked or "", e.party, e.plate or "", e.purpose,
-            e.host_name or "", guard or "", fmt_dt(e.checked_in_at), fmt_dt(e.checked_out_at),
+            e.host_name or "", guard or "", _xl(e.checked_in_at), _xl(e.checked_out_at),
             _yes(e.blacklisted)] for e, guard in rows]
     return Sheet("访客台账", ["编号", "姓名", "手机（脱敏）", "身份证号（脱敏）", "人数", "车牌", "事由", "被访人", "登记门卫",
                           "入校时间", "离校时间", "黑名单"], out, [8, 10, 14, 22, 6, 10, 24, 10, 10, 17, 17, 7])
@@ -666,9 +687,9 @@ def export_visitors(session: Session, f: Filters, secret_key: str | None = None,
 def export_leave(session: Session, f: Filters, now: datetime | None = None, **_: Any) -> Sheet:
     rows = session.exec(_leave_stmt(f).order_by(None).order_by(col(LeaveSlip.id)).limit(EXPORT_LIMIT)).all()
     at = now or datetime.now()
-    out = [[f"QJ{s.id}", sname or "", sno or "", k or "", fmt_dt(s.starts_at), fmt_dt(s.ends_at), s.reason,
-            req or "", fmt_dt(s.created_at), s.state, dec or "", fmt_dt(s.decided_at), _yes(s.deputy),
-            s.reject_reason or "", fmt_dt(s.exited_at), fmt_dt(s.returned_at), _yes(s.expects_return),
+    out = [[f"QJ{s.id}", sname or "", sno or "", k or "", _xl(s.starts_at), _xl(s.ends_at), s.reason,
+            req or "", _xl(s.created_at), s.state, dec or "", _xl(s.decided_at), _yes(s.deputy),
+            s.reject_reason or "", _xl(s.exited_at), _xl(s.returned_at), _yes(s.expects_return),
             status_text(s, at)] for s, sname, sno, k, req, dec in rows]
     return Sheet("请假台账", ["编号", "学生", "学号", "班级", "开始时间", "结束时间", "事由", "申请人", "申请时间", "状态",
                           "审批人", "审批时间", "代批", "驳回理由", "出校时间", "返校时间", "需返校", "门岗状态"], out,
@@ -680,7 +701,7 @@ def export_reminders(session: Session, f: Filters, **_: Any) -> Sheet:
     out = []
     for d in _delivery_rows(session, f):
         r, occ = d.reminder, d.occurrence
-        out.append([f"TX{r.id}", r.text, _reminder_targets(r), fmt_dt(occ.due_at), fmt_dt(occ.fired_at),
+        out.append([f"TX{r.id}", r.text, _reminder_targets(r), _xl(occ.due_at), _xl(occ.fired_at),
                     "已发送" if occ.status == "sent" else "错过（未发送）", occ.recipients, _yes(r.needs_receipt),
                     d.acked if r.needs_receipt else "", (d.receipts - d.acked) if r.needs_receipt else "",
                     d.missing if r.needs_receipt else "", STATE_ZH.get(r.state, r.state)])
@@ -689,17 +710,17 @@ def export_reminders(session: Session, f: Filters, **_: Any) -> Sheet:
 
 
 def export_duty(session: Session, f: Filters, **_: Any) -> Sheet:
-    out = [[r.day.isoformat(), "周" + WEEKDAY_NAMES[r.day.weekday()], name,
-            {"generate": "自动排班", "import": "导入", "swap": "换班"}.get(r.source, r.source), fmt_dt(r.updated_at)]
+    out = [[r.day, "周" + WEEKDAY_NAMES[r.day.weekday()], name,
+            {"generate": "自动排班", "import": "导入", "swap": "换班"}.get(r.source, r.source), _xl(r.updated_at)]
            for r, name in duty_rota(session, f)]
     return Sheet("节假日行政值日", ["日期", "星期", "值班领导", "来源", "更新时间"], out, [12, 6, 12, 10, 17])
 
 
 def export_outbox(session: Session, f: Filters, **_: Any) -> Sheet:
     rows = session.exec(_outbox_stmt(f).order_by(None).order_by(col(ob.OutboxMessage.id)).limit(EXPORT_LIMIT)).all()
-    out = [[m.id, fmt_dt(m.created_at), name or (m.openid or ""), OUTBOX_KINDS.get(m.kind, m.kind), m.text,
+    out = [[m.id, _xl(m.created_at), name or (m.openid or ""), OUTBOX_KINDS.get(m.kind, m.kind), m.text,
             ob.STATES_ZH.get(m.state, m.state), m.channel or "", m.attempts, m.errcode if m.errcode is not None else "",
-            m.last_error or "", fmt_dt(m.sent_at), m.delivery_status or ""] for m, name in rows]
+            m.last_error or "", _xl(m.sent_at), m.delivery_status or ""] for m, name in rows]
     return Sheet("消息发送记录", ["编号", "创建时间", "接收人", "类型", "内容", "状态", "渠道", "尝试次数", "错误码", "错误信息",
                               "发送时间", "送达状态"], out, [7, 17, 10, 7, 40, 8, 9, 8, 8, 24, 17, 10])
 
@@ -707,15 +728,15 @@ def export_outbox(session: Session, f: Filters, **_: Any) -> Sheet:
 def export_people(session: Session, f: Filters, now: datetime | None = None, **_: Any) -> Sheet:
     at = now or datetime.now()
     out = [[p.person.id, p.person.name, p.roles_text, "、".join(p.classes), "、".join(p.children),
-            p.person.categories or "", p.bound_state, fmt_dt(p.person.bound_at), p.invite_state,
-            fmt_dt(p.invite.expires_at) if p.invite else "", fmt_dt(p.person.created_at)]
+            p.person.categories or "", p.bound_state, _xl(p.person.bound_at), p.invite_state,
+            _xl(p.invite.expires_at) if p.invite else "", _xl(p.person.created_at)]
            for p in people_list(session, Filters(q=f.q, kind=f.kind, state=f.state), at)]
     return Sheet("人员名册", ["编号", "姓名", "角色", "班主任班级", "子女", "维修类别", "绑定状态", "绑定时间", "邀请码状态",
                           "邀请码有效期至", "创建时间"], out, [6, 10, 18, 12, 16, 10, 10, 17, 10, 17, 17])
 
 
 def export_blacklist(session: Session, f: Filters, **_: Any) -> Sheet:
-    out = [[b.id, "手机" if b.kind == "phone" else "身份证", b.value_masked, b.reason, b.created_by, fmt_dt(b.created_at)]
+    out = [[b.id, "手机" if b.kind == "phone" else "身份证", b.value_masked, b.reason, b.created_by, _xl(b.created_at)]
            for b in blacklist(session, Filters(q=f.q))]
     return Sheet("访客黑名单", ["编号", "类型", "号码（脱敏）", "原因", "添加人", "添加时间"], out, [6, 8, 22, 30, 10, 17])
 
@@ -771,9 +792,13 @@ def to_xlsx(sheet: Sheet, subtitle: str = "") -> bytes:
         cell.alignment = Alignment(horizontal="center", vertical="center")
     for row in sheet.rows:
         ws.append([_cell(v) for v in row])
-        for cell in ws[ws.max_row]:
+        for cell, value in zip(ws[ws.max_row], row, strict=False):
             if cell.data_type == "f":  # text that starts with "=" stays text: no formulas from user input
                 cell.data_type = "s"
+            elif isinstance(value, datetime):  # dates are dates in Excel: sortable, filterable, computable
+                cell.number_format = XL_DATETIME
+            elif isinstance(value, date):
+                cell.number_format = XL_DATE
     for i, width in enumerate(sheet.widths or [14] * len(sheet.headers), start=1):
         ws.column_dimensions[get_column_letter(i)].width = width
     ws.freeze_panes = "A2"

@@ -17,6 +17,9 @@ from sqlmodel import Column, Field, Session, SQLModel, col, select
 from storage.errors import NotFound, UserError
 
 PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
+# Not a message: the sender tags the person for their role's custom menu (data: {"menu_role": role or null}).
+# Queued like a push so that it happens after the binding commits and is retried when WeChat fails.
+MENU_TAG = "menu_tag"
 STATES_ZH = {PENDING: "待发送", SENDING: "发送中", SENT: "已发送", FAILED: "失败", SKIPPED: "已跳过"}
 
 

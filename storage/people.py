@@ -11,6 +11,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from storage import clock, outbox
 from storage.errors import NotFound, UserError
 from storage.kv import KV
 
@@ -25,6 +26,8 @@ ROLES: dict[str, str] = {
 }
 ROLE_BY_CHINESE = {v: k for k, v in ROLES.items()} | {"管理员": "admin", "领导": "leader", "老师": "teacher"}
 STAFF = frozenset({"admin", "leader", "teacher", "head_teacher", "guard", "worker"})
+# Whose custom menu a person with several roles sees: the first of these they hold.
+MENU_ROLE_ORDER = ("admin", "leader", "guard", "worker", "head_teacher", "teacher", "parent")
 
 INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and typed on phones
 INVITE_DAYS = 7
@@ -240,7 +243,20 @@ def bind(session: Session, kv: KV, openid: str, code: str, *, now: datetime) -> 
     session.add(person)
     session.flush()
     kv.delete(fail_key)
+    assert person.id is not None
+    queue_menu_tag(session, person.id, now=now)
     return person
+
+
+def queue_menu_tag(session: Session, person_id: int, *, now: datetime) -> None:
+    """Queue the WeChat tag that gives a bound person their role's menu (after binding, after a role change)."""
+    person = session.get(Person, person_id)
+    if person is None or not person.openid:
+        return  # tagged when they bind
+    roles = roles_of(session, person_id)
+    role = next((r for r in MENU_ROLE_ORDER if r in roles), None)
+    outbox.enqueue(session, person_id, outbox.MENU_TAG, f"设置公众号菜单：{ROLES[role] if role else '默认菜单'}",
+                   now=now, data={"menu_role": role})
 
 
 def unbind(session: Session, person_id: int) -> Person:
@@ -435,9 +451,10 @@ def deactivate(session: Session, ref: int | str) -> Person:
 
 
 def set_roles(session: Session, ref: int | str, *, add: list[str] | None = None,
-              remove: list[str] | None = None) -> tuple[Person, frozenset[str]]:
+              remove: list[str] | None = None, now: datetime | None = None) -> tuple[Person, frozenset[str]]:
     """Add and remove roles (English or Chinese names). Takes effect at the person's next message or console
-    request, which re-read the roles. A person keeps at least one role: deactivate them instead."""
+    request, which re-read the roles; their WeChat menu follows through the outbox (a new role tag). A person
+    keeps at least one role: deactivate them instead."""
     person = person_by_ref(session, ref)
     assert person.id is not None
     adding = {parse_role(r) for r in add or [] if r.strip()}
@@ -461,4 +478,6 @@ def set_roles(session: Session, ref: int | str, *, add: list[str] | None = None,
     for role in adding - current:
         session.add(PersonRole(person_id=person.id, role=role))
     session.flush()
+    if after != current:
+        queue_menu_tag(session, person.id, now=now or clock.now())
     return person, frozenset(after)

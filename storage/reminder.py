@@ -115,12 +115,14 @@ __all__ = [
     "ReminderReceipt",
     "acknowledge",
     "cancel",
+    "check",
     "create",
     "describe_when",
     "escalate_receipts",
     "fire_due",
     "fmt_moment",
     "parse_targets",
+    "same_as",
     "upcoming",
 ]  # fmt: skip
 
@@ -265,6 +267,22 @@ def first_due(when: datetime | Recurrence, now: datetime, school_days_only: bool
     return due
 
 
+def check(actor: Actor | None, when: datetime | Recurrence, text: str, specs: list[str], *, now: datetime,
+          school_days_only: bool = False) -> datetime:
+    """Whether this reminder may be set, with the refusal as a UserError; its first due time."""
+    text = text.strip()
+    if not text:
+        raise UserError("请写上提醒内容，例如：提醒 明天8:00 交教案")
+    if len(text) > 500:
+        raise UserError("提醒内容太长了（最多500字）")
+    if actor is not None and not actor.has("admin", "leader") and not only_self(specs, actor):
+        raise UserError("无权限：只有后勤管理员、校领导可以提醒他人；给自己设提醒不写@对象即可，例如：提醒 明天8:00 交教案")
+    due = first_due(when, now, school_days_only)
+    if due <= now:
+        raise UserError(f"时间已过：{fmt_moment(due, now)}。请写将来的时间，例如：明天8:00、10分钟后")
+    return due
+
+
 def create(
     session: Session,
     actor: Actor | None,
@@ -282,15 +300,7 @@ def create(
 ) -> Reminder:
     """A new reminder. Admins and leaders may remind anyone; everyone else only themselves."""
     text = text.strip()
-    if not text:
-        raise UserError("请写上提醒内容，例如：提醒 明天8:00 交教案")
-    if len(text) > 500:
-        raise UserError("提醒内容太长了（最多500字）")
-    if actor is not None and not actor.has("admin", "leader") and not only_self(specs, actor):
-        raise UserError("无权限：只有后勤管理员、校领导可以提醒他人；给自己设提醒不写@对象即可，例如：提醒 明天8:00 交教案")
-    due = first_due(when, now, school_days_only)
-    if due <= now:
-        raise UserError(f"时间已过：{fmt_moment(due, now)}。请写将来的时间，例如：明天8:00、10分钟后")
+    due = check(actor, when, text, specs, now=now, school_days_only=school_days_only)
     rec = when if isinstance(when, Recurrence) else None
     r = Reminder(
         creator_id=actor.id if actor else None,
@@ -313,6 +323,22 @@ def create(
     session.add(r)
     session.flush()
     return r
+
+
+def same_as(session: Session, actor: Actor, when: datetime | Recurrence, text: str, specs: list[str], *,
+            now: datetime) -> Reminder | None:
+    """This person's active reminder with the same content, targets and time (or rule), if any: setting it
+    again is usually a retyped message, and two of them would remind everyone twice."""
+    rec = when if isinstance(when, Recurrence) else None
+    stmt = select(Reminder).where(Reminder.creator_id == actor.id, Reminder.state == ACTIVE,
+                                  Reminder.text == text.strip(), Reminder.targets == json.dumps(specs),
+                                  Reminder.kind == (rec.kind if rec else ONCE))
+    for r in session.exec(stmt.order_by(col(Reminder.id))).all():
+        if rec is None and r.first_due_at == first_due(when, now, r.school_days_only):
+            return r
+        if rec is not None and (r.at, r.weekday, r.day) == (rec.at.isoformat(), rec.weekday, rec.day):
+            return r
+    return None
 
 
 def get_visible(session: Session, actor: Actor, n: int) -> Reminder:
@@ -441,7 +467,13 @@ def escalate_receipts(session: Session, now: datetime, limit: int = 200) -> int:
         names = "、".join(pending[:20]) + (f" 等{len(pending)}人" if len(pending) > 20 else "")
         text = (f"【回执未确认】{r.ref}「{short(r.text)}」（{fmt_moment(occ.due_at, now)}）"
                 f"已过 {_minutes(occ, r)} 分钟，尚有 {len(pending)} 人未回执：{names}")
-        outbox.notify(session, admins, "reminder", text, now=now, dedup=f"tx{r.id}:{occ.due_at:%Y%m%d%H%M%S}:esc",
+        told_ids = admins
+        if r.creator_id is not None and json.loads(r.targets) == [f"person:{r.creator_id}"]:
+            # A personal reminder is nobody else's business: remind its author once more instead.
+            told_ids = [r.creator_id]
+            text = (f"【回执未确认】{r.ref}「{short(r.text)}」（{fmt_moment(occ.due_at, now)}）"
+                    f"您还没有回执，办完请回复「收到 {r.ref}」")
+        outbox.notify(session, told_ids, "reminder", text, now=now, dedup=f"tx{r.id}:{occ.due_at:%Y%m%d%H%M%S}:esc",
                       data={"reminder": r.id, "escalation": True})
         told += 1
     return told

@@ -4,11 +4,12 @@ and each class's head teacher (`houqin classes`). The tables are in `storage.peo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from storage.errors import UserError
-from storage.people import Person, PersonRole, SchoolClass, Student, find_one, get_class, name_of
+from storage.people import Person, PersonRole, SchoolClass, Student, find_one, get_class, name_of, queue_menu_tag
 
 
 def class_named(session: Session, name: str) -> SchoolClass:
@@ -83,7 +84,8 @@ def find_student(session: Session, name: str, klass: str | None = None,
     return found[0]
 
 
-def set_head_teacher(session: Session, class_name_: str, teacher_name: str) -> tuple[SchoolClass, Person, str | None]:
+def set_head_teacher(session: Session, class_name_: str, teacher_name: str, *,
+                     now: datetime) -> tuple[SchoolClass, Person, str | None]:
     """Make a person the head teacher of a class (the class is created if the roster lacks it). Returns the
     class, the person and the previous head teacher's name, if another."""
     class_name_ = class_name_.strip()
@@ -99,9 +101,12 @@ def set_head_teacher(session: Session, class_name_: str, teacher_name: str) -> t
     klass.head_teacher_id = person.id
     session.add(klass)
     have = set(session.exec(select(PersonRole.role).where(PersonRole.person_id == person.id)).all())
-    for role in ("head_teacher", "teacher"):
-        if role not in have:
-            session.add(PersonRole(person_id=person.id, role=role))
+    if not {"head_teacher", "teacher"} <= have:
+        for role in ("head_teacher", "teacher"):
+            if role not in have:
+                session.add(PersonRole(person_id=person.id, role=role))
+        session.flush()
+        queue_menu_tag(session, person.id, now=now)  # a head teacher's menu from now on
     session.flush()
     return klass, person, previous
 

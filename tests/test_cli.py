@@ -82,3 +82,55 @@ def test_parent_invite_links_the_child_and_people_list(cli_env, tmp_path):
 def test_missing_file_is_a_clear_error(cli_env, tmp_path):
     result = runner.invoke(app, ["students", "import", str(tmp_path / "nope.csv")])
     assert result.exit_code == 1 and "文件不存在" in result.output
+
+
+# --- help in one language, readable at 80 columns (issue 16) ---
+
+def _all_commands(command, path=()):  # type: ignore[no-untyped-def]
+    yield path
+    for name, sub in sorted((getattr(command, "commands", None) or {}).items()):
+        yield from _all_commands(sub, (*path, name))
+
+
+@pytest.fixture
+def houqin(monkeypatch):  # type: ignore[no-untyped-def]
+    """`houqin` as main() runs it: the command built by bot.cli.zh.chinese_command."""
+    import typer.testing
+
+    from bot.cli.zh import chinese_command
+
+    command = chinese_command(app)
+    monkeypatch.setattr(typer.testing, "_get_command", lambda _app: command)
+    return command
+
+
+def test_every_help_page_is_chinese_and_fits_80_columns(houqin):  # type: ignore[no-untyped-def]
+    import re
+    import unicodedata
+
+    command = houqin
+    paths = list(_all_commands(command))
+    assert ("serve",) in paths and ("menu", "push") in paths
+    english = re.compile(r"Show this message|<bool>|\bOptions\b|\bCommands\b|\bArguments\b|Usage:|\[default|"
+                         r"\[required\]|<str>|<int>|<path>")
+    for path in paths:
+        result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"},
+                                    prog_name="houqin")
+        assert result.exit_code == 0, (path, result.output)
+        out = result.output
+        assert "用法：houqin" in out and "显示此帮助并退出" in out, path
+        assert not english.search(out), (path, english.search(out))
+        for line in out.splitlines():
+            width = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line)
+            assert width <= 80, (path, line)
+            assert not line.endswith("… │"), (path, line)  # a description cut short
+    serve = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "80"}, prog_name="houqin").output
+    assert "监听地址" in serve and "监听端口" in serve and "工作进程数" in serve
+
+
+def test_errors_are_chinese_too(houqin):  # type: ignore[no-untyped-def]
+    command = app
+    missing = CliRunner().invoke(command, ["invite"], env={"COLUMNS": "80"}, prog_name="houqin")
+    assert missing.exit_code == 2 and "缺少参数" in missing.output and "Missing" not in missing.output
+    unknown = CliRunner().invoke(command, ["serve", "--hots", "x"], env={"COLUMNS": "80"}, prog_name="houqin")
+    assert "没有这个选项" in unknown.output and "No such option" not in unknown.output

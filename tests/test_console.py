@@ -428,7 +428,7 @@ def test_reminder_deliveries_and_receipts(school, client, rt, clock):
     ws = wb.active
     rows = list(ws.iter_rows(values_only=True))
     assert rows[0][:6] == ("编号", "内容", "对象", "应提醒时间", "发送时间", "发送结果")
-    assert rows[1][0] == "TX1" and rows[1][1] == "检查灭火器" and rows[1][3] == "2026-12-01 09:10"
+    assert rows[1][0] == "TX1" and rows[1][1] == "检查灭火器" and rows[1][3] == datetime(2026, 12, 1, 9, 10)
     assert rows[1][8] == 1 and rows[1][9] == 0
 
 
@@ -456,8 +456,8 @@ def test_repairs_export_for_a_date_range(school, client, clock):
     assert rows[0][:8] == ("编号", "报修时间", "报修人", "地点", "描述", "类别", "紧急", "状态")
     assert [r[0] for r in rows[1:]] == ["BX2", "BX3"]
     bx2 = rows[1]
-    assert bx2[1] == "2026-12-02 09:00" and bx2[2] == "王老师" and bx2[3] == "=1+1"  # text, not a formula
-    assert bx2[7] == "已派单" and bx2[8] == "张师傅" and bx2[9] == "2026-12-03 09:00"
+    assert bx2[1] == datetime(2026, 12, 2, 9, 0) and bx2[2] == "王老师" and bx2[3] == "=1+1"  # text, not a formula
+    assert bx2[7] == "已派单" and bx2[8] == "张师傅" and bx2[9] == datetime(2026, 12, 3, 9, 0)
     everything = xlsx_rows(client.get("/admin/export/repairs.xlsx"))
     assert len(everything) == 4
     filtered = xlsx_rows(client.get("/admin/export/repairs.xlsx", params={"q": "水管"}))
@@ -471,7 +471,7 @@ def test_visitors_export_masks_phone_and_id(school, client):
     rows = xlsx_rows(response)
     assert rows[0][:4] == ("编号", "姓名", "手机（脱敏）", "身份证号（脱敏）")
     assert rows[1][:4] == ("FK1", "张三", "138****1111", "3205**********" + ID[-4:])
-    assert rows[1][9] == "2026-12-01 09:00" and rows[1][10] in ("", None)
+    assert rows[1][9] == datetime(2026, 12, 1, 9, 0) and rows[1][10] in ("", None)
     text = repr(rows)
     assert PHONE not in text and ID not in text and ID[:15] not in text
 
@@ -482,6 +482,34 @@ def test_every_ledger_exports_with_chinese_headers(school, client, key):
     signed_in(client, "孙校长")  # reading, exports included, is for leaders too
     rows = xlsx_rows(client.get(f"/admin/export/{key}.xlsx", params={"from": "2026-11-01", "to": "2026-12-31"}))
     assert rows[0] and all(re.search(r"[\u4e00-\u9fff]", h) for h in rows[0] if h)
+
+
+def test_export_dates_are_excel_dates_with_a_number_format(school, client):
+    school.say("王老师", "报修 教学楼301 灯不亮")
+    signed_in(client, "刘主任")
+    response = client.get("/admin/export/repairs.xlsx")
+    ws = load_workbook(io.BytesIO(response.content)).active
+    created = ws["B2"]
+    assert created.is_date and created.value == datetime(2026, 12, 1, 9, 0)
+    assert created.number_format == "yyyy-mm-dd hh:mm"
+    assert ws["J2"].value in ("", None)  # not assigned yet: blank, not a zero date
+
+
+def test_export_page_defaults_cover_what_each_page_shows(school, client, rt, clock):  # type: ignore[no-untyped-def]
+    with rt.db.session() as s:  # the coming rota: the December weekends from today (12-01, a Tuesday)
+        duty.generate(s, date(2026, 12, 1), date(2026, 12, 31), now=clock.now())
+    signed_in(client, "刘主任")
+    page = client.get("/admin/duty").text
+    assert "12月5日" in page or "12-05" in page
+    html = client.get("/admin/export").text
+    duty_form = html.split('action="/admin/export/duty.xlsx"', 1)[1].split("</form>", 1)[0]
+    start = re.search(r'name="from" value="([0-9-]+)"', duty_form).group(1)  # type: ignore[union-attr]
+    end = re.search(r'name="to" value="([0-9-]+)"', duty_form).group(1)  # type: ignore[union-attr]
+    assert (start, end) == ("2026-12-01", "2026-12-27")  # the last Sunday on the rota
+    rows = xlsx_rows(client.get("/admin/export/duty.xlsx", params={"from": start, "to": end}))
+    assert len(rows) - 1 >= 8  # every day the page lists, not a header alone
+    repairs_form = html.split('action="/admin/export/repairs.xlsx"', 1)[1].split("</form>", 1)[0]
+    assert 'name="from" value="2026-12-01"' in repairs_form and 'name="to" value="2026-12-01"' in repairs_form
 
 
 def test_export_of_an_unknown_ledger_or_bad_dates(school, client):
@@ -573,7 +601,7 @@ def test_duty_rota_and_a_change_from_the_console(school, client, rt, clock):
     assert "不是校领导" in r.text
     rows = xlsx_rows(client.get("/admin/export/duty.xlsx", params={"from": "2026-12-01", "to": "2026-12-31"}))
     assert rows[0] == ("日期", "星期", "值班领导", "来源", "更新时间")
-    assert rows[1][:4] == ("2026-12-01", "周二", "钱校长", "换班")
+    assert rows[1][:4] == (datetime(2026, 12, 1), "周二", "钱校长", "换班")
 
 
 def test_duty_page_marks_provisional_days(school, client, rt, clock):  # type: ignore[no-untyped-def]
@@ -583,3 +611,10 @@ def test_duty_page_marks_provisional_days(school, client, rt, clock):  # type: i
     page = client.get("/admin/duty").text
     assert page.count(">推算</span>") == 3  # 2027-01-01 to 01-03; the December weekend is official
     assert "暂按法定假日推算，待国务院公布后自动更新" in page and "只到 2026 年" in page
+
+
+def test_favicon_is_served(school, client):  # type: ignore[no-untyped-def]
+    r = client.get("/favicon.ico", follow_redirects=True)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg")
+    signed_in(client, "刘主任")
+    assert '<link rel="icon" href="/admin/static/favicon.svg"' in client.get("/admin").text

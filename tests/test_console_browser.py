@@ -278,8 +278,17 @@ def test_screenshots_at_phone_and_desktop_width(server, browser, shots: Path) ->
     ]:
         ctx = browser.new_context(viewport=viewport, locale="zh-CN", **extra)
         page = ctx.new_page()
+        missing: list[str] = []
+        page.on("response", lambda r, seen=missing: seen.append(r.url) if r.status == 404 else None)
         try:
             log_in(page, base, "刘主任", ADMIN_PW)
+            # Every section reachable at a glance: at phone width the tabs wrap, none hides off-screen.
+            for tab in page.locator("nav.tabs a").all():
+                box = tab.bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], (
+                    f"tab {tab.inner_text()} is off-screen at {label} width: {box}")
+            for name in ("黑名单", "消息", "导出"):
+                expect(page.locator("nav.tabs a", has_text=name)).to_be_in_viewport()
             for name, path, ready in [("dashboard", "/admin", "#repairs-panel"),
                                       ("repairs", "/admin/repairs", "table.table")]:
                 page.goto(base + path)
@@ -288,5 +297,6 @@ def test_screenshots_at_phone_and_desktop_width(server, browser, shots: Path) ->
                 width = page.evaluate("document.documentElement.scrollWidth")
                 assert width <= viewport["width"], f"{name} overflows sideways at {label} width: {width}px"
                 page.screenshot(path=str(shots / f"console-{name}-{label}.png"), full_page=label == "desktop")
+            assert not missing, f"404s at {label} width: {missing}"  # the favicon among them, before
         finally:
             ctx.close()

@@ -345,3 +345,135 @@ def test_cli_commands_are_registered(cli: typer.Typer) -> None:
     assert "--as" in runner.invoke(cli, ["simulate", "--help"]).output
     result = runner.invoke(cli, ["simulate", "--as", "张老师", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == 1 and "houqin demo" in result.output
+
+
+# --- issue 16: any number of new users, each person's menu, real chips, push times, the terminal hint ---
+
+def test_new_user_button_makes_a_fresh_openid_each_time(sim: TestClient, rt: Runtime) -> None:
+    first = sim.post("/simulator/api/newcomer", json={}).json()["openid"]
+    second = sim.post("/simulator/api/newcomer", json={}).json()["openid"]
+    assert first != second and demo.NEWCOMER_OPENID not in (first, second)
+    got = [e for e in events(sim) if e["openid"] == second]
+    assert got[0]["text"] == "[关注公众号]" and "绑定" in got[1]["text"]  # the welcome through the webhook
+    waiting = sim.get("/simulator/api/people").json()["newcomers"]
+    assert [n["openid"] for n in waiting] == [demo.NEWCOMER_OPENID, first, second]
+    assert [n["name"] for n in waiting] == ["新用户", "新用户2", "新用户3"]
+    # an invite made in the console binds the second new user; the others stay new users
+    with rt.db.session() as s:
+        _, inv = people.invite(s, "新来的老师", ["teacher"], now=rt.clock.now())
+        code = inv.code
+    resp = sim.post("/simulator/api/send", json={"openid": second, "text": f"绑定 {code}"})
+    assert "绑定成功" in resp.json()["reply"]
+    data = sim.get("/simulator/api/people").json()
+    assert second not in [n["openid"] for n in data["newcomers"]]
+    assert any(p["openid"] == second and p["name"] == "新来的老师" for p in data["people"])
+
+
+def test_each_person_gets_their_roles_menu(sim: TestClient, rt: Runtime, fake_wechat: FakeWeChat) -> None:
+    from bot.wechat.api import WeChatAPI
+    from bot.wechat.menu import install, load_menu
+
+    def first_buttons(data: dict[str, Any], name: str) -> list[str]:
+        person = next(p for p in data["people"] + data["newcomers"] if p["name"] == name)
+        return [b["name"] for b in person["menu"]["button"]]
+
+    data = sim.get("/simulator/api/people").json()  # no menu on the fake yet: by their roles
+    assert first_buttons(data, "王小明妈妈")[:2] == ["请假", "我的请假"]
+    install(WeChatAPI(rt.settings, rt.kv), load_menu())  # what `houqin demo` does at start
+    deliver(rt)  # the demo people's role tags, queued when the school was built
+    data = sim.get("/simulator/api/people").json()
+    assert first_buttons(data, "王小明妈妈")[:2] == ["请假", "我的请假"]
+    assert first_buttons(data, "李师傅")[0] == "我的任务"
+    guard = next(p for p in data["people"] if "guard" in p["role_keys"])["name"]
+    assert first_buttons(data, guard)[:2] == ["访客登记", "核验"]
+    assert first_buttons(data, "张老师")[:2] == ["报修", "请假"]
+    assert first_buttons(data, "新用户")[0] == "使用帮助"
+    assert fake_wechat.tags_of(oid("李师傅")) == ["后勤·维修工"]
+
+
+def test_worker_chips_are_their_open_tickets(sim: TestClient, rt: Runtime) -> None:
+    def chips() -> list[str]:
+        data = sim.get("/simulator/api/people").json()
+        return list(next(p for p in data["people"] if p["name"] == "李师傅")["suggest"])
+
+    assert chips() == []
+    say(sim, "张老师", "报修 教学楼301 灯不亮")  # auto-assigned to 李师傅 (电)
+    assert chips() == ["接单 BX1"]
+    say(sim, "李师傅", "接单 BX1")
+    assert chips() == ["完成 BX1 已修好"]
+
+
+def test_pushes_show_when_they_were_sent(sim: TestClient, rt: Runtime, clock: Any) -> None:
+    from storage import outbox
+
+    with rt.db.session() as s:
+        li = people.find_people(s, "李师傅")[0]
+        outbox.enqueue(s, li.id, "system", "十点的推送", now=rt.clock.now())
+    clock.set(datetime(2026, 12, 1, 10, 0, 5))
+    deliver(rt)
+    clock.set(datetime(2026, 12, 1, 11, 30))  # the page looks much later
+    push = next(e for e in events(sim) if e["kind"] == "push")
+    assert (push["date"], push["time"]) == ("2026-12-01", "10:00:05")
+
+
+def test_demo_banner_names_the_real_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    printed: list[str] = []
+    for name in ("HOUQIN_SIMULATOR", "HOUQIN_SIMULATOR_TOKEN"):  # run_demo sets them: restored after the test
+        monkeypatch.setenv(name, "")
+    monkeypatch.setattr(typer, "echo", lambda msg="", **kw: printed.append(str(msg)))
+    real_run = uvicorn.Server.run
+
+    def run(self: Any, sockets: Any = None) -> None:  # the fake WeChat server runs; the demo's own does not
+        if isinstance(getattr(self.config.app, "__self__", None), FakeWeChat):
+            real_run(self, sockets=sockets)
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    cli_demo.run_demo(0, "127.0.0.1", tmp_path / "demo", False, 0)
+    banner = "\n".join(printed)
+    port = banner.split("打开聊天模拟器：http://127.0.0.1:", 1)[1].split("/", 1)[0]
+    assert port.isdigit() and port != "8000"
+    assert f"houqin simulate --as 张老师 --url http://127.0.0.1:{port}" in banner
+
+
+@pytest.mark.parametrize("today", [datetime(2026, 12, 1, 9), datetime(2027, 1, 25, 9), datetime(2027, 7, 20, 9),
+                                   datetime(2027, 3, 10, 9)])
+def test_demo_reminders_include_the_canteen_meeting(tmp_path: Path, today: datetime) -> None:
+    from storage import reminder as rem
+    from storage.db import Database
+
+    url, _ = demo.create(tmp_path / "demo", today)
+    db = Database(url)
+    try:
+        with db.session() as s:
+            texts = [r.text for r in s.exec(select(rem.Reminder)).all()]
+    finally:
+        db.dispose()
+    assert any("食堂管理委员会会议" in t for t in texts), texts[-5:]
+
+
+def test_readme_and_users_guide_stand_alone() -> None:
+    """The README links the user's guide that ships in docs/ (not a spec in a folder a clone does not have),
+    and both describe the menus that menu.json really installs."""
+    from bot.wechat.menu import load_menu
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    guide = (root / "docs" / "USER_GUIDE.md").read_text(encoding="utf-8")
+    assert "docs/USER_GUIDE.md" in readme and "shared folder" not in readme
+    menu = load_menu()
+    for role, sub in menu["roles"].items():
+        names = [b["name"] for b in sub["button"]]
+        zh = people.ROLES[role]
+        row = next(line for line in guide.splitlines() if line.startswith(f"| {zh} |"))
+        assert all(n in row for n in names), (role, names, row)
+    default = [b["name"] for b in menu["button"]]
+    assert all(n in readme for n in default)
+    # every command word of 帮助 appears in the guide
+    from handlers import base
+
+    base.load_handlers()
+    for c in base.COMMANDS:
+        if not c.hidden and c.words[0] not in ("帮助",):
+            assert f"`{c.words[0]}" in guide or f"{c.words[0]} " in guide, c.words[0]

@@ -84,7 +84,7 @@ def test_round_done_by_scans_with_one_finding_that_opens_a_linked_repair(chat, r
         assert f2.ticket_id == 1
         rows = inspection.ledger(s, inspection.LedgerFilter())
         assert [r.result_text for r in rows] == ["正常", "异常", "正常"]
-        assert rows[1].handling == "配电箱有焦糊味,电线发烫；已报修 BX1（已派单）"
+        assert rows[1].handling == "配电箱有焦糊味，电线发烫；已报修 BX1（已派单）"
     detail = chat.say("赵主任", "查询 BX1")
     assert "行政楼配电间" in detail and "巡查 XC2 发现" in detail and "照片：1张" in detail
 

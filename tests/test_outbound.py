@@ -457,14 +457,65 @@ def test_menu_push_installs_the_menu(settings, fake_wechat, monkeypatch):
     env = {"WECHAT_API_BASE_URL": fake_wechat.base_url, "WECHAT_APP_ID": settings.wechat_app_id,
            "WECHAT_APP_SECRET": settings.wechat_app_secret, "REDIS_URL": "", "HOUQIN_ENV": "development"}
     monkeypatch.chdir(ROOT / "tests")  # no stray .env
+    env["DATABASE_URL"] = settings.database_url
     result = CliRunner().invoke(app, ["menu", "push"], env=env)
     assert result.exit_code == 0, result.output
     assert "菜单已更新" in result.output
     menu = fake_wechat.menu
-    assert menu is not None
-    keys = [b.get("key") for top in menu["button"] for b in (top.get("sub_button") or [top])]
-    assert {"报修", "访客", "请假", "提醒", "帮助"} <= set(keys)
-    assert len(menu["button"]) <= 3
+    assert menu is not None and len(menu["button"]) <= 3
+    keys = {b.get("key") for top in menu["button"] for b in (top.get("sub_button") or [top])}
+    assert "帮助" in keys and "报修" not in keys  # the default menu offers nothing a parent would be refused
+    # one conditional menu per role, each matching that role's tag, created on the way
+    tags = {name: tid for tid, name in fake_wechat.tags.items()}
+    assert set(tags) == {"后勤·" + zh for zh in ("后勤管理员", "校领导", "门卫", "维修工", "班主任", "教师", "家长")}
+    calls = [c.path.rsplit("/cgi-bin/", 1)[1] for c in fake_wechat.received if c.path != "/cgi-bin/token"]
+    assert calls[:2] == ["menu/delete", "menu/create"] and calls.count("menu/addconditional") == 7
+    by_tag = {int(m["matchrule"]["tag_id"]): m["button"] for m in fake_wechat.conditional_menus}
+    guard = [b["name"] for top in by_tag[tags["后勤·门卫"]] for b in [top, *(top.get("sub_button") or [])]]
+    assert guard[:3] == ["访客登记", "核验", "更多"] and guard[3] == "在校访客"
+    assert [b["name"] for b in by_tag[tags["后勤·家长"]]][:2] == ["请假", "我的请假"]
+    assert by_tag[tags["后勤·维修工"]][0]["name"] == "我的任务"
+    assert [b["name"] for b in by_tag[tags["后勤·教师"]]][:2] == ["报修", "请假"]
+    # pushing again replaces the menus rather than piling conditional menus up
+    assert CliRunner().invoke(app, ["menu", "push"], env=env).exit_code == 0
+    assert len(fake_wechat.conditional_menus) == 7 and len(fake_wechat.tags) == 7
+
+
+def test_people_are_tagged_for_their_roles_menu_when_they_bind_and_when_roles_change(chat, rt, fake_wechat):
+    from bot.wechat.api import WeChatAPI
+    from bot.wechat.menu import install, load_menu
+    from storage import people as people_service
+
+    install(WeChatAPI(rt.settings, rt.kv), load_menu())
+    chat.students(("2024001", "李明", "七(3)班"))
+    with rt.db.session() as s:
+        _, parent = people_service.invite(s, "李明家长", ["parent"], now=rt.clock.now(), student_nos=["2024001"])
+        _, guard = people_service.invite(s, "孙门卫", ["guard"], now=rt.clock.now())
+        _, teacher = people_service.invite(s, "王老师", ["teacher"], now=rt.clock.now())
+        codes = {"李明家长": parent.code, "孙门卫": guard.code, "王老师": teacher.code}
+    for name, code in codes.items():
+        assert "绑定成功" in chat.say(name, f"绑定 {code}")
+    fake_wechat.fail_next("/cgi-bin/tags/members/batchtagging", -1)  # WeChat hiccups: the outbox retries
+    chat.deliver()
+    rt.clock.advance(minutes=10)
+    chat.deliver()
+    assert fake_wechat.tags_of(openid_for("李明家长")) == ["后勤·家长"]
+    assert fake_wechat.tags_of(openid_for("孙门卫")) == ["后勤·门卫"]
+    assert fake_wechat.menu_for(openid_for("李明家长"))["button"][0]["name"] == "请假"  # type: ignore[index]
+    assert fake_wechat.menu_for(openid_for("孙门卫"))["button"][0]["name"] == "访客登记"  # type: ignore[index]
+    assert fake_wechat.menu_for("oNobody")["button"][0]["name"] == "使用帮助"  # type: ignore[index]
+    tagging = [c for c in fake_wechat.calls("tags/members/batchtagging")]
+    assert [c.ok for c in tagging].count(False) == 1 and len([c for c in tagging if c.ok]) == 3
+
+    # a role change retags: 王老师 becomes a head teacher, then an admin
+    from storage import roster
+    with rt.db.session() as s:
+        roster.set_head_teacher(s, "七(3)班", "王老师", now=rt.clock.now())
+    chat.deliver()
+    assert fake_wechat.tags_of(openid_for("王老师")) == ["后勤·班主任"]
+    assert len(fake_wechat.calls("tags/members/batchuntagging")) == 1
+    assert [r.kind for r in chat.outbox() if r.person_id is not None].count("menu_tag") == 4
+    assert all(r.state == "sent" for r in chat.outbox() if r.kind == "menu_tag")
 
 
 def test_menu_push_reports_wechat_errors(settings, fake_wechat, monkeypatch):

@@ -186,7 +186,8 @@ def test_workday_beyond_the_calendar_goes_on_provisionally(school, rt, clock):  
     listed = school.say("王老师", "提醒列表")
     assert "工作日 07:30" in listed and "按法定假日推算" in listed
     reply = school.say("王老师", "提醒 工作日 7:30 晨检")
-    assert "TX2" in reply
+    assert "相同的提醒 TX1" in reply  # the same one again: asked first
+    assert "TX2" in school.say("王老师", "确认")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -259,6 +260,17 @@ def test_done_routes_by_prefix_and_receipt_word_is_not_content(school, rt, clock
     fire(rt)
     assert "已记录完成 TX1" in school.say("吴师傅", "完成 TX1 水泵正常")  # a worker: 完成 BX… is repairs'
     assert "不需要回执" in school.say("吴师傅", "收到 TX2")
+
+
+def test_personal_receipt_reminds_the_author_not_the_admins(school, rt, clock):  # type: ignore[no-untyped-def]
+    reply = school.say("王老师", "提醒 10分钟后 交教案 需回执")
+    assert "需回执" in reply and "管理员" not in reply and "再提醒您" in reply
+    clock.advance(minutes=10)
+    fire(rt)
+    clock.advance(minutes=30)
+    assert escalate(rt)
+    assert school.pushes("赵主任") == []
+    assert "您还没有回执" in school.last_push("王老师") and "收到 TX1" in school.last_push("王老师")
 
 
 def test_receipt_not_needed(school, rt, clock):  # type: ignore[no-untyped-def]

@@ -371,7 +371,7 @@ def test_give_back_returns_to_pending_and_tells_admins(school, rt):
     assert (t.state, t.assignee_id, t.taken_at) == ("待派单", None, None)
     assert "未找到 BX1" in school.say("李师傅", "查询 BX1")  # no longer his
     assert "BX1" in school.say("赵主任", "待派单")
-    assert "李师傅 退单→待派单（需要电工证,缺少配件）" in school.say("赵主任", "查询 BX1")
+    assert "李师傅 退单→待派单（需要电工证，缺少配件）" in school.say("赵主任", "查询 BX1")
 
 
 # --- cancel, nudge, access ------------------------------------------------------------------------------

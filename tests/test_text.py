@@ -27,7 +27,7 @@ def test_split_command(raw, word, args):
 def test_colons_inside_times_are_kept_and_after_keeps_punctuation():
     p = split_command("提醒：9:00 交材料，带上U盘", WORDS)
     assert p is not None and p.args[0] == "9:00"
-    assert p.after(1) == "交材料,带上U盘"
+    assert p.after(1) == "交材料，带上U盘"
 
 
 def test_unknown_word():
@@ -44,3 +44,14 @@ def test_parse_ref(arg, n):
 def test_parse_ref_rejects(arg):
     with pytest.raises(UserError):
         parse_ref(arg, "BX")
+
+
+def test_free_text_keeps_the_users_punctuation():
+    p = split_command("报修 教学楼301 投影仪不亮了，开机没反应！怎么办？", WORDS)
+    assert p is not None and p.args[0] == "教学楼301"
+    assert p.after(1) == "投影仪不亮了，开机没反应！怎么办？"
+    p = split_command("报修，教学楼301，灯不亮", WORDS)
+    assert p is not None and p.args == ["教学楼301", "灯不亮"]
+    p = split_command("提醒 明天９：００ 备注：带公章", WORDS)
+    assert p is not None and p.args[0] == "明天9:00" and p.after(1) == "备注：带公章"
+    assert split_command("报修\u200b 教学楼301 灯不亮", WORDS).args == ["教学楼301", "灯不亮"]  # type: ignore[union-attr]

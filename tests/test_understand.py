@@ -53,6 +53,9 @@ def test_issue_slips_in_the_canonical_grammar(school, rt, clock):
 
 def test_parent_leave_in_a_sentence_is_for_their_own_child(school, rt):
     reply = school.say("张建军", "孩子发烧了，今天下午请半天假")
+    if "已有请假" in reply:  # the demo school's QJ4 overlaps: a second slip is confirmed first (#16)
+        assert "QJ4" in reply
+        reply = school.say("张建军", "是")
     assert "已提交请假" in reply and "张浩然" in reply
     slip = rows(rt, LeaveSlip)[-1]
     assert (slip.starts_at.hour, slip.ends_at.hour) == (12, 18)

@@ -12,6 +12,7 @@ import typer
 
 from bot.cli import admin, blacklist, checkpoints, classes, demo, duty, menu, people, scheduler, students
 from bot.cli.common import fail, read_csv, runtime
+from bot.cli.zh import chinese_command
 from bot.config import Settings
 from handlers.text import normalise
 from jobs import inspection as inspection_jobs
@@ -21,7 +22,8 @@ from storage.errors import UserError
 
 __all__ = ["app", "fail", "main", "read_csv", "runtime"]
 
-app = typer.Typer(help="校园后勤助手 命令行", no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="校园后勤助手 命令行。每个命令加 --help 查看用法，例如：houqin invite --help",
+                  no_args_is_help=True, add_completion=False)
 people.register(app)
 students.register(app)
 
@@ -31,11 +33,11 @@ GROUPS = (admin, demo, duty, scheduler, classes, menu, blacklist, checkpoints)
 
 @app.command()
 def serve(
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    workers: int = 1,
+    host: Annotated[str, typer.Option(help="监听地址；在 nginx 后面用 127.0.0.1，直接对外用 0.0.0.0")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="监听端口")] = 8000,
+    workers: Annotated[int, typer.Option(help="工作进程数；多于 1 个时须配置 REDIS_URL 和 PostgreSQL")] = 1,
 ) -> None:
-    """运行服务（WeChat 回调 /wechat，管理后台 /admin）。"""
+    """运行服务：微信回调 /wechat，管理后台 /admin。"""
     import uvicorn
 
     Settings()  # fail early on bad configuration
@@ -88,4 +90,4 @@ def _load_plugins() -> None:
 
 def main() -> None:
     _load_plugins()
-    app(prog_name="houqin")
+    chinese_command(app)(prog_name="houqin")

@@ -18,7 +18,10 @@ def password(
     name: str,
     value: Annotated[str | None, typer.Option("--password", help="新密码（不写则提示输入，不回显）")] = None,
 ) -> None:
-    """设置后勤管理员或校领导的后台登录密码（至少8位）；旧的登录会话随之失效。"""
+    """设置管理后台的登录密码（后勤管理员、校领导）。
+
+    密码至少8位；旧的登录会话随之失效。
+    """
     if value is None:
         value = typer.prompt("新密码", hide_input=True, confirmation_prompt="再输入一次")
     rt = runtime()

@@ -21,7 +21,10 @@ certs_app = typer.Typer(help="证照（健康证等）", no_args_is_help=True)
 
 @checkpoints_app.command("import")
 def checkpoints_import(file: Path) -> None:
-    """导入点位 CSV（编号,名称,位置,类型,检查项；后三列可空，检查项用；分隔）；错误的行按行号报告，其余照常导入。"""
+    """导入点位 CSV。
+
+    列：编号,名称,位置,类型,检查项（后三列可空，检查项用；分隔）。错误的行按行号报告，其余照常导入。
+    """
     rows = read_csv(file)
     rt = runtime()
     with rt.db.session() as s:
@@ -46,7 +49,10 @@ def checkpoints_qr(
     out: Annotated[Path, typer.Option("--out", "-o", help="输出的 PDF 文件")] = Path("labels.pdf"),
     code: Annotated[list[str] | None, typer.Option("--code", help="只打印这些编号（可重复）")] = None,
 ) -> None:
-    """生成点位二维码标签（A4，可直接打印张贴）；二维码为微信永久二维码，首次生成后缓存。"""
+    """生成点位二维码标签（A4，可直接打印张贴）。
+
+    二维码为微信永久二维码，首次生成后缓存。
+    """
     rt = runtime()
     api = WeChatAPI(rt.settings, rt.kv)
     try:
@@ -82,7 +88,10 @@ def routes_list() -> None:
 
 @certs_app.command("import")
 def certs_import(file: Path) -> None:
-    """导入证照 CSV（姓名,证照类型,编号,有效期至；类型可空，默认健康证）；没有的人员自动建立（无需绑定微信）。"""
+    """导入证照 CSV。
+
+    列：姓名,证照类型,编号,有效期至（类型可空，默认健康证）。没有的人员自动建立（无需绑定微信）。
+    """
     rows = read_csv(file)
     rt = runtime()
     with rt.db.session() as s:

@@ -18,7 +18,8 @@ def classes_set(klass: str, teacher: str) -> None:
     rt = runtime()
     try:
         with rt.db.session() as s:
-            k, person, previous = roster.set_head_teacher(s, normalise(klass), normalise(teacher))
+            k, person, previous = roster.set_head_teacher(s, normalise(klass), normalise(teacher),
+                                                          now=rt.clock.now())
             line = f"已设置 {k.name} 的班主任为 {person.name}"
             if previous:
                 line += f"（原班主任：{previous}）"

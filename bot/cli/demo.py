@@ -21,7 +21,10 @@ import typer
 from bot.app import create_app
 from bot.cli.common import fail
 from bot.config import Settings
+from bot.wechat.api import WeChatAPI
+from bot.wechat.menu import install, load_menu
 from storage.clock import Clock
+from storage.kv import make_kv
 
 # Fixed on purpose: the demo has no secrets to keep (it talks only to the fake WeChat server on loopback),
 # and a stable SECRET_KEY keeps encrypted visitor ID numbers readable across `--keep` runs.
@@ -84,6 +87,11 @@ def run_demo(port: int, host: str, data_dir: Path, keep: bool, fake_port: int) -
         token = secrets.token_urlsafe(24)
         os.environ["HOUQIN_SIMULATOR_TOKEN"] = token
     settings = demo_settings(url, fake.base_url, str(data_dir.resolve() / demo_school.CONFIG_NAME))
+    menus = WeChatAPI(settings, make_kv(None))
+    try:
+        install(menus, load_menu())  # as `houqin menu push` would: the default menu and one per role
+    finally:
+        menus.close()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every scheduler tick at INFO
     app = create_app(settings)
@@ -108,7 +116,7 @@ def run_demo(port: int, host: str, data_dir: Path, keep: bool, fake_port: int) -
         "",
         f"  打开聊天模拟器：{sim_url}",
         *_console_line(school, base_url, demo_school.CONSOLE_PASSWORD),
-        f"  终端版：houqin simulate --as 张老师 --token {token}",
+        f"  终端版：houqin simulate --as 张老师 --url {base_url} --token {token}",
         "  按 Ctrl+C 结束。",
         "=" * 60,
         "",
@@ -260,7 +268,9 @@ def register(app: typer.Typer) -> None:
         keep: Annotated[bool, typer.Option("--keep", help="沿用上次的演示数据（默认每次重建）")] = False,
         fake_port: Annotated[int, typer.Option("--fake-port", help="模拟微信服务器的端口（0 = 自动）")] = 0,
     ) -> None:
-        """演示：建一所演示学校（各角色人员、两个班级、值班表），启动服务和聊天模拟器，不需要微信公众号。
+        """演示学校和聊天模拟器，不需要微信公众号。
+
+        建一所演示学校（各角色人员、两个班级、值班表），启动服务和聊天模拟器。
 
         每次运行都会清空并重建 DATA_DIR 下的演示数据库（--keep 沿用）。出站消息全部发到内置的模拟微信服务器。
         打开 http://127.0.0.1:8000/simulator 选择身份聊天。
@@ -270,10 +280,12 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def simulate(
         as_: Annotated[str, typer.Option("--as", help="以谁的身份对话（姓名，如 张老师；未绑定的用 新用户）")],
-        url: Annotated[str, typer.Option(help="正在运行的演示服务")] = "http://127.0.0.1:8000",
+        url: Annotated[str, typer.Option(help="正在运行的演示服务（houqin demo 启动时会显示）")] = "http://127.0.0.1:8000",
         token: Annotated[str, typer.Option(help="houqin demo 显示的模拟器令牌", envvar="HOUQIN_SIMULATOR_TOKEN")] = "",
     ) -> None:
-        """聊天模拟器的终端版：以某人的身份给公众号发消息，显示回复和发给此人的推送。
+        """聊天模拟器的终端版。
+
+        以某人的身份给公众号发消息，显示回复和发给此人的推送。
 
         连接一个正在运行、开启了模拟器的服务（先在另一个终端运行 houqin demo）。每行消息经由该服务的
         /simulator 接口签名后发到真实的 /wechat 回调；推送取自它的模拟微信服务器。

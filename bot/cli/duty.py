@@ -65,7 +65,7 @@ def duty_generate(
     from_: Annotated[str, typer.Option("--from", help="开始日期，如 2026-10-01")],
     to: Annotated[str, typer.Option("--to", help="结束日期（含），如 2026-10-31")],
     provisional: Annotated[bool, typer.Option(
-        "--provisional", help="官方放假安排尚未公布的年份，按法定假日推算生成（公布后自动核对并告知管理员）")] = False,
+        "--provisional", help="官方放假安排未公布时按法定假日推算； 公布后自动核对并告知管理员")] = False,
 ) -> None:
     """按法定节假日和周末（调休上班日除外）轮流安排校领导值班。"""
     from bot.cli.common import fail, runtime

@@ -40,7 +40,10 @@ def people_set(
     add_role: Annotated[list[str] | None, typer.Option("--add-role", help="增加角色，可重复：teacher/教师 …")] = None,
     remove_role: Annotated[list[str] | None, typer.Option("--remove-role", help="移除角色，可重复")] = None,
 ) -> None:
-    """修改人员信息：维修工类别、增加或移除角色（下一条消息、下一次后台操作起生效）。"""
+    """修改人员信息：维修工类别、增加或移除角色。
+
+    下一条消息、下一次后台操作起生效；公众号菜单随角色更新。
+    """
     rt = runtime()
     try:
         with rt.db.session() as s:
@@ -50,7 +53,8 @@ def people_set(
                 s.add(p)
             roles = None
             if add_role or remove_role:
-                p, roles = people.set_roles(s, name, add=_split(add_role), remove=_split(remove_role))
+                p, roles = people.set_roles(s, name, add=_split(add_role), remove=_split(remove_role),
+                                            now=rt.clock.now())
     except UserError as exc:
         fail(exc.message)
     typer.echo(f"已更新 {name}" + (f"，角色：{people.role_names(roles)}" if roles is not None else ""))
@@ -58,7 +62,10 @@ def people_set(
 
 @people_app.command("deactivate")
 def people_deactivate(name: str) -> None:
-    """停用人员：立即不能在公众号操作、不能登录后台，已登录的后台会话失效；记录保留。"""
+    """停用人员：立即不能在公众号操作和登录后台。
+
+    已登录的后台会话随之失效；记录保留。
+    """
     rt = runtime()
     try:
         with rt.db.session() as s:

@@ -22,7 +22,10 @@ def wait_for_signal() -> None:
 
 
 def scheduler() -> None:
-    """单独运行提醒与定时任务（Web 进程设 SCHEDULER=off 时使用）；同时发送消息队列（SENDER=on 时）。"""
+    """单独运行提醒与定时任务。
+
+    Web 进程设 SCHEDULER=off 时使用；SENDER=on 时也在这里发送消息队列。
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rt = runtime()
     if rt.settings.sender == "on":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Coroutine
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -697,7 +697,7 @@ async def people_roles(request: Request, person_id: RowId) -> Response:
         add, remove = [form.get("add", "")], [form.get("remove", "")]
         if person_id == user.actor.id and "admin" in [people.parse_role(r) for r in remove if r.strip()]:
             raise UserError("不能移除自己的后勤管理员角色。")
-        person, roles = people.set_roles(s, person_id, add=add, remove=remove)
+        person, roles = people.set_roles(s, person_id, add=add, remove=remove, now=now)
         return f"已更新 {person.name} 的角色：{people.role_names(roles)}。"
 
     return admin_action(request, "/admin/people", change)
@@ -745,9 +745,11 @@ async def outbox_retry(request: Request, msg_id: RowId) -> Response:
 @router.get("/export", response_class=HTMLResponse)
 def export_page(request: Request) -> Response:
     user = require_user(request)
-    today = runtime(request).clock.now().date()
+    rt = runtime(request)
+    with rt.db.session() as s:
+        defaults = ledger.export_defaults(s, rt.clock.now().date())
     return render(request, "admin/export.html", user=user, ledgers=ledger.LEDGERS, active="export",
-                  default_from=date(today.year, today.month, 1), default_to=today)
+                  defaults=defaults)
 
 
 @router.get("/export/{key}.xlsx")

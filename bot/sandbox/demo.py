@@ -120,6 +120,9 @@ def build(session: Session, now: datetime) -> DemoSchool:
         assert p.id is not None
         school.people.append((spec.name, people.role_names(people.roles_of(session, p.id)), p.openid or "未绑定"))
     session.flush()
+    for p, _ in people.list_people(session):
+        if p.openid and p.id is not None:
+            people.queue_menu_tag(session, p.id, now=now)  # their role's menu, as if they had just bound
     n, errors = inspection.import_checkpoints(session, [list(c) for c in CHECKPOINTS], now=now)
     assert not errors, errors
     school.notes.append(f"巡查点位：{n} 个（后台「点位」可打印二维码标签；模拟器里每个点位一个「扫码」按钮）。")
@@ -162,6 +165,9 @@ def write_config(path: Path, now: datetime) -> Path:
         start, end = date(today.year, 2, 20), date(today.year, 7, 10)
     else:
         start, end = date(today.year - 1, 9, 1), date(today.year, 1, 20)
+    # Between terms (late January, July, August) the demo still shows a term ending ahead, so that its built-in
+    # reminders include the end-of-term 食堂管理委员会会议 the README promises.
+    end = max(end, today + timedelta(days=30))
     lines = ["# 演示学校的学期日历（houqin demo 自动生成）"]
     lines += ["[term]", 'name = "演示学期"', f"start = {start.isoformat()}", f"end = {end.isoformat()}", ""]
     drill = datetime.combine(today + timedelta(days=2), time(15, 0))

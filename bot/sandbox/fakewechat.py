@@ -1,6 +1,7 @@
 """A fake WeChat API server for tests, the demo and anyone without a 公众号.
 
-It speaks the few endpoints the bot uses (token, customer-service and template messages, menu, media),
+It speaks the few endpoints the bot uses (token, customer-service and template messages, the default and
+conditional menus, user tags, media),
 records every call, and can be told to misbehave: error codes, latency, dropped connections, expired
 tokens. `FakeWeChat().start()` serves it with uvicorn on 127.0.0.1 in a background thread;
 `python -m bot.sandbox.fakewechat --port 8081` runs it standalone; `FakeWeChat().app` can be mounted elsewhere.
@@ -30,6 +31,13 @@ CUSTOM_PATH = "/cgi-bin/message/custom/send"
 TEMPLATE_PATH = "/cgi-bin/message/template/send"
 MENU_PATH = "/cgi-bin/menu/create"
 MEDIA_PATH = "/cgi-bin/media/get"
+MENU_DELETE_PATH = "/cgi-bin/menu/delete"
+MENU_CONDITIONAL_PATH = "/cgi-bin/menu/addconditional"
+TAGS_CREATE_PATH = "/cgi-bin/tags/create"
+TAGS_GET_PATH = "/cgi-bin/tags/get"
+TAGGING_PATH = "/cgi-bin/tags/members/batchtagging"
+UNTAGGING_PATH = "/cgi-bin/tags/members/batchuntagging"
+TAG_IDS_PATH = "/cgi-bin/tags/getidlist"
 QRCODE_PATH = "/cgi-bin/qrcode/create"
 SHOWQRCODE_PATH = "/cgi-bin/showqrcode"
 QR_ACTIONS = ("QR_SCENE", "QR_STR_SCENE", "QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE")
@@ -53,6 +61,9 @@ ERRMSG = {
     45009: "reach max api daily quota limit",
     45015: "response out of time limit or subscription is canceled",
     45047: "out of response count limit",
+    45157: "invalid tag name: the name already exists",
+    45159: "invalid tag id",
+    65303: "there is no selfmenu, please create selfmenu first",
 }
 
 # A 1x1 JPEG: what /media/get answers for a media id nobody registered.
@@ -127,6 +138,9 @@ class _State:
     latency: float = 0.0
     token_fetches: int = 0
     menu: dict[str, Any] | None = None
+    conditional: list[dict[str, Any]] = field(default_factory=list)  # {"menuid", "button", "matchrule"}
+    tags: dict[int, str] = field(default_factory=dict)  # tag id → name
+    user_tags: dict[str, list[int]] = field(default_factory=dict)  # openid → tag ids
     qr: dict[str, tuple[str, str]] = field(default_factory=dict)  # ticket → (scene, the URL its image encodes)
 
 
@@ -236,6 +250,32 @@ class FakeWeChat:
     @property
     def menu(self) -> dict[str, Any] | None:
         with self._lock:
+            return self._state.menu
+
+    @property
+    def conditional_menus(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(m) for m in self._state.conditional]
+
+    @property
+    def tags(self) -> dict[int, str]:
+        with self._lock:
+            return dict(self._state.tags)
+
+    def tags_of(self, openid: str) -> list[str]:
+        """The names of the tags this follower carries."""
+        with self._lock:
+            return [self._state.tags[t] for t in self._state.user_tags.get(openid, []) if t in self._state.tags]
+
+    def menu_for(self, openid: str) -> dict[str, Any] | None:
+        """The menu WeChat would show this follower: the newest conditional menu whose tag they carry, else the
+        default menu."""
+        with self._lock:
+            mine = set(self._state.user_tags.get(openid, []))
+            for m in reversed(self._state.conditional):
+                tag = str((m.get("matchrule") or {}).get("tag_id") or "")
+                if tag.isdigit() and int(tag) in mine:
+                    return {"button": m["button"]}
             return self._state.menu
 
     # --- behaviour switches ---
@@ -439,16 +479,112 @@ class FakeWeChat:
             call, early = await fake._common(request, MENU_PATH)
             if early is not None:
                 return early
-            buttons = (call.body or {}).get("button")
-            if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
-                return fake._answer(call, 40016)
-            for b in buttons:
-                subs = b.get("sub_button") or []
-                if len(subs) > 5 or not b.get("name") or (not subs and not (b.get("key") or b.get("url"))):
-                    return fake._answer(call, 40016, "invalid button")
+            if fake._bad_buttons((call.body or {}).get("button")):
+                return fake._answer(call, 40016, "invalid button")
             with fake._lock:
                 fake._state.menu = call.body
             return fake._answer(call, 0)
+
+        @app.api_route(MENU_DELETE_PATH, methods=["GET", "POST"])
+        async def menu_delete(request: Request) -> Response:
+            call, early = await fake._common(request, MENU_DELETE_PATH)
+            if early is not None:
+                return early
+            with fake._lock:
+                fake._state.menu = None
+                fake._state.conditional.clear()
+            return fake._answer(call, 0)
+
+        @app.post(MENU_CONDITIONAL_PATH)
+        async def menu_conditional(request: Request) -> Response:
+            call, early = await fake._common(request, MENU_CONDITIONAL_PATH)
+            if early is not None:
+                return early
+            body = call.body or {}
+            if fake._bad_buttons(body.get("button")):
+                return fake._answer(call, 40016, "invalid button")
+            tag = str((body.get("matchrule") or {}).get("tag_id") or "")
+            with fake._lock:
+                if fake._state.menu is None:
+                    code = 65303
+                elif not tag.isdigit() or int(tag) not in fake._state.tags:
+                    code = 45159
+                else:
+                    code = 0
+                    menuid = str(400000000 + len(fake._state.conditional) + 1)
+                    fake._state.conditional.append({"menuid": menuid, "button": body["button"],
+                                                    "matchrule": body["matchrule"]})
+            return fake._answer(call, code, **({"menuid": menuid} if code == 0 else {}))
+
+        @app.post(TAGS_CREATE_PATH)
+        async def tags_create(request: Request) -> Response:
+            call, early = await fake._common(request, TAGS_CREATE_PATH)
+            if early is not None:
+                return early
+            name = str(((call.body or {}).get("tag") or {}).get("name") or "")
+            if not name or len(name) > 30:
+                return fake._answer(call, 45158, "tag name too long")
+            with fake._lock:
+                if name in fake._state.tags.values():
+                    return fake._answer(call, 45157)
+                tid = 100 + len(fake._state.tags)  # ids 0-2 are WeChat's own
+                fake._state.tags[tid] = name
+            call.errcode, call.answered = 0, True
+            return JSONResponse({"tag": {"id": tid, "name": name}})
+
+        @app.get(TAGS_GET_PATH)
+        async def tags_get(request: Request) -> Response:
+            call, early = await fake._common(request, TAGS_GET_PATH)
+            if early is not None:
+                return early
+            with fake._lock:
+                tags = [{"id": tid, "name": name,
+                         "count": sum(tid in ids for ids in fake._state.user_tags.values())}
+                        for tid, name in fake._state.tags.items()]
+            call.errcode, call.answered = 0, True
+            return JSONResponse({"tags": tags})
+
+        async def tagging(request: Request, path: str, add: bool) -> Response:
+            call, early = await fake._common(request, path)
+            if early is not None:
+                return early
+            body = call.body or {}
+            openids = body.get("openid_list")
+            if not isinstance(openids, list) or not openids or len(openids) > 50:
+                return fake._answer(call, 40032, "invalid openid list size")
+            tid = body.get("tagid")
+            with fake._lock:
+                if not isinstance(tid, int) or tid not in fake._state.tags:
+                    return fake._answer(call, 45159)
+                for openid in openids:
+                    ids = fake._state.user_tags.setdefault(str(openid), [])
+                    if add and tid not in ids:
+                        if len(ids) >= 20:
+                            return fake._answer(call, 45059, "fans have too many tags")
+                        ids.append(tid)
+                    elif not add and tid in ids:
+                        ids.remove(tid)
+            return fake._answer(call, 0)
+
+        @app.post(TAGGING_PATH)
+        async def batch_tagging(request: Request) -> Response:
+            return await tagging(request, TAGGING_PATH, True)
+
+        @app.post(UNTAGGING_PATH)
+        async def batch_untagging(request: Request) -> Response:
+            return await tagging(request, UNTAGGING_PATH, False)
+
+        @app.post(TAG_IDS_PATH)
+        async def tag_ids(request: Request) -> Response:
+            call, early = await fake._common(request, TAG_IDS_PATH)
+            if early is not None:
+                return early
+            openid = (call.body or {}).get("openid")
+            if not isinstance(openid, str) or not openid:
+                return fake._answer(call, 40003)
+            with fake._lock:
+                ids = list(fake._state.user_tags.get(openid, []))
+            return fake._answer(call, 0, tagid_list=ids)
 
         @app.get(MEDIA_PATH)
         async def media_get(request: Request) -> Response:
@@ -501,12 +637,26 @@ class FakeWeChat:
         async def fake_received() -> JSONResponse:
             return JSONResponse([c.as_dict() for c in fake.received])
 
+        @app.get("/fake/menu")
+        async def fake_menu(openid: str = "") -> JSONResponse:
+            return JSONResponse({"menu": fake.menu_for(openid), "tags": fake.tags_of(openid)})
+
         @app.post("/fake/reset")
         async def fake_reset() -> JSONResponse:
             fake.reset()
             return JSONResponse({"ok": True})
 
         return app
+
+    @staticmethod
+    def _bad_buttons(buttons: Any) -> bool:
+        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+            return True
+        for b in buttons:
+            subs = (b.get("sub_button") or []) if isinstance(b, dict) else None
+            if subs is None or len(subs) > 5 or not b.get("name") or (not subs and not (b.get("key") or b.get("url"))):
+                return True
+        return False
 
     def _openid_check(self, openid: Any) -> int:
         if not isinstance(openid, str) or not openid:

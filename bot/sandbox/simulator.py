@@ -29,20 +29,23 @@ import httpx
 from defusedxml import ElementTree as SafeET
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy import or_
 from sqlmodel import col, select
 
 from bot.config import SIMULATOR_SWITCH, simulator_enabled, simulator_token
 from bot.runtime import Runtime
 from bot.sandbox.fakewechat import SEND_PATHS, TINY_JPEG, Call, FakeWeChat
 from bot.wechat.crypto import url_signature
-from bot.wechat.menu import load_menu
-from storage import inspection, people
+from bot.wechat.menu import load_menu, menu_for
+from storage import inspection, leave, people, repair
+from storage import outbox as ob
 
 ENV_SWITCH = SIMULATOR_SWITCH
 NEWCOMER_OPENID = "oDemoNewcomer0000000000000000"  # the 新用户 entry: anyone who has not bound yet
 TO_USER = "gh_simulator"
 MAX_EVENTS = 3000
 MAX_MEDIA = 100
+MAX_NEWCOMERS = 50
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 ROLE_ORDER = ("admin", "leader", "head_teacher", "teacher", "guard", "worker", "parent")
 _OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -90,6 +93,8 @@ class SimLog:
         self.next_id = 1
         self.fake_seen = 0  # highest fake-server call number already looked at
         self.media: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self.newcomers: list[str] = [NEWCOMER_OPENID]  # OpenIDs of the 新用户 entries, in creation order
+        self.outbox_used: set[int] = set()  # outbox rows already matched to a push (for its sent time)
 
     def add(self, openid: str, kind: str, text: str, at: datetime, **extra: Any) -> dict[str, Any]:
         with self.lock:
@@ -99,6 +104,13 @@ class SimLog:
             self.events.append(event)
             del self.events[:-MAX_EVENTS]
             return event
+
+    def new_newcomer(self) -> str:
+        with self.lock:
+            openid = f"oSimNew{secrets.token_hex(8)}"
+            self.newcomers.append(openid)
+            del self.newcomers[:-MAX_NEWCOMERS]
+            return openid
 
     def after(self, n: int) -> list[dict[str, Any]]:
         with self.lock:
@@ -165,11 +177,38 @@ async def sync_pushes(request: Request) -> None:
     if not fresh:
         return
     names = _names(rt, {c.touser for c in fresh if c.touser})
+    sent = _sent_times(rt, log, fresh)
     now = rt.clock.now()
     for call in fresh:
         channel = "template" if call.path.endswith("template/send") else "custom"
         to = call.touser or ""
-        log.add(to, "push", call.text or "", now, channel=channel, to_name=names.get(to, "未知用户"))
+        log.add(to, "push", call.text or "", sent.get(call.seq) or now, channel=channel,
+                to_name=names.get(to, "未知用户"))
+
+
+def _sent_times(rt: Runtime, log: SimLog, calls: list[Call]) -> dict[int, datetime]:
+    """When each push was sent, as the outbox recorded it (not when this page happened to fetch it): the
+    outbox row to the same person with the same text, oldest first, each row used once."""
+    P, M = people.Person, ob.OutboxMessage
+    openids = {c.touser for c in calls if c.touser}
+    with rt.db.session() as s:
+        rows = s.exec(
+            select(M.id, M.text, M.sent_at, M.openid, P.openid)
+            .outerjoin(P, col(P.id) == col(M.person_id))
+            .where(col(M.state) == ob.SENT, col(M.sent_at).is_not(None),
+                   or_(col(P.openid).in_(openids), col(M.openid).in_(openids)))
+            .order_by(col(M.id))
+        ).all()
+    out: dict[int, datetime] = {}
+    with log.lock:
+        for call in calls:
+            for rid, text, sent_at, direct, bound in rows:
+                if rid in log.outbox_used or (bound or direct) != call.touser or text != call.text:
+                    continue
+                log.outbox_used.add(rid)
+                out[call.seq] = sent_at
+                break
+    return out
 
 
 def _names(rt: Runtime, openids: set[str]) -> dict[str, str]:
@@ -256,39 +295,54 @@ def media(media_id: str, request: Request) -> Response:
 
 @router.get("/api/people")
 def list_people(request: Request) -> JSONResponse:
-    """Everyone who can write to the bot (bound and active), in role order, plus the unbound 新用户."""
-    rt = _rt(request)
+    """Everyone who can write to the bot (bound and active), in role order, plus the unbound 新用户 entries
+    (one at first, one more for each press of the page's 新用户 button), each with the menu WeChat shows them."""
+    rt, log = _rt(request), sim_log(request)
     now = rt.clock.now()
     out: list[dict[str, Any]] = []
-    newcomer_bound = False
     with rt.db.session() as s:
+        bound_openids: set[str] = set()
         for p, roles in people.list_people(s):
             if not p.openid or not p.active:
                 continue
-            newcomer_bound |= p.openid == NEWCOMER_OPENID
+            bound_openids.add(p.openid)
             assert p.id is not None
             out.append({"openid": p.openid, "name": p.name, "roles": people.role_names(roles),
                         "role_keys": sorted(roles), "detail": _detail(s, p, roles),
-                        "subscribed": p.subscribed,
+                        "subscribed": p.subscribed, "suggest": _suggest(s, p, roles, now),
+                        "menu": _menu(rt, p.openid, roles),
                         "_rank": min((ROLE_ORDER.index(r) for r in roles if r in ROLE_ORDER), default=99)})
-        invite = None
-        if not newcomer_bound:
-            stmt = (select(people.Invite, people.Person)
-                    .join(people.Person, col(people.Person.id) == col(people.Invite.person_id))
-                    .where(col(people.Invite.used_at).is_(None), col(people.Invite.revoked).is_(False),
-                           col(people.Invite.expires_at) > now, col(people.Person.openid).is_(None))
-                    .order_by(col(people.Invite.id)))
-            row = s.exec(stmt).first()
-            invite = {"code": row[0].code, "name": row[1].name} if row else None
+        stmt = (select(people.Invite, people.Person)
+                .join(people.Person, col(people.Person.id) == col(people.Invite.person_id))
+                .where(col(people.Invite.used_at).is_(None), col(people.Invite.revoked).is_(False),
+                       col(people.Invite.expires_at) > now, col(people.Person.openid).is_(None))
+                .order_by(col(people.Invite.id)))
+        row = s.exec(stmt).first()
+        invite = {"code": row[0].code, "name": row[1].name} if row else None
     out.sort(key=lambda d: d.pop("_rank"))
-    newcomer = None
-    if not newcomer_bound:
-        hint = (f"发送「绑定 {invite['code']}」即成为 {invite['name']}" if invite
-                else "尚未绑定：可发送「帮助」，或用 houqin invite 生成的邀请码「绑定 XXXXXX」")
-        newcomer = {"openid": NEWCOMER_OPENID, "name": "新用户", "roles": "未绑定", "role_keys": [],
-                    "detail": hint, "subscribed": True}
-    return JSONResponse({"people": out, "newcomer": newcomer, "menu": _menu(),
+    with log.lock:
+        waiting = [o for o in log.newcomers if o not in bound_openids]
+    hint = (f"发送「绑定 {invite['code']}」即成为 {invite['name']}" if invite
+            else "尚未绑定：可发送「帮助」，或用 houqin invite 生成的邀请码「绑定 XXXXXX」")
+    newcomers = [{"openid": o, "name": "新用户" if i == 0 else f"新用户{i + 1}", "roles": "未绑定", "role_keys": [],
+                  "detail": hint, "subscribed": True, "suggest": [], "menu": _menu(rt, o, frozenset())}
+                 for i, o in enumerate(waiting)]
+    return JSONResponse({"people": out, "newcomer": newcomers[0] if newcomers else None, "newcomers": newcomers,
+                         "menu": _menu(rt, "", frozenset()),
                          "school": rt.settings.school_name, "safe_mode": rt.cipher is not None})
+
+
+@router.post("/api/newcomer")
+async def newcomer(request: Request) -> JSONResponse:
+    """A fresh OpenID that has just followed the account (the welcome arrives as its first reply): try an
+    invite made in the console, as many times as you like."""
+    rt, log = _rt(request), sim_log(request)
+    openid = log.new_newcomer()
+    log.add(openid, "in", "[关注公众号]", rt.clock.now(), type="event")
+    status, reply = await post_to_webhook(request, message_xml(openid, "event", Event="subscribe"))
+    log.add(openid, "reply" if status == 200 else "error", reply if status == 200 else f"公众号服务器返回 {status}",
+            rt.clock.now())
+    return JSONResponse({"openid": openid})
 
 
 @router.get("/api/checkpoints")
@@ -314,9 +368,27 @@ def _detail(s: Any, p: people.Person, roles: frozenset[str]) -> str:
     return "，".join(bits)
 
 
-def _menu() -> dict[str, Any] | None:
+def _suggest(s: Any, p: people.Person, roles: frozenset[str], now: datetime) -> list[str]:
+    """Chips from this person's real records: a worker's open tickets, a head teacher's pending slips."""
+    assert p.id is not None
+    actor = people.Actor(p.id, p.name, p.openid, roles)
+    out: list[str] = []
+    if "worker" in roles:
+        for t, _ in repair.tasks_of(s, actor)[:3]:
+            out.append(f"接单 {t.ref}" if t.state == repair.ASSIGNED else f"完成 {t.ref} 已修好")
+    if "head_teacher" in roles:
+        out += [f"批准 {leave.ref(slip)}" for slip in leave.pending_for(s, actor, now)[:2]]
+    return out
+
+
+def _menu(rt: Runtime, openid: str, roles: frozenset[str]) -> dict[str, Any] | None:
+    """The menu this person sees: as the fake WeChat server would show it (by their tag) once `menu push`
+    installed the menus there, else the one their roles will get."""
+    fake = FakeWeChat.at(rt.settings.wechat_api_base_url.rstrip("/"))
+    if fake is not None and fake.menu is not None:
+        return fake.menu_for(openid)
     try:
-        return load_menu()
+        return menu_for(load_menu(), roles)
     except ValueError:  # the menu is a nicety: no menu file, no buttons
         return None
 

@@ -229,6 +229,36 @@ class WeChatAPI:
     def create_menu(self, menu: dict[str, Any]) -> None:
         self._json_call(lambda c: c.menu.create(menu))
 
+    # --- conditional menus by user tag (one tag per role: bot/wechat/menu.py) ---
+    def delete_menu(self) -> None:
+        """Remove the default menu and every conditional one (`menu push` installs them afresh)."""
+        self._json_call(lambda c: c.get("menu/delete"))
+
+    def add_conditional_menu(self, menu: dict[str, Any]) -> str:
+        result = self._json_call(lambda c: c.post("menu/addconditional", data=menu))
+        return str(result.get("menuid", ""))
+
+    def tags(self) -> dict[str, int]:
+        """The account's user tags, name → id."""
+        result = self._json_call(lambda c: c.get("tags/get"))
+        return {str(t["name"]): int(t["id"]) for t in result.get("tags") or [] if "name" in t and "id" in t}
+
+    def create_tag(self, name: str) -> int:
+        result = self._json_call(lambda c: c.post("tags/create", data={"tag": {"name": name}}))
+        return int((result.get("tag") or {})["id"])
+
+    def tag_ids_of(self, openid: str) -> list[int]:
+        result = self._json_call(lambda c: c.post("tags/getidlist", data={"openid": openid}))
+        return [int(t) for t in result.get("tagid_list") or []]
+
+    def tag_users(self, tag_id: int, openids: list[str]) -> None:
+        self._json_call(lambda c: c.post("tags/members/batchtagging",
+                                         data={"tagid": tag_id, "openid_list": openids}))
+
+    def untag_users(self, tag_id: int, openids: list[str]) -> None:
+        self._json_call(lambda c: c.post("tags/members/batchuntagging",
+                                         data={"tagid": tag_id, "openid_list": openids}))
+
     def create_qr_scene(self, scene: str) -> tuple[str, str]:
         """A permanent QR code (QR_LIMIT_STR_SCENE) whose scans carry `scene`; returns (ticket, url)."""
         result = self._json_call(lambda c: c.qrcode.create(

@@ -32,6 +32,7 @@ from sqlmodel import col, select
 
 from bot.runtime import Runtime
 from bot.wechat.api import WeChatAPI, WeChatAPIError
+from bot.wechat.menu import apply_tag
 from storage import outbox as ob
 from storage.db import DatabaseUnavailable
 from storage.people import Person
@@ -86,7 +87,7 @@ class _Job:
 
     id: int
     openid: str
-    channel: str  # template | custom
+    channel: str  # template | custom | tag (a menu tag, not a message)
     template_id: str | None
     text: str
     data: dict[str, Any]
@@ -199,6 +200,8 @@ class OutboxSender:
                         log.warning("outbox row %s was left sending past its lease: sending it again", row.id)
                     template_id = None if row.force_cs else templates.get(row.kind)
                     row.channel = "template" if template_id else "custom"
+                    if row.kind == ob.MENU_TAG:
+                        template_id, row.channel = None, "tag"
                     row.state = ob.SENDING
                     row.claimed_until = now + lease
                     row.attempts += 1
@@ -241,7 +244,10 @@ class OutboxSender:
         msgid: str | None = None
         error: WeChatAPIError | None = None
         try:
-            if job.channel == "template":
+            if job.channel == "tag":
+                role = job.data.get("menu_role")
+                apply_tag(self.api, job.openid, role if isinstance(role, str) and role else None)
+            elif job.channel == "template":
                 assert job.template_id
                 data = template_data(job.text, job.created_at, job.data)
                 url = job.data.get("url") if isinstance(job.data.get("url"), str) else None

@@ -24,7 +24,7 @@
     teacher: ["帮助", "报修 教学楼301 灯不亮", "报修 紧急 三楼卫生间 水管漏水", "报修", "我的报修",
       "请假 七(1)班 王小明 明天全天 发烧", "预约 张三 13800138000 明天10:00 送教材", "提醒 10分钟后 交教案"],
     guard: ["帮助", "访客 张三 13800138000 送文件 找张老师", "在校访客", "今日请假", "核验 王小明", "值班"],
-    worker: ["帮助", "我的任务", "接单 BX1", "完成 BX1 更换了灯管"],
+    worker: ["帮助", "我的任务"],  // and the worker's real open tickets (person.suggest)
     parent: ["帮助", "请假 王小明 明天全天 发烧", "我的信息"],
     none: ["帮助"],
   };
@@ -68,13 +68,11 @@
   // --- people ---
   async function loadPeople() {
     const data = await api("/simulator/api/people");
-    state.people = data.people.concat(data.newcomer ? [data.newcomer] : []);
+    state.people = data.people.concat(data.newcomers || (data.newcomer ? [data.newcomer] : []));
+    state.defaultMenu = data.menu;
     $("mode-tag").textContent = data.safe_mode ? "安全模式（加密）" : "明文模式";
-    if (JSON.stringify(data.menu) !== JSON.stringify(state.menu)) {
-      state.menu = data.menu;
-      renderMenu();
-    }
     renderPeople();
+    syncMenu();
     // (after 绑定 the 新用户's OpenID belongs to a person: the same chat simply gets their name)
     if (state.current && !personOf(state.current)) select(null);
     else if (state.current) { renderHead(); renderSuggestions(); }
@@ -108,6 +106,30 @@
       : "从名单中选一个人，以他的身份和公众号聊天";
   }
 
+  // The menu WeChat shows the person chatting (their role's conditional menu), from /simulator/api/people.
+  function syncMenu() {
+    const p = personOf(state.current);
+    const menu = p && p.menu !== undefined ? p.menu : state.defaultMenu;
+    if (JSON.stringify(menu) !== JSON.stringify(state.menu)) {
+      state.menu = menu;
+      renderMenu();
+    }
+  }
+
+  async function newUser() {
+    try {
+      const data = await api("/simulator/api/newcomer", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+      });
+      await loadPeople();
+      await poll(false);
+      select(data.openid);
+      closeDrawers();
+    } catch (e) {
+      alert("无法创建新用户：" + e.message);
+    }
+  }
+
   function select(openid) {
     state.current = openid;
     if (openid) {
@@ -121,6 +143,7 @@
     renderPeople();
     renderSuggestions();
     renderMessages();
+    syncMenu();
     if (on && window.matchMedia("(min-width: 761px)").matches) $("text").focus();
   }
 
@@ -131,6 +154,13 @@
     if (!p) return;
     const keys = p.role_keys.length ? p.role_keys : ["none"];
     const seen = new Set();
+    for (const s of p.suggest || []) {  // from this person's own records (a worker's open tickets …)
+      seen.add(s);
+      const c = el("button", "chip real", s);
+      c.type = "button";
+      c.addEventListener("click", () => { $("text").value = s; $("text").focus(); });
+      box.appendChild(c);
+    }
     for (const k of ["admin", "leader", "head_teacher", "teacher", "guard", "worker", "parent", "none"]) {
       if (!keys.includes(k)) continue;
       for (const s of SUGGEST[k]) {
@@ -372,6 +402,7 @@
     reader.onload = () => send({ type: "image", image: reader.result });
     reader.readAsDataURL(file);
   });
+  $("new-user").addEventListener("click", newUser);
   $("open-people").addEventListener("click", () => openDrawer("show-people"));
   $("open-feed").addEventListener("click", () => openDrawer("show-feed"));
   $("close-people").addEventListener("click", closeDrawers);
