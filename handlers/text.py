@@ -72,7 +72,7 @@ def split_command(text: str, words: set[str]) -> Parsed | None:
 
     A `：`/`:` right after the command word is dropped (`报修：教学楼301 …`), colons inside times are kept.
     """
-    s = _keep_punctuation(text)
+    s = keep_punctuation(text)
     if not s:
         return None
     toks = tokens(s)
@@ -94,7 +94,7 @@ def split_command(text: str, words: set[str]) -> Parsed | None:
     return Parsed(word, rest, [normalise(t.text) for t in tokens(rest)])
 
 
-def _keep_punctuation(text: str) -> str:
+def keep_punctuation(text: str) -> str:
     """`normalise`, except that the free-text punctuation in _KEEP stays as typed."""
     s = _TIME_COLON.sub(":", text or "")
     s = "".join(_PLACEHOLDER.get(ch, ch) for ch in s)

@@ -16,7 +16,7 @@ from typing import Any
 
 from handlers import base
 from handlers.base import Context, dialog
-from handlers.text import normalise, split_command, tokens
+from handlers.text import keep_punctuation, normalise, split_command, tokens
 from handlers.timeexpr import TimeParseError, split_time_prefix
 from handlers.understand import lexicon as lx
 from handlers.understand.places import find_place
@@ -56,7 +56,9 @@ def decide(ctx: Context, text: str, words: set[str]) -> Plan:
     if _trusted.get():
         return Plan(CANONICAL, command=text)
     s = normalise(text)
-    text = s  # full-width digits and letters (`派单 ８ 黄永福`, `绑定 Ｍ５Ｎ３ＶＢ`) are half-width for every path
+    # full-width digits and letters (`派单 ８ 黄永福`, `绑定 Ｍ５Ｎ３ＶＢ`) are half-width for every path; the free
+    # text's own Chinese punctuation (，！？；：) stays as typed
+    text = keep_punctuation(text)
     toks = tokens(s)
     first = toks[0].text.rstrip(":") if toks else ""
     if ctx.actor is None:
