@@ -228,3 +228,14 @@ def test_rating_by_description_without_a_score_asks(school, rt):
     before = fingerprint(rt)
     assert "分" in school.say("赵磊", "篮球架那个给个差评 又松了")
     assert fingerprint(rt) == before
+
+
+@pytest.mark.parametrize(("text", "urgent"), [
+    ("急急急 体育馆女更衣室的淋浴头掉下来了", True),
+    ("急 体育馆男更衣室的门关不上了", True),
+    ("体育馆篮球场那几盏灯一闪一闪的 学生很着急", False),  # 着急 describes people, it is no urgency word
+])
+def test_urgency_words_at_the_start(school, rt, text, urgent):
+    assert "已报修" in school.say("赵磊", text)
+    t = rows(rt, RepairTicket)[-1]
+    assert t.urgent is urgent and "急急" not in t.description and not t.description.startswith("急")

@@ -25,7 +25,7 @@ from storage.errors import UserError
 from storage.visitor_parse import USAGE, check_id_number, mask_id, mask_phone
 
 STAFF_ROLES = {"admin", "leader", "teacher", "head_teacher", "guard", "worker"}
-URGENT = re.compile(r"紧急|加急|特急|急+[!！]*$|急[!！]|赶紧|赶快|尽快|马上来|快来|十万火急|危险|头晕|冒烟|着火|焦糊|煤气味|漏电|打火")
+URGENT = re.compile(r"紧急|加急|特急|(?<![着焦心])急+[!！]*$|急[!！]|急{2,}|^急[\s,，]|赶紧|赶快|尽快|马上来|快来|十万火急|危险|头晕|冒烟|着火|焦糊|煤气味|漏电|打火")
 THANKS = re.compile(r"^(?:谢谢|多谢|感谢|辛苦|麻烦了|好的|好滴|好嘞|好|嗯|哦|ok|OK|收到|知道了|明白|了解|行|可以|没问题|是的|对|"
                     r"哈+|呵+|嘿+|早|早上好|上午好|下午好|晚上好|你好|您好|在吗|在不在|老师在吗|测试|测试一下|test|不用了|算了|"
                     r"拜拜|再见|晚安|辛苦了|辛苦啦|大家辛苦了|谢谢老师|谢谢师傅)")
@@ -933,7 +933,7 @@ class Understander:
         text = re.sub(r"^(?:帮我|麻烦|请)?(?:报个修|报修|报休|报一下修)[\s,，:：]*", "", s)
         text = re.sub(r"^(?:哦不对|不对)", "", text)
         urgent = bool(URGENT.search(text))
-        text = re.sub(r"(?:紧急|加急|特急)[!！]*|[!！]+|急$|赶紧来人|赶快来人", " ", text).strip()
+        text = re.sub(r"(?:紧急|加急|特急)[!！]*|[!！]+|急{2,}|^急(?=[\s,，])|(?<![着焦心])急$|赶紧来人|赶快来人", " ", text).strip()
         mine = people.classes_headed_by(self.ctx.session, self.me.id) if self.has("head_teacher") else []
         where = find_place(self.lex, text, self.ctx.options.default_building or "教学楼",
                            mine[0].name if len(mine) == 1 else None)
