@@ -38,6 +38,7 @@ from storage import outbox as ob
 from storage import people
 from storage.db import Database
 from storage.repair import RepairTicket
+from tests.tcpproxy import TcpProxy
 from tests.support import sha1_sign, xml_of
 
 pytestmark = pytest.mark.slow
@@ -92,69 +93,6 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
-
-
-class TcpProxy:
-    """A loopback TCP relay to PostgreSQL that can be switched off (every connection cut, new ones refused)
-    and on again: the database "refusing connections" for this server only."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self._listener: socket.socket | None = None
-        self._conns: set[socket.socket] = set()
-        self._lock = threading.Lock()
-
-    def start(self) -> TcpProxy:
-        lsock = socket.socket()
-        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lsock.bind(("127.0.0.1", self.port))
-        lsock.listen(128)
-        self._listener = lsock
-        threading.Thread(target=self._accept, args=(lsock,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        lsock, self._listener = self._listener, None
-        if lsock is not None:
-            lsock.close()
-        with self._lock:
-            conns, self._conns = list(self._conns), set()
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            c.close()
-
-    def _accept(self, lsock: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = lsock.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=3)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 class Server:
@@ -567,7 +505,7 @@ def test_database_refusing_gets_503_then_every_message_once(school: School, fake
     fake.reset()
     redis_srv = RedisServer().start()
     host, port = PG_SERVER.rsplit("@", 1)[1].split(":")
-    proxy = TcpProxy((host, int(port))).start()
+    proxy = TcpProxy(host, int(port)).start()
     via_proxy = f"{PG_SERVER.rsplit('@', 1)[0]}@127.0.0.1:{proxy.port}/{school.url.rsplit('/', 1)[1]}"
     server = Server(server_env(via_proxy, redis_srv.url, fake), tmp_path / "e")
     openids = school.teachers(5)
