@@ -14,6 +14,7 @@ from handlers.base import Inbound
 from storage.clock import Clock, get_clock, set_clock
 from storage.db import Database
 from storage.kv import KV, make_kv
+from storage.whois import WhoIsWho
 
 log = logging.getLogger("houqin")
 
@@ -37,7 +38,8 @@ class Runtime:
             else None
         )
         self.options = settings.handler_options()
-        self.router = Router(self.db, self.kv, self.options)
+        self.whois = WhoIsWho(self.db)  # who sent a message, without a query while nobody changed
+        self.router = Router(self.db, self.kv, self.options, self.whois)
         self.wake_sender: Callable[[], None] = lambda: None  # replaced when the outbox sender starts
         self.inbox = Inbox(
             self._handle,
@@ -67,3 +69,4 @@ class Runtime:
                 except Exception:  # pragma: no cover - best effort at shutdown
                     log.exception("stopping %s", svc)
         self.inbox.close()
+        self.whois.close()

@@ -181,7 +181,22 @@ def candidates(word: str) -> list[Command]:
     return [c for c in COMMANDS if word in c.words]
 
 
+_help_cache: dict[tuple[object, ...], list[str]] = {}
+
+
 def help_lines(actor: Actor | None) -> list[str]:
+    """The help lines this person sees: they depend only on the roles (and the commands declared), so they
+    are built once per role set (帮助 is the most sent message)."""
+    key = (actor.roles if actor is not None else None, *map(id, COMMANDS))
+    lines = _help_cache.get(key)
+    if lines is None:
+        if len(_help_cache) > 256:
+            _help_cache.clear()
+        lines = _help_cache[key] = _help_lines(actor)
+    return list(lines)
+
+
+def _help_lines(actor: Actor | None) -> list[str]:
     seen: set[str] = set()
     lines = []
     for c in COMMANDS:
@@ -196,6 +211,14 @@ def help_lines(actor: Actor | None) -> list[str]:
 
 def record_prefixes(actor: Actor | None) -> list[str]:
     """The record prefixes (BX, QJ, TX …) of the commands this person may use, in declaration order."""
+    key = ("prefixes", actor.roles if actor is not None else None, *map(id, COMMANDS))
+    found = _help_cache.get(key)
+    if found is None:
+        found = _help_cache[key] = _record_prefixes(actor)
+    return list(found)
+
+
+def _record_prefixes(actor: Actor | None) -> list[str]:
     out: list[str] = []
     for c in COMMANDS:
         if c.record and not c.hidden and c.allows(actor) and c.record not in out:

@@ -21,6 +21,9 @@ import storage
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+USED = "db_used"  # session.info: this session's transaction has sent something to the database
+
+
 class DatabaseUnavailable(Exception):
     """The database cannot be reached: the webhook answers 503 so WeChat retries."""
 
@@ -120,6 +123,16 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def touched(session: Session) -> bool:
+    """Whether this transaction sent anything to the database, or holds changes that a flush would send."""
+    return bool(session.info.get(USED)) or bool(session.new or session.dirty or session.deleted)
+
+
+@event.listens_for(Session, "after_begin")
+def _mark_used(session: Session, _transaction: object, _connection: Connection) -> None:
+    session.info[USED] = True
 
 
 def alembic_config(url: str) -> Config:

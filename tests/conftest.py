@@ -141,7 +141,7 @@ def settings(database_url: str, fake_wechat: FakeWeChat) -> Settings:
 def rt(settings: Settings, clock: FrozenClock, kv, db: Database) -> Iterator[Runtime]:  # type: ignore[no-untyped-def]
     runtime = Runtime(settings, clock=clock, kv=kv, db=db)
     yield runtime
-    runtime.inbox.close()
+    runtime.close()
 
 
 @pytest.fixture

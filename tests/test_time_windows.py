@@ -120,7 +120,7 @@ def quick(settings, clock, kv, db) -> Iterator[tuple[Chat, Runtime]]:  # type: i
     rt = Runtime(settings.model_copy(update={"reply_timeout": DEADLINE}), clock=clock, kv=kv, db=db)
     with TestClient(create_app(runtime=rt, background=False), raise_server_exceptions=False) as c:
         yield Chat(Wx(c, settings), rt), rt
-    rt.inbox.close()
+    rt.close()
 
 
 def late_replies(rt: Runtime) -> list[tuple[str, bool, str | None]]:

@@ -247,7 +247,7 @@ def test_database_that_goes_down_mid_run_answers_503_and_comes_back(settings, cl
             assert back.status_code == 200 and "首次使用请发送「绑定 邀请码」" in wx.reply_text(back)
             assert "首次使用请发送「绑定 邀请码」" in wx.text("o_x", "帮助")
     finally:
-        rt.inbox.close()
+        rt.close()
         proxy.stop()
         db.dispose()
 

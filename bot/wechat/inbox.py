@@ -29,6 +29,7 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
+from sqlmodel import Session
 from bot.wechat.router import Finish, Handled
 from handlers.base import Inbound
 from storage import inbox as store
@@ -254,8 +255,13 @@ class Inbox:
         return reply
 
     def _finisher(self, key: str, inbound: Inbound, job: _Job) -> Finish:
-        def finish(session: Any, reply: str | None) -> None:
+        def finish(session: Session, reply: str | None, effect: bool) -> None:
             late = job.settle()
+            if not late and not effect:
+                # Nothing read or written, in the database or the KV store (e.g. `帮助` from a known sender):
+                # no effect to make happen once, so no record. The KV store's claim and reply answer WeChat's
+                # retries, and a run again after Redis forgot them says the same.
+                return
             now = self.now()
             store.finish(session, key, inbound.openid, reply, late=late, now=now)
             if late and reply:

@@ -20,12 +20,14 @@ from handlers import base, understand
 from handlers.base import Context, Inbound, Options
 from handlers.text import normalise, ref_prefix, split_command
 from storage.db import Database, DatabaseUnavailable
+from storage.db import touched as db_touched
 from storage.errors import NotFound, UserError
 from storage.inbox import AlreadyHandled
 from storage.kv import KV, Write
 from storage.outbox import queued
-from storage.people import sender_by_openid, touch_inbound
+from storage.people import touch_inbound
 from storage.redact import mask_numbers
+from storage.whois import WhoIsWho
 
 log = logging.getLogger("houqin.router")
 
@@ -39,7 +41,8 @@ UNBOUND_HINT = (
 SORRY = "抱歉，系统出了点问题，请稍后再试。如多次出现，请联系后勤管理员。"
 
 
-Finish = Callable[[Session, "str | None"], None]
+# finish(session, reply, effect): `effect` says whether the message changed anything (rows, KV state)
+Finish = Callable[[Session, "str | None", bool], None]
 
 
 @dataclass
@@ -73,27 +76,30 @@ def paginate(text: str, limit: int = MAX_REPLY) -> list[str]:
 
 
 class Router:
-    def __init__(self, db: Database, kv: KV, options: Options) -> None:
+    def __init__(self, db: Database, kv: KV, options: Options, whois: WhoIsWho | None = None) -> None:
         base.load_handlers()
         self.db = db
         self.kv = kv
+        self.whois = whois or WhoIsWho(db)
         self.options = options
         self.words = base.all_words()
 
     def handle(self, inbound: Inbound, now: datetime, finish: Finish | None = None) -> Handled:
         """Act on one message; returns the reply text (None: answer WeChat with `success`) and the KV writes to
-        make once it is settled. `finish(session, reply)` runs inside the message's transaction, after the
+        make once it is settled. `finish(session, reply, effect)` runs inside the message's transaction, after the
         handler (the inbox records the message there, so that its effect and that record commit together);
         a refusal or a crash rolls the handler back and is finished in a transaction of its own."""
         writes: list[Write] = []
         try:
             with self.db.session() as session:
-                reply = self._dispatch(session, inbound, now, writes)
+                reply, touched = self._dispatch(session, inbound, now, writes)
                 # SPEC 4: phone and ID numbers are masked in every chat reply, whatever the text came from
                 reply = self._page(inbound.openid, mask_numbers(reply), writes) if reply else reply
                 if finish is not None:
-                    finish(session, reply)
+                    finish(session, reply, bool(writes) or db_touched(session))
                 pushed = queued(session)
+            if touched:
+                self.whois.wrote(inbound.openid, now)  # committed: the next 5 minutes' messages skip the write
             return Handled(reply, writes, pushed)
         except UserError as exc:
             reply = exc.message
@@ -110,22 +116,32 @@ class Router:
         pushed = False
         if finish is not None:
             with self.db.session() as session:
-                finish(session, reply)
+                finish(session, reply, True)
                 pushed = queued(session)
         return Handled(reply, writes, pushed)
 
     # --- internals ---
-    def _context(self, session: Session, inbound: Inbound, now: datetime, writes: list[Write]) -> Context:
-        actor, last_inbound = sender_by_openid(session, inbound.openid)  # one query, always fresh
+    def _context(self, session: Session, inbound: Inbound, now: datetime,
+                 writes: list[Write]) -> tuple[Context, bool]:
+        """The message's context, and whether the sender's last_inbound_at was written."""
+        # Fresh for every message: from the per-process who-is-who while the people version is unchanged
+        # (storage/whois.py), else one query.
+        actor, last_inbound = self.whois.sender(session, inbound.openid)
+        touched = False
         if actor is not None and (inbound.type != "event" or inbound.extra.get("event") != "unsubscribe"):
-            touch_inbound(session, actor.id, now, last_inbound)
+            touched = touch_inbound(session, actor.id, now, last_inbound)
         ctx = Context(session=session, kv=self.kv, actor=actor, inbound=inbound, now=now, options=self.options,
                       writes=writes)
         ctx.run = lambda text: self.run_command(ctx, text)
-        return ctx
+        return ctx, touched
 
-    def _dispatch(self, session: Session, inbound: Inbound, now: datetime, writes: list[Write]) -> str | None:
-        ctx = self._context(session, inbound, now, writes)
+    def _dispatch(self, session: Session, inbound: Inbound, now: datetime,
+                  writes: list[Write]) -> tuple[str | None, bool]:
+        ctx, touched = self._context(session, inbound, now, writes)
+        return self._reply(ctx), touched
+
+    def _reply(self, ctx: Context) -> str | None:
+        inbound = ctx.inbound
         if inbound.type == "event":
             handler = base.EVENTS.get(str(inbound.extra.get("event", "")))
             return handler(ctx) if handler else None

@@ -1,0 +1,84 @@
+"""The per-process who-is-who (storage/whois.py): no sender query while nobody changed, and every change —
+through our code or around it (raw SQL, as an admin with psql would) — seen at the very next message."""
+
+from __future__ import annotations
+
+from sqlalchemy import event, text
+
+from bot.runtime import Runtime
+from storage import people
+
+
+def _queries(rt: Runtime) -> list[str]:
+    seen: list[str] = []
+    event.listen(rt.db.engine, "before_cursor_execute", lambda _c, _cur, stmt, *_a: seen.append(stmt))
+    return seen
+
+
+def test_a_known_sender_costs_no_query_and_no_transaction(chat, rt):  # type: ignore[no-untyped-def]
+    chat.person("王老师", "teacher")
+    assert "报修" in chat.say("王老师", "帮助")  # read once …
+    seen = _queries(rt)
+    assert "报修" in chat.say("王老师", "帮助")  # … then known: nothing sent to the pooled connections
+    assert seen == []
+    assert "BX1" in chat.say("王老师", "报修 教学楼301 灯不亮")  # a command with an effect still records it
+    assert any("inbound_message" in s for s in seen)
+
+
+def test_role_changes_made_with_raw_sql_apply_at_the_next_message(chat, rt):  # type: ignore[no-untyped-def]
+    chat.person("王老师", "teacher")
+    assert "BX1" in chat.say("王老师", "报修 教学楼301 灯不亮")
+    assert "无权限" in chat.say("王老师", "待派单")
+    before = rt.whois.version()
+    with rt.db.engine.begin() as conn:  # around our code: no ORM, no hook of ours
+        conn.execute(text("INSERT INTO personrole (person_id, role) SELECT id, 'admin' FROM person"))
+    assert rt.whois.version() != before
+    assert "BX1" in chat.say("王老师", "待派单")
+    with rt.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM personrole WHERE role = 'admin'"))
+    assert "无权限" in chat.say("王老师", "待派单")
+    with rt.db.engine.begin() as conn:
+        conn.execute(text("UPDATE person SET active = false"))
+    assert "还没有绑定身份" in chat.say("王老师", "我的报修")
+
+
+def test_a_rename_and_a_rebind_are_seen_at_once(chat, rt):  # type: ignore[no-untyped-def]
+    openid = chat.person("王老师", "teacher")
+    chat.say("王老师", "帮助")
+    with rt.db.session() as s:
+        p = people.person_by_ref(s, "王老师")
+        p.name = "王丽"
+        s.add(p)
+    assert "王丽" in chat.say("王老师", "报修 教学楼301 灯不亮") or "BX1" in chat.say("王老师", "我的报修")
+    with rt.db.session() as s:
+        p = people.person_by_ref(s, "王丽")
+        p.openid = None
+        s.add(p)
+    assert "还没有绑定身份" in chat.wx.text(openid, "我的报修")
+
+
+def test_last_inbound_is_written_at_most_every_five_minutes_and_the_cache_follows(chat, rt, clock):  # type: ignore[no-untyped-def]
+    chat.person("王老师", "teacher")
+    clock.advance(minutes=10)
+    chat.say("王老师", "帮助")
+    with rt.db.session() as s:
+        assert people.person_by_ref(s, "王老师").last_inbound_at == clock.now()
+    seen = _queries(rt)
+    clock.advance(minutes=1)
+    chat.say("王老师", "帮助")  # within five minutes: no write
+    assert seen == []
+    clock.advance(minutes=5)
+    chat.say("王老师", "帮助")
+    assert any(s.lstrip().upper().startswith("UPDATE PERSON") for s in seen)
+    with rt.db.session() as s:
+        assert people.person_by_ref(s, "王老师").last_inbound_at == clock.now()
+
+
+def test_without_the_version_row_every_message_reads_the_person(chat, rt):  # type: ignore[no-untyped-def]
+    chat.person("王老师", "teacher")
+    with rt.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM people_version"))
+    assert rt.whois.version() is None
+    seen = _queries(rt)
+    assert "报修" in chat.say("王老师", "帮助")
+    assert any("FROM person" in s for s in seen)
