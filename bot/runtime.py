@@ -30,6 +30,7 @@ class Runtime:
             set_clock(Clock(settings.timezone))
         self.clock = get_clock()
         self.db = db or Database(settings.database_url)
+        self._own_kv = kv is None
         self.kv = kv or make_kv(settings.redis_url)
         self.clock.on_jump(self.kv.elapse)  # a test's frozen clock moves the KV store's expiries too
         self.cipher = (
@@ -70,3 +71,6 @@ class Runtime:
                     log.exception("stopping %s", svc)
         self.inbox.close()
         self.whois.close()
+        close_kv = getattr(self.kv, "close", None)
+        if self._own_kv and close_kv is not None:
+            close_kv()

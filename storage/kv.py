@@ -133,6 +133,38 @@ class RedisKV:
             url, decode_responses=True, socket_timeout=0.5, socket_connect_timeout=0.5
         )
         self._delete_if = self.client.register_script(_DELETE_IF)
+        # The hot path's round trips (a message's claim, its reply) go over a connection of the calling thread's
+        # own: redis-py's pipeline and pool cost about as much CPU as the round trip itself (bench/cpu.py).
+        self._local = threading.local()
+        self._own: list[redis.Connection] = []
+        self._own_lock = threading.Lock()
+
+    def _roundtrip(self, commands: list[tuple[str | int, ...]]) -> list[object]:
+        """Send several commands at once and read their replies (what a non-transactional pipeline does)."""
+        conn: redis.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.client.connection_pool.make_connection()  # type: ignore[assignment]
+            assert conn is not None
+            self._local.conn = conn
+            with self._own_lock:
+                self._own.append(conn)
+        try:
+            conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            return [conn.read_response() for _ in commands]
+        except BaseException:
+            conn.disconnect()  # replies may be left unread: never reuse it
+            self._local.conn = None
+            with self._own_lock:
+                if conn in self._own:
+                    self._own.remove(conn)
+            raise
+
+    def close(self) -> None:
+        with self._own_lock:
+            own, self._own = self._own, []
+        for conn in own:
+            conn.disconnect()
+        self.client.close()
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -142,10 +174,14 @@ class RedisKV:
         return None if ttl is None else max(1, int(ttl * 1000))
 
     def get(self, key: str) -> str | None:
-        return self.client.get(self._k(key))  # type: ignore[return-value]
+        return self._roundtrip([("GET", self._k(key))])[0]  # type: ignore[return-value]
 
     def set(self, key: str, value: str, ttl: float | None = None) -> None:
         self.client.set(self._k(key), value, px=self._ms(ttl))
+
+    def _set(self, key: str, value: str, ttl: float | None, *flags: str) -> tuple[str | int, ...]:
+        ms = self._ms(ttl)
+        return ("SET", self._k(key), value, *(("PX", ms) if ms is not None else ()), *flags)
 
     def set_nx(self, key: str, value: str, ttl: float | None = None) -> bool:
         return bool(self.client.set(self._k(key), value, px=self._ms(ttl), nx=True))
@@ -168,24 +204,15 @@ class RedisKV:
     def set_nx_get(self, key: str, value: str, ttl: float | None, reads: list[str]) -> tuple[bool, dict[str, str | None]]:
         """set_nx, and the values of `reads`, in one round trip (a pipeline): the message claim and the
         sender's dialog state arrive together."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.set(self._k(key), value, px=self._ms(ttl), nx=True)
-        for k in reads:
-            pipe.get(self._k(k))
-        got, *values = pipe.execute()
-        return bool(got), dict(zip(reads, values, strict=True))
+        got, *values = self._roundtrip([self._set(key, value, ttl, "NX"), *(("GET", self._k(k)) for k in reads)])
+        return bool(got), dict(zip(reads, values, strict=True))  # type: ignore[arg-type]
 
     def batch(self, writes: list[Write]) -> None:
         """Several sets (value) and deletes (None), in order, in one round trip."""
         if not writes:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for key, value, ttl in writes:
-            if value is None:
-                pipe.delete(self._k(key))
-            else:
-                pipe.set(self._k(key), value, px=self._ms(ttl))
-        pipe.execute()
+        self._roundtrip([("DEL", self._k(key)) if value is None else self._set(key, value, ttl)
+                         for key, value, ttl in writes])
 
     def elapse(self, seconds: float) -> None:
         """The clock jumped by `seconds` (tests only: storage.clock.FrozenClock.on_jump). Redis keeps its own
@@ -285,6 +312,9 @@ class ResilientKV:
     def flush(self) -> None:
         self.fallback.flush()
         self.primary.flush()
+
+    def close(self) -> None:
+        self.primary.close()
 
 
 def make_kv(redis_url: str | None) -> KV:
