@@ -187,7 +187,8 @@ def measure(path: str, pid: int, port: int, make: Callable[[], bytes], n: int, c
     if profile is not None:
         out = profile / (path.replace(" ", "_").replace("`", "") + ".txt")
         exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        spy = subprocess.Popen([exe, "record", "--pid", str(pid), "--native", "--format", "raw",
+        mode = os.environ.get("BENCH_PYSPY_MODE", "--native").split()  # e.g. "--gil": only the GIL's holder
+        spy = subprocess.Popen([exe, "record", "--pid", str(pid), *mode, "--format", "raw",
                                 "--rate", "250", "-o", str(out)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
         time.sleep(1.0)

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.config import Settings, simulator_enabled
@@ -76,9 +75,7 @@ class App(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/wechat":
-            scope["app"] = self
-            response = await webhook_receive(Request(scope, receive))
-            await response(scope, receive, send)
+            await webhook_receive(self.state.runtime, scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -22,9 +23,10 @@ _RESTORE = {v: k for k, v in _PLACEHOLDER.items()}
 _TIME_COLON = re.compile(r"(?<=\d)：(?=\d)")
 
 
+@functools.lru_cache(maxsize=1024)
 def normalise(text: str) -> str:
     """Full-width digits, letters, spaces and punctuation → half-width; zero-width characters removed; trim
-    space and a trailing 。."""
+    space and a trailing 。. (Cached: a message's text is normalised at several steps of its routing.)"""
     s = unicodedata.normalize("NFKC", ZERO_WIDTH.sub("", text or ""))
     s = s.strip()
     while s.endswith("。") or s.endswith("."):

@@ -84,7 +84,8 @@ class Database:
             raise DatabaseUnavailable(str(exc)) from exc
         try:
             yield session
-            session.commit()
+            if touched(session):  # (a transaction that never reached the database has nothing to commit)
+                session.commit()
         except OperationalError as exc:
             session.rollback()
             if _is_connection_error(exc):

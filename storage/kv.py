@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
+import hiredis
 import redis
 
 log = logging.getLogger("houqin.kv")
@@ -149,7 +150,7 @@ class RedisKV:
             with self._own_lock:
                 self._own.append(conn)
         try:
-            conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            conn.send_packed_command([b"".join(map(hiredis.pack_command, commands))], check_health=False)
             return [conn.read_response() for _ in commands]
         except BaseException:
             conn.disconnect()  # replies may be left unread: never reuse it
