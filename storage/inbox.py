@@ -23,6 +23,8 @@ from sqlalchemy import Boolean, DateTime, Index, Text, bindparam, delete, text, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
+from storage.fastsql import Hot
+
 PENDING, DONE = "pending", "done"
 MAX_KEY = 128
 KEEP_DONE = timedelta(days=1)
@@ -74,13 +76,13 @@ def _insert(session: Session) -> Any:
 
 # INSERT … ON CONFLICT … DO UPDATE … WHERE … RETURNING, the same on PostgreSQL and SQLite (3.35+). Written out:
 # SQLAlchemy's on_conflict_do_update construct cannot be cached, and compiling it was 11 % of a `帮助`'s CPU.
-_FINISH = text(
+_FINISH = Hot(text(
     "INSERT INTO inbound_message (msg_key, openid, state, reply, late, attempts, received_at, done_at) "
     "VALUES (:k, :o, 'done', :r, :l, 0, :t, :t) "
     "ON CONFLICT (msg_key) DO UPDATE SET state = 'done', reply = excluded.reply, late = excluded.late, "
     "done_at = excluded.done_at, payload = NULL, claimed_until = NULL "
     "WHERE inbound_message.state = 'pending' RETURNING id"
-).bindparams(bindparam("l", type_=Boolean()), bindparam("t", type_=DateTime()))
+).bindparams(bindparam("l", type_=Boolean()), bindparam("t", type_=DateTime())))
 
 
 def finish(session: Session, key: str, openid: str, reply: str | None, *, late: bool, now: datetime) -> None:
@@ -88,8 +90,8 @@ def finish(session: Session, key: str, openid: str, reply: str | None, *, late: 
     done). Raises AlreadyHandled if it was done before: the caller rolls back, so the effect happens once."""
     key = normal_key(key)
     session.flush()  # what the session holds goes first; then Core, on the session's transaction
-    row = session.connection().execute(_FINISH, {"k": key, "o": openid[:64], "r": reply, "l": late, "t": now}).first()
-    if row is None:
+    rows = _FINISH.run(session, {"k": key, "o": openid[:64], "r": reply, "l": late, "t": now})
+    if not rows:
         stored = lookup(session, key)
         assert stored is not None
         raise AlreadyHandled(stored)

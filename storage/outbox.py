@@ -15,6 +15,7 @@ from sqlalchemy import Index, Text, insert
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from storage.errors import NotFound, UserError
+from storage.fastsql import Hot
 
 PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
 # Not a message: the sender tags the person for their role's custom menu (data: {"menu_role": role or null}).
@@ -75,7 +76,7 @@ def enqueue(
     return row
 
 
-_INSERT = insert(OutboxMessage.__table__)  # type: ignore[attr-defined]  # built once, so compiled once per process
+_INSERT = Hot(insert(OutboxMessage.__table__))  # type: ignore[attr-defined]  # built once, compiled once per process
 
 
 def notify(
@@ -122,7 +123,7 @@ def enqueue_many(
     # `enqueue` keep their order and a person added in this transaction exists for the foreign key.
     session.flush()
     # Several rows: an executemany (compiled once; one round trip in psycopg's pipeline).
-    session.connection().execute(_INSERT, rows[0] if len(rows) == 1 else rows)
+    _INSERT.run(session, rows[0] if len(rows) == 1 else rows)
     mark_queued(session)
     return len(rows)
 

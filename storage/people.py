@@ -13,6 +13,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage import clock, outbox
 from storage.errors import NotFound, UserError
+from storage.fastsql import Hot
 from storage.kv import KV
 
 ROLES: dict[str, str] = {
@@ -397,7 +398,7 @@ def import_students(session: Session, rows: list[list[str]]) -> tuple[int, list[
     return imported, errors
 
 
-_SENDER_QUERY = (
+_SENDER_QUERY = Hot(
     sa_select(col(Person.id), col(Person.name), col(Person.active), col(Person.last_inbound_at), col(PersonRole.role))
     .outerjoin(PersonRole, col(PersonRole.person_id) == col(Person.id))
     .where(col(Person.openid) == bindparam("openid"))
@@ -406,12 +407,11 @@ _SENDER_QUERY = (
 
 def sender_by_openid(session: Session, openid: str) -> tuple[Actor | None, datetime | None]:
     """Who sent a message, with their roles and when they last wrote: one plain query (the hot path)."""
-    rows = session.connection().execute(_SENDER_QUERY, {"openid": openid}).all()  # Core: no ORM machinery
-    if not rows or not rows[0].active:
+    rows = _SENDER_QUERY.run(session, {"openid": openid})  # (id, name, active, last_inbound_at, role) …
+    if not rows or not rows[0][2]:
         return None, None
-    first = rows[0]
-    roles = frozenset(r.role for r in rows if r.role)
-    return Actor(first.id, first.name, openid, roles), first.last_inbound_at
+    pid, name, _active, last_inbound_at, _role = rows[0]
+    return Actor(pid, name, openid, frozenset(r[4] for r in rows if r[4])), last_inbound_at
 
 
 # --- revoking access (SPEC 1): the one place that deactivates people and changes roles ----------------------

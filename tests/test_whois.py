@@ -4,9 +4,11 @@ through our code or around it (raw SQL, as an admin with psql would) — seen at
 from __future__ import annotations
 
 from sqlalchemy import event, text
+from sqlmodel import select
 
 from bot.runtime import Runtime
-from storage import people
+from storage import people, whois
+from storage.inbox import InboundMessage
 
 
 def _queries(rt: Runtime) -> list[str]:
@@ -15,14 +17,35 @@ def _queries(rt: Runtime) -> list[str]:
     return seen
 
 
-def test_a_known_sender_costs_no_query_and_no_transaction(chat, rt):  # type: ignore[no-untyped-def]
-    chat.person("王老师", "teacher")
+def _lookups(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """The sender queries made (a spy: the real query still runs)."""
+    calls: list[str] = []
+    real = whois.sender_by_openid
+
+    def spy(session, openid):  # type: ignore[no-untyped-def]
+        calls.append(openid)
+        return real(session, openid)
+
+    monkeypatch.setattr(whois, "sender_by_openid", spy)
+    return calls
+
+
+def _recorded(rt: Runtime) -> int:
+    with rt.db.session() as s:
+        return len(s.exec(select(InboundMessage)).all())
+
+
+def test_a_known_sender_costs_no_query_and_no_record(chat, rt, monkeypatch):  # type: ignore[no-untyped-def]
+    lookups = _lookups(monkeypatch)
+    openid = chat.person("王老师", "teacher")
     assert "报修" in chat.say("王老师", "帮助")  # read once …
+    before = _recorded(rt)
     seen = _queries(rt)
     assert "报修" in chat.say("王老师", "帮助")  # … then known: nothing sent to the pooled connections
-    assert seen == []
-    assert "BX1" in chat.say("王老师", "报修 教学楼301 灯不亮")  # a command with an effect still records it
-    assert any("inbound_message" in s for s in seen)
+    assert seen == [] and lookups == [openid]
+    assert _recorded(rt) == before  # nothing happened: nothing to record once
+    assert "BX1" in chat.say("王老师", "报修 教学楼301 灯不亮")  # a command with an effect is recorded
+    assert _recorded(rt) == before + 1 and lookups == [openid]
 
 
 def test_role_changes_made_with_raw_sql_apply_at_the_next_message(chat, rt):  # type: ignore[no-untyped-def]
@@ -74,11 +97,12 @@ def test_last_inbound_is_written_at_most_every_five_minutes_and_the_cache_follow
         assert people.person_by_ref(s, "王老师").last_inbound_at == clock.now()
 
 
-def test_without_the_version_row_every_message_reads_the_person(chat, rt):  # type: ignore[no-untyped-def]
-    chat.person("王老师", "teacher")
+def test_without_the_version_row_every_message_reads_the_person(chat, rt, monkeypatch):  # type: ignore[no-untyped-def]
+    openid = chat.person("王老师", "teacher")
     with rt.db.engine.begin() as conn:
         conn.execute(text("DELETE FROM people_version"))
     assert rt.whois.version() is None
-    seen = _queries(rt)
+    lookups = _lookups(monkeypatch)
     assert "报修" in chat.say("王老师", "帮助")
-    assert any("FROM person" in s for s in seen)
+    assert "报修" in chat.say("王老师", "帮助")
+    assert lookups == [openid, openid]
