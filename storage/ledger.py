@@ -7,23 +7,33 @@ so what you see filtered on screen is what you download. Times are naive school-
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from typing import Any, Generic, TypeVar
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, inspect, or_
+from sqlalchemy import func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage import outbox as ob
 from storage.duty import DutyRota, on_day
 from storage.errors import NotFound, UserError
-from storage.kernel import Ref, parse_day
 from storage.leave import PENDING, LeaveSlip, status_text
+from storage.listing import (
+    EXPORT_LIMIT,
+    Filters,
+    Page,
+    Sheet,
+    has_table,
+    in_range,
+    paged,
+    ref_or_text,
+    xl_time,
+    yes_no,
+)
 from storage.people import (
     ROLES,
     Actor,
@@ -39,120 +49,8 @@ from storage.people import (
 from storage.reminder import STATE_ZH, Reminder, ReminderOccurrence, ReminderReceipt, describe_when
 from storage.repair import OPEN, STATES, RepairPhoto, RepairTicket
 from storage.repair_categories import KEYWORDS, OTHER
-from storage.redact import redact
 from storage.schoolcal import WEEKDAY_NAMES
 from storage.visitor import IdRevealLog, VisitorBlacklist, VisitorEntry, keyed_hash, on_campus
-
-T = TypeVar("T")
-PER_PAGE = 50
-EXPORT_LIMIT = 100_000  # one sheet; far beyond a school's year of any ledger
-
-
-# --- shared pieces -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Filters:
-    """What a list or an export is narrowed to. `end` is inclusive (a whole day)."""
-
-    q: str = ""
-    start: date | None = None
-    end: date | None = None
-    state: str = ""
-    kind: str = ""
-    flag: str = ""  # a ledger-specific switch: 紧急, 在校, 黑名单 …
-
-    def bounds(self) -> tuple[datetime | None, datetime | None]:
-        lo = datetime.combine(self.start, time()) if self.start else None
-        hi = datetime.combine(self.end + timedelta(days=1), time()) if self.end else None
-        return lo, hi
-
-    @property
-    def like(self) -> str | None:
-        q = self.q.strip()
-        if not q:
-            return None
-        return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-@dataclass
-class Page(Generic[T]):
-    items: list[T]
-    total: int
-    page: int
-    per_page: int = PER_PAGE
-
-    @property
-    def pages(self) -> int:
-        return max(1, (self.total + self.per_page - 1) // self.per_page)
-
-
-def parse_date(text: str | None) -> date | None:
-    """`2026-12-01` (what <input type=date> sends), also `2026/12/1`; empty → None; else a Chinese error."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        day = parse_day(text)
-    except ValueError:
-        raise UserError(f"日期格式不对：{text[:30]}（例如 2026-12-01）") from None
-    if not 1900 <= day.year <= 2999:  # 9999-12-31 would overflow the day after it
-        raise UserError(f"日期超出范围：{text[:30]}（例如 2026-12-01）")
-    return day
-
-
-def _ref_or_text(f: Filters, prefix: str, id_column: Any, *columns: Any) -> list[Any]:
-    """A ledger's search box: the text in any of `columns`, or the record's own number (`BX12` or `12`)."""
-    conds: list[Any] = [col(c).ilike(f.like, escape="\\") for c in columns]
-    n = Ref.search(f.q, prefix)
-    if n is not None:
-        conds.append(col(id_column) == n)
-    return conds
-
-
-def _in_range(column: Any, f: Filters) -> list[Any]:
-    lo, hi = f.bounds()
-    conds = []
-    if lo is not None:
-        conds.append(column >= lo)
-    if hi is not None:
-        conds.append(column < hi)
-    return conds
-
-
-def _paged(session: Session, stmt: Any, page: int, per_page: int = PER_PAGE) -> tuple[list[Any], int]:
-    total = session.exec(select(func.count()).select_from(stmt.order_by(None).subquery())).one()
-    page = max(1, page)
-    rows = session.exec(stmt.offset((page - 1) * per_page).limit(per_page)).all()
-    return list(rows), int(total)
-
-
-_present: set[tuple[int, str]] = set()
-
-
-def has_table(session: Session, name: str) -> bool:
-    """Whether a domain's table exists yet (its migration may not have run): the console then says so."""
-    bind = session.get_bind()
-    key = (id(bind), name)
-    if key in _present:
-        return True
-    if inspect(session.connection()).has_table(name):
-        _present.add(key)
-        return True
-    return False
-
-
-def fmt_dt(value: datetime | None) -> str:
-    return f"{value:%Y-%m-%d %H:%M}" if value else ""
-
-
-def _xl(value: datetime | None) -> datetime | str:
-    """A time for an export: a real Excel date cell (to_xlsx gives it a number format), blank when unset."""
-    return value.replace(second=0, microsecond=0) if value else ""
-
-
-XL_DATETIME = "yyyy-mm-dd hh:mm"
-XL_DATE = "yyyy-mm-dd"
 
 
 # --- repairs -----------------------------------------------------------------------------------------------
@@ -181,14 +79,14 @@ def _repair_stmt(f: Filters) -> Any:
     if f.flag == "urgent":
         stmt = stmt.where(RepairTicket.urgent == True)
     if f.like:
-        stmt = stmt.where(or_(*_ref_or_text(f, "BX", RepairTicket.id, RepairTicket.place, RepairTicket.description,
+        stmt = stmt.where(or_(*ref_or_text(f, "BX", RepairTicket.id, RepairTicket.place, RepairTicket.description,
                                              reporter.name, assignee.name)))
-    stmt = stmt.where(*_in_range(col(RepairTicket.created_at), f))
+    stmt = stmt.where(*in_range(col(RepairTicket.created_at), f))
     return stmt.order_by(col(RepairTicket.id).desc())
 
 
 def repairs(session: Session, f: Filters, page: int = 1) -> Page[RepairRow]:
-    rows, total = _paged(session, _repair_stmt(f), page)
+    rows, total = paged(session, _repair_stmt(f), page)
     return Page([RepairRow(t, r or "", a or "") for t, r, a in rows], total, max(1, page))
 
 
@@ -217,18 +115,18 @@ def _visitor_stmt(f: Filters, secret_key: str | None = None) -> Any:
     elif f.flag == "blacklist":
         stmt = stmt.where(VisitorEntry.blacklisted == True)
     if f.like:
-        conds = _ref_or_text(f, "FK", VisitorEntry.id, VisitorEntry.name, VisitorEntry.host_name, VisitorEntry.purpose,
+        conds = ref_or_text(f, "FK", VisitorEntry.id, VisitorEntry.name, VisitorEntry.host_name, VisitorEntry.purpose,
                              VisitorEntry.plate)
         digits = re.sub(r"\D", "", f.q)
         if secret_key and len(digits) == 11:  # a full phone number: matched through its keyed hash, never stored
             conds.append(col(VisitorEntry.phone_hash) == keyed_hash(secret_key, digits))
         stmt = stmt.where(or_(*conds))
-    stmt = stmt.where(*_in_range(col(VisitorEntry.checked_in_at), f))
+    stmt = stmt.where(*in_range(col(VisitorEntry.checked_in_at), f))
     return stmt.order_by(col(VisitorEntry.id).desc())
 
 
 def visitors(session: Session, f: Filters, page: int = 1, secret_key: str | None = None) -> Page[VisitorRow]:
-    rows, total = _paged(session, _visitor_stmt(f, secret_key), page)
+    rows, total = paged(session, _visitor_stmt(f, secret_key), page)
     return Page([VisitorRow(e, g or "") for e, g in rows], total, max(1, page))
 
 
@@ -274,14 +172,14 @@ def _leave_stmt(f: Filters) -> Any:
     if f.kind:
         stmt = stmt.where(SchoolClass.name == f.kind)
     if f.like:
-        stmt = stmt.where(or_(*_ref_or_text(f, "QJ", LeaveSlip.id, Student.name, Student.student_no, SchoolClass.name,
+        stmt = stmt.where(or_(*ref_or_text(f, "QJ", LeaveSlip.id, Student.name, Student.student_no, SchoolClass.name,
                                              LeaveSlip.reason, requester.name)))
-    stmt = stmt.where(*_in_range(col(LeaveSlip.starts_at), f))
+    stmt = stmt.where(*in_range(col(LeaveSlip.starts_at), f))
     return stmt.order_by(col(LeaveSlip.id).desc())
 
 
 def leave_slips(session: Session, f: Filters, page: int = 1) -> Page[LeaveRow]:
-    rows, total = _paged(session, _leave_stmt(f), page)
+    rows, total = paged(session, _leave_stmt(f), page)
     return Page([LeaveRow(s, n or "", no or "", k or "", r or "", d or "") for s, n, no, k, r, d in rows], total,
                 max(1, page))
 
@@ -327,8 +225,8 @@ def _reminder_stmt(f: Filters) -> Any:
     if f.kind:
         stmt = stmt.where(Reminder.source == f.kind)
     if f.like:
-        stmt = stmt.where(or_(*_ref_or_text(f, "TX", Reminder.id, Reminder.text, Reminder.target_label, creator.name)))
-    stmt = stmt.where(*_in_range(col(Reminder.first_due_at), f))
+        stmt = stmt.where(or_(*ref_or_text(f, "TX", Reminder.id, Reminder.text, Reminder.target_label, creator.name)))
+    stmt = stmt.where(*in_range(col(Reminder.first_due_at), f))
     return stmt.order_by(col(Reminder.id).desc())
 
 
@@ -337,7 +235,7 @@ def _reminder_row(r: Any, creator: str | None) -> ReminderRow:
 
 
 def reminders(session: Session, f: Filters, page: int = 1) -> Page[ReminderRow]:
-    rows, total = _paged(session, _reminder_stmt(f), page)
+    rows, total = paged(session, _reminder_stmt(f), page)
     return Page([_reminder_row(r, c) for r, c in rows], total, max(1, page))
 
 
@@ -399,7 +297,7 @@ class DeliveryRow:
 def _delivery_rows(session: Session, f: Filters) -> list[DeliveryRow]:
     stmt = (select(ReminderOccurrence, Reminder)
             .join(Reminder, col(Reminder.id) == col(ReminderOccurrence.reminder_id))
-            .where(*_in_range(col(ReminderOccurrence.due_at), f))
+            .where(*in_range(col(ReminderOccurrence.due_at), f))
             .order_by(col(ReminderOccurrence.due_at), col(ReminderOccurrence.id)).limit(EXPORT_LIMIT))
     if f.like:
         stmt = stmt.where(col(Reminder.text).ilike(f.like, escape="\\"))
@@ -560,12 +458,12 @@ def _outbox_stmt(f: Filters) -> Any:
         stmt = stmt.where(or_(col(ob.OutboxMessage.text).ilike(f.like, escape="\\"),
                               col(Person.name).ilike(f.like, escape="\\"),
                               col(ob.OutboxMessage.last_error).ilike(f.like, escape="\\")))
-    stmt = stmt.where(*_in_range(col(ob.OutboxMessage.created_at), f))
+    stmt = stmt.where(*in_range(col(ob.OutboxMessage.created_at), f))
     return stmt.order_by(col(ob.OutboxMessage.id).desc())
 
 
 def outbox_rows(session: Session, f: Filters, page: int = 1) -> Page[OutboxRow]:
-    rows, total = _paged(session, _outbox_stmt(f), page)
+    rows, total = paged(session, _outbox_stmt(f), page)
     return Page([OutboxRow(m, n or "") for m, n in rows], total, max(1, page))
 
 
@@ -626,7 +524,7 @@ def dashboard(session: Session, now: datetime) -> Dashboard:
         d.missing.append("访客")
     if has_table(session, "leaveslip"):
         stmt = _leave_stmt(Filters(state=PENDING)).where(col(LeaveSlip.ends_at) > now)
-        rows, total = _paged(session, stmt.order_by(None).order_by(col(LeaveSlip.starts_at)), 1, 8)
+        rows, total = paged(session, stmt.order_by(None).order_by(col(LeaveSlip.starts_at)), 1, 8)
         d.pending_leave = [LeaveRow(s, n or "", no or "", k or "", r or "", dd or "") for s, n, no, k, r, dd in rows]
         d.pending_leave_total = total
     else:
@@ -648,26 +546,14 @@ def dashboard(session: Session, now: datetime) -> Dashboard:
 # --- exports -----------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Sheet:
-    title: str
-    headers: list[str]
-    rows: list[list[Any]]
-    widths: list[int] = field(default_factory=list)
-
-
-def _yes(flag: bool | None) -> str:
-    return "是" if flag else "否"
-
-
 def export_repairs(session: Session, f: Filters, **_: Any) -> Sheet:
     rows = session.exec(_repair_stmt(f).order_by(None).order_by(col(RepairTicket.id)).limit(EXPORT_LIMIT)).all()
     ids = [t.id for t, _, _ in rows]
     photos = dict(session.exec(select(RepairPhoto.ticket_id, func.count()).where(col(RepairPhoto.ticket_id).in_(ids or [-1]))
                                .group_by(col(RepairPhoto.ticket_id))).all())
-    out = [[t.ref, _xl(t.created_at), rep or "", t.place, t.description, t.category, _yes(t.urgent), t.state,
-            asg or "", _xl(t.assigned_at), _xl(t.taken_at), _xl(t.finished_at), t.finish_note or "",
-            t.rating if t.rating is not None else "", t.rating_comment or "", _xl(t.cancelled_at),
+    out = [[t.ref, xl_time(t.created_at), rep or "", t.place, t.description, t.category, yes_no(t.urgent), t.state,
+            asg or "", xl_time(t.assigned_at), xl_time(t.taken_at), xl_time(t.finished_at), t.finish_note or "",
+            t.rating if t.rating is not None else "", t.rating_comment or "", xl_time(t.cancelled_at),
             int(photos.get(t.id, 0))] for t, rep, asg in rows]
     return Sheet("报修台账", ["编号", "报修时间", "报修人", "地点", "描述", "类别", "紧急", "状态", "维修工", "派单时间",
                           "接单时间", "完成时间", "维修说明", "评分", "评语", "取消时间", "照片数"], out,
@@ -678,8 +564,8 @@ def export_visitors(session: Session, f: Filters, secret_key: str | None = None,
     """Masked only: the export leaves the building, the full numbers never do."""
     rows = session.exec(_visitor_stmt(f, secret_key).order_by(None).order_by(col(VisitorEntry.id)).limit(EXPORT_LIMIT)).all()
     out = [[f"FK{e.id}", e.name, e.phone_masked, e.id_masked or "", e.party, e.plate or "", e.purpose,
-            e.host_name or "", guard or "", _xl(e.checked_in_at), _xl(e.checked_out_at),
-            _yes(e.blacklisted)] for e, guard in rows]
+            e.host_name or "", guard or "", xl_time(e.checked_in_at), xl_time(e.checked_out_at),
+            yes_no(e.blacklisted)] for e, guard in rows]
     return Sheet("访客台账", ["编号", "姓名", "手机（脱敏）", "身份证号（脱敏）", "人数", "车牌", "事由", "被访人", "登记门卫",
                           "入校时间", "离校时间", "黑名单"], out, [8, 10, 14, 22, 6, 10, 24, 10, 10, 17, 17, 7])
 
@@ -687,9 +573,9 @@ def export_visitors(session: Session, f: Filters, secret_key: str | None = None,
 def export_leave(session: Session, f: Filters, now: datetime | None = None, **_: Any) -> Sheet:
     rows = session.exec(_leave_stmt(f).order_by(None).order_by(col(LeaveSlip.id)).limit(EXPORT_LIMIT)).all()
     at = now or datetime.now()
-    out = [[f"QJ{s.id}", sname or "", sno or "", k or "", _xl(s.starts_at), _xl(s.ends_at), s.reason,
-            req or "", _xl(s.created_at), s.state, dec or "", _xl(s.decided_at), _yes(s.deputy),
-            s.reject_reason or "", _xl(s.exited_at), _xl(s.returned_at), _yes(s.expects_return),
+    out = [[f"QJ{s.id}", sname or "", sno or "", k or "", xl_time(s.starts_at), xl_time(s.ends_at), s.reason,
+            req or "", xl_time(s.created_at), s.state, dec or "", xl_time(s.decided_at), yes_no(s.deputy),
+            s.reject_reason or "", xl_time(s.exited_at), xl_time(s.returned_at), yes_no(s.expects_return),
             status_text(s, at)] for s, sname, sno, k, req, dec in rows]
     return Sheet("请假台账", ["编号", "学生", "学号", "班级", "开始时间", "结束时间", "事由", "申请人", "申请时间", "状态",
                           "审批人", "审批时间", "代批", "驳回理由", "出校时间", "返校时间", "需返校", "门岗状态"], out,
@@ -701,8 +587,8 @@ def export_reminders(session: Session, f: Filters, **_: Any) -> Sheet:
     out = []
     for d in _delivery_rows(session, f):
         r, occ = d.reminder, d.occurrence
-        out.append([f"TX{r.id}", r.text, _reminder_targets(r), _xl(occ.due_at), _xl(occ.fired_at),
-                    "已发送" if occ.status == "sent" else "错过（未发送）", occ.recipients, _yes(r.needs_receipt),
+        out.append([f"TX{r.id}", r.text, _reminder_targets(r), xl_time(occ.due_at), xl_time(occ.fired_at),
+                    "已发送" if occ.status == "sent" else "错过（未发送）", occ.recipients, yes_no(r.needs_receipt),
                     d.acked if r.needs_receipt else "", (d.receipts - d.acked) if r.needs_receipt else "",
                     d.missing if r.needs_receipt else "", STATE_ZH.get(r.state, r.state)])
     return Sheet("提醒发送台账", ["编号", "内容", "对象", "应提醒时间", "发送时间", "发送结果", "人数", "需回执", "已回执",
@@ -711,16 +597,16 @@ def export_reminders(session: Session, f: Filters, **_: Any) -> Sheet:
 
 def export_duty(session: Session, f: Filters, **_: Any) -> Sheet:
     out = [[r.day, "周" + WEEKDAY_NAMES[r.day.weekday()], name,
-            {"generate": "自动排班", "import": "导入", "swap": "换班"}.get(r.source, r.source), _xl(r.updated_at)]
+            {"generate": "自动排班", "import": "导入", "swap": "换班"}.get(r.source, r.source), xl_time(r.updated_at)]
            for r, name in duty_rota(session, f)]
     return Sheet("节假日行政值日", ["日期", "星期", "值班领导", "来源", "更新时间"], out, [12, 6, 12, 10, 17])
 
 
 def export_outbox(session: Session, f: Filters, **_: Any) -> Sheet:
     rows = session.exec(_outbox_stmt(f).order_by(None).order_by(col(ob.OutboxMessage.id)).limit(EXPORT_LIMIT)).all()
-    out = [[m.id, _xl(m.created_at), name or (m.openid or ""), OUTBOX_KINDS.get(m.kind, m.kind), m.text,
+    out = [[m.id, xl_time(m.created_at), name or (m.openid or ""), OUTBOX_KINDS.get(m.kind, m.kind), m.text,
             ob.STATES_ZH.get(m.state, m.state), m.channel or "", m.attempts, m.errcode if m.errcode is not None else "",
-            m.last_error or "", _xl(m.sent_at), m.delivery_status or ""] for m, name in rows]
+            m.last_error or "", xl_time(m.sent_at), m.delivery_status or ""] for m, name in rows]
     return Sheet("消息发送记录", ["编号", "创建时间", "接收人", "类型", "内容", "状态", "渠道", "尝试次数", "错误码", "错误信息",
                               "发送时间", "送达状态"], out, [7, 17, 10, 7, 40, 8, 9, 8, 8, 24, 17, 10])
 
@@ -728,15 +614,15 @@ def export_outbox(session: Session, f: Filters, **_: Any) -> Sheet:
 def export_people(session: Session, f: Filters, now: datetime | None = None, **_: Any) -> Sheet:
     at = now or datetime.now()
     out = [[p.person.id, p.person.name, p.roles_text, "、".join(p.classes), "、".join(p.children),
-            p.person.categories or "", p.bound_state, _xl(p.person.bound_at), p.invite_state,
-            _xl(p.invite.expires_at) if p.invite else "", _xl(p.person.created_at)]
+            p.person.categories or "", p.bound_state, xl_time(p.person.bound_at), p.invite_state,
+            xl_time(p.invite.expires_at) if p.invite else "", xl_time(p.person.created_at)]
            for p in people_list(session, Filters(q=f.q, kind=f.kind, state=f.state), at)]
     return Sheet("人员名册", ["编号", "姓名", "角色", "班主任班级", "子女", "维修类别", "绑定状态", "绑定时间", "邀请码状态",
                           "邀请码有效期至", "创建时间"], out, [6, 10, 18, 12, 16, 10, 10, 17, 10, 17, 17])
 
 
 def export_blacklist(session: Session, f: Filters, **_: Any) -> Sheet:
-    out = [[b.id, "手机" if b.kind == "phone" else "身份证", b.value_masked, b.reason, b.created_by, _xl(b.created_at)]
+    out = [[b.id, "手机" if b.kind == "phone" else "身份证", b.value_masked, b.reason, b.created_by, xl_time(b.created_at)]
            for b in blacklist(session, Filters(q=f.q))]
     return Sheet("访客黑名单", ["编号", "类型", "号码（脱敏）", "原因", "添加人", "添加时间"], out, [6, 8, 22, 30, 10, 17])
 
@@ -772,49 +658,3 @@ def export(session: Session, key: str, f: Filters, now: datetime, secret_key: st
     if not has_table(session, ledger.table):
         raise UserError(f"{ledger.title}尚未启用（数据库未迁移）")
     return ledger.export(session, f, now=now, secret_key=secret_key)
-
-
-def to_xlsx(sheet: Sheet, subtitle: str = "") -> bytes:
-    """One sheet: a title line, the Chinese headers (frozen, filterable), one row per record."""
-    from openpyxl import Workbook  # type: ignore[import-untyped]
-    from openpyxl.styles import Alignment, Font, PatternFill  # type: ignore[import-untyped]
-    from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = sheet.title[:31]
-    ws.append(sheet.headers)
-    bold = Font(bold=True)
-    fill = PatternFill("solid", fgColor="DDEBF7")
-    for cell in ws[1]:
-        cell.font = bold
-        cell.fill = fill
-        cell.alignment = Alignment(horizontal="center", vertical="center")
-    for row in sheet.rows:
-        ws.append([_cell(v) for v in row])
-        for cell, value in zip(ws[ws.max_row], row, strict=False):
-            if cell.data_type == "f":  # text that starts with "=" stays text: no formulas from user input
-                cell.data_type = "s"
-            elif isinstance(value, datetime):  # dates are dates in Excel: sortable, filterable, computable
-                cell.number_format = XL_DATETIME
-            elif isinstance(value, date):
-                cell.number_format = XL_DATE
-    for i, width in enumerate(sheet.widths or [14] * len(sheet.headers), start=1):
-        ws.column_dimensions[get_column_letter(i)].width = width
-    ws.freeze_panes = "A2"
-    if sheet.rows:
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(sheet.headers))}{len(sheet.rows) + 1}"
-    wb.properties.title = sheet.title + (f"（{subtitle}）" if subtitle else "")
-    wb.properties.creator = "校园后勤助手"
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
-
-
-_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def _cell(value: Any) -> Any:
-    # Control characters are not allowed in XLSX cells (openpyxl refuses them): dropped. An export leaves the
-    # building: no secret and no full phone or ID number in any cell, whatever the text it came from.
-    return redact(_ILLEGAL.sub("", value)) if isinstance(value, str) else value

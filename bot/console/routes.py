@@ -32,7 +32,7 @@ from handlers.text import normalise, parse_ref
 from handlers.reminder import swap_reply
 from handlers.timeexpr import split_time_prefix
 from storage import duty as duty_service
-from storage import inspection, leave, ledger, people, repair, visitor
+from storage import inspection, leave, ledger, listing, people, repair, visitor
 from storage import outbox as ob
 from storage import reminder as rem
 from storage.db import DatabaseUnavailable
@@ -40,7 +40,7 @@ from storage.duty import PROVISIONAL_NOTE, is_provisional_row
 from storage.errors import NotFound, UserError
 from storage.kernel import fmt_day, fmt_duration
 from storage.schoolcal import official_years
-from storage.ledger import Filters
+from storage.listing import Filters
 from storage.redact import redact
 from storage.people import ROLES
 
@@ -50,7 +50,7 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["ROLES"] = ROLES
-templates.env.filters["dt"] = ledger.fmt_dt
+templates.env.filters["dt"] = listing.fmt_dt
 templates.env.filters["hm"] = lambda v: f"{v:%H:%M}" if v else ""
 templates.env.filters["d"] = lambda v: f"{v:%Y-%m-%d}" if v else ""
 templates.env.filters["redact"] = redact  # stored errors may predate the scrubbing at the sender
@@ -217,8 +217,8 @@ def _param(request: Request, name: str, default: str = "", limit: int = 100) -> 
 def _filters(request: Request, **defaults: str) -> Filters:
     return Filters(
         q=_param(request, "q"),
-        start=ledger.parse_date(_param(request, "from", limit=30)),
-        end=ledger.parse_date(_param(request, "to", limit=30)),
+        start=listing.parse_date(_param(request, "from", limit=30)),
+        end=listing.parse_date(_param(request, "to", limit=30)),
         state=_param(request, "state", defaults.get("state", ""), 30),
         kind=_param(request, "kind", defaults.get("kind", ""), 30),
         flag=_param(request, "flag", defaults.get("flag", ""), 30),
@@ -242,7 +242,7 @@ def _ref(text: str, prefix: str) -> int:
 
 def _need(request: Request, table: str, title: str) -> None:
     with runtime(request).db.session() as s:
-        if not ledger.has_table(s, table):
+        if not listing.has_table(s, table):
             raise ConsoleError(404, f"{title}功能尚未启用（数据库未迁移到最新版本，请运行 houqin init）。")
 
 
@@ -602,7 +602,7 @@ async def duty_change(request: Request) -> Response:
     """Put a leader on a day, through the same service as 换班 in chat (which tells both leaders)."""
     user, form = await admin_form(request)
     def swap(s: Session, now: datetime) -> str:
-        day = ledger.parse_date(form.get("day"))  # checked before the session is first used
+        day = listing.parse_date(form.get("day"))  # checked before the session is first used
         if day is None:
             raise UserError("请选择日期")
         return swap_reply(duty_service.swap(s, user.actor, day, now=now, leader_name=form.get("leader", "")))
@@ -763,7 +763,7 @@ def export(request: Request, key: str) -> Response:
     span = ""
     if f.start or f.end:
         span = f"{f.start or ''}至{f.end or ''}"
-    data = ledger.to_xlsx(sheet, span)
+    data = listing.to_xlsx(sheet, span)
     filename = f"{sheet.title}{'_' + span if span else ''}_{now:%Y%m%d%H%M}.xlsx"
     ascii_name = f"{key}_{now:%Y%m%d%H%M}.xlsx"
     return Response(
