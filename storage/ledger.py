@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, or_
@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage import outbox as ob
+from storage import repair
 from storage.duty import DutyRota, on_day
 from storage.errors import NotFound, UserError
 from storage.leave import PENDING, LeaveSlip, status_text
@@ -47,55 +48,8 @@ from storage.people import (
     role_names,
 )
 from storage.reminder import STATE_ZH, Reminder, ReminderOccurrence, ReminderReceipt, describe_when
-from storage.repair import OPEN, STATES, RepairPhoto, RepairTicket
-from storage.repair_categories import KEYWORDS, OTHER
 from storage.schoolcal import WEEKDAY_NAMES
 from storage.visitor import IdRevealLog, VisitorBlacklist, VisitorEntry, keyed_hash, on_campus
-
-
-# --- repairs -----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class RepairRow:
-    ticket: Any  # storage.repair.RepairTicket
-    reporter: str
-    assignee: str
-
-
-def _repair_stmt(f: Filters) -> Any:
-    reporter, assignee = aliased(Person), aliased(Person)
-    stmt = (
-        select(RepairTicket, reporter.name, assignee.name)
-        .join(reporter, col(reporter.id) == col(RepairTicket.reporter_id))
-        .join(assignee, col(assignee.id) == col(RepairTicket.assignee_id), isouter=True)
-    )
-    if f.state == "未完成":
-        stmt = stmt.where(col(RepairTicket.state).in_(OPEN))
-    elif f.state:
-        stmt = stmt.where(RepairTicket.state == f.state)
-    if f.kind:
-        stmt = stmt.where(RepairTicket.category == f.kind)
-    if f.flag == "urgent":
-        stmt = stmt.where(RepairTicket.urgent == True)
-    if f.like:
-        stmt = stmt.where(or_(*ref_or_text(f, "BX", RepairTicket.id, RepairTicket.place, RepairTicket.description,
-                                             reporter.name, assignee.name)))
-    stmt = stmt.where(*in_range(col(RepairTicket.created_at), f))
-    return stmt.order_by(col(RepairTicket.id).desc())
-
-
-def repairs(session: Session, f: Filters, page: int = 1) -> Page[RepairRow]:
-    rows, total = paged(session, _repair_stmt(f), page)
-    return Page([RepairRow(t, r or "", a or "") for t, r, a in rows], total, max(1, page))
-
-
-def repair_categories() -> list[str]:
-    return [*KEYWORDS, OTHER] if OTHER not in KEYWORDS else list(KEYWORDS)
-
-
-def workers(session: Session) -> list[Person]:
-    return people_with_role(session, "worker")
 
 
 # --- visitors ----------------------------------------------------------------------------------------------
@@ -473,20 +427,12 @@ OUTBOX_KINDS = {"repair": "报修", "visitor": "访客", "leave": "请假", "rem
 
 # --- the dashboard -----------------------------------------------------------------------------------------
 
-AGE_BUCKETS: tuple[tuple[str, timedelta | None], ...] = (
-    ("2小时内", timedelta(hours=2)),
-    ("2–24小时", timedelta(hours=24)),
-    ("1–3天", timedelta(days=3)),
-    ("超过3天", None),
-)
-
-
 @dataclass
 class Dashboard:
     now: datetime
     repairs_by_state: dict[str, int] = field(default_factory=dict)
     repairs_by_age: dict[str, int] = field(default_factory=dict)
-    oldest_repairs: list[RepairRow] = field(default_factory=list)
+    oldest_repairs: list[repair.RepairRow] = field(default_factory=list)
     visitors_in: list[Any] = field(default_factory=list)
     pending_leave: list[LeaveRow] = field(default_factory=list)
     pending_leave_total: int = 0
@@ -500,22 +446,9 @@ class Dashboard:
 def dashboard(session: Session, now: datetime) -> Dashboard:
     d = Dashboard(now=now)
     if has_table(session, "repairticket"):
-        open_states = [s for s in STATES if s in OPEN]
-        counts = dict(session.exec(select(RepairTicket.state, func.count())
-                                   .where(col(RepairTicket.state).in_(open_states))
-                                   .group_by(RepairTicket.state)).all())
-        d.repairs_by_state = {s: int(counts.get(s, 0)) for s in open_states}
-        d.repairs_by_age = dict.fromkeys((label for label, _ in AGE_BUCKETS), 0)
-        created = session.exec(select(RepairTicket.created_at).where(col(RepairTicket.state).in_(open_states))).all()
-        for at in created:
-            age = now - at
-            for label, limit in AGE_BUCKETS:
-                if limit is None or age < limit:
-                    d.repairs_by_age[label] += 1
-                    break
-        oldest = _repair_stmt(Filters(state="未完成")).order_by(None).order_by(
-            col(RepairTicket.urgent).desc(), col(RepairTicket.created_at), col(RepairTicket.id)).limit(8)
-        d.oldest_repairs = [RepairRow(t, r or "", a or "") for t, r, a in session.exec(oldest).all()]
+        d.repairs_by_state = repair.open_by_state(session)
+        d.repairs_by_age = repair.open_by_age(session, now)
+        d.oldest_repairs = repair.oldest_open(session)
     else:
         d.missing.append("报修")
     if has_table(session, "visitorentry"):
@@ -544,20 +477,6 @@ def dashboard(session: Session, now: datetime) -> Dashboard:
 
 
 # --- exports -----------------------------------------------------------------------------------------------
-
-
-def export_repairs(session: Session, f: Filters, **_: Any) -> Sheet:
-    rows = session.exec(_repair_stmt(f).order_by(None).order_by(col(RepairTicket.id)).limit(EXPORT_LIMIT)).all()
-    ids = [t.id for t, _, _ in rows]
-    photos = dict(session.exec(select(RepairPhoto.ticket_id, func.count()).where(col(RepairPhoto.ticket_id).in_(ids or [-1]))
-                               .group_by(col(RepairPhoto.ticket_id))).all())
-    out = [[t.ref, xl_time(t.created_at), rep or "", t.place, t.description, t.category, yes_no(t.urgent), t.state,
-            asg or "", xl_time(t.assigned_at), xl_time(t.taken_at), xl_time(t.finished_at), t.finish_note or "",
-            t.rating if t.rating is not None else "", t.rating_comment or "", xl_time(t.cancelled_at),
-            int(photos.get(t.id, 0))] for t, rep, asg in rows]
-    return Sheet("报修台账", ["编号", "报修时间", "报修人", "地点", "描述", "类别", "紧急", "状态", "维修工", "派单时间",
-                          "接单时间", "完成时间", "维修说明", "评分", "评语", "取消时间", "照片数"], out,
-                 [8, 17, 10, 16, 30, 8, 6, 8, 10, 17, 17, 17, 20, 6, 20, 17, 7])
 
 
 def export_visitors(session: Session, f: Filters, secret_key: str | None = None, **_: Any) -> Sheet:
@@ -639,7 +558,7 @@ class Ledger:
 LEDGERS: dict[str, Ledger] = {
     lg.key: lg
     for lg in (
-        Ledger("repairs", "报修台账", "repairticket", export_repairs),
+        Ledger("repairs", "报修台账", "repairticket", repair.export_repairs),
         Ledger("visitors", "访客台账", "visitorentry", export_visitors),
         Ledger("leave", "请假台账", "leaveslip", export_leave),
         Ledger("reminders", "提醒发送台账", "reminderoccurrence", export_reminders),

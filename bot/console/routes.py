@@ -352,10 +352,10 @@ def repairs(request: Request) -> Response:
     rt = runtime(request)
     f = _filters(request)
     with rt.db.session() as s:
-        page = ledger.repairs(s, f, _page_no(request))
-        workers = [w.name for w in ledger.workers(s)]
+        page = repair.repairs(s, f, _page_no(request))
+        workers = [w.name for w in repair.workers(s)]
     return render(request, "admin/repairs.html", user=user, page=page, f=f, active="repairs",
-                  states=["未完成", *repair.STATES], categories=ledger.repair_categories(), workers=workers,
+                  states=["未完成", *repair.STATES], categories=list(repair.CATEGORIES), workers=workers,
                   query=_query_without_page(request), export_query=urlencode(request.query_params),
                   age=_age, open_states=repair.OPEN)
 
@@ -369,7 +369,7 @@ def repair_detail(request: Request, ref: str) -> Response:
     with rt.db.session() as s:
         info = repair.details(s, user.actor, n)
         photos = repair.photos_of(s, n)
-        workers = [w.name for w in ledger.workers(s)]
+        workers = [w.name for w in repair.workers(s)]
     return render(request, "admin/repair_detail.html", user=user, info=info, t=info.ticket, photos=photos,
                   workers=workers, active="repairs", open_states=repair.OPEN,
                   can_assign=info.ticket.state in repair.TRANSITIONS["assign"].sources)
