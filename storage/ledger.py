@@ -19,10 +19,9 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage import outbox as ob
-from storage import repair
+from storage import leave, repair
 from storage.duty import DutyRota, on_day
 from storage.errors import NotFound, UserError
-from storage.leave import PENDING, LeaveSlip, status_text
 from storage.listing import (
     EXPORT_LIMIT,
     Filters,
@@ -96,50 +95,6 @@ def blacklist(session: Session, f: Filters) -> list[Any]:
                               col(VisitorBlacklist.value_masked).ilike(like, escape="\\"),
                               col(VisitorBlacklist.created_by).ilike(like, escape="\\")))
     return list(session.exec(stmt.order_by(col(VisitorBlacklist.id).desc())).all())
-
-
-# --- leave slips -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class LeaveRow:
-    slip: Any  # storage.leave.LeaveSlip
-    student: str
-    student_no: str
-    klass: str
-    requester: str
-    decided_by: str
-
-
-def _leave_stmt(f: Filters) -> Any:
-    requester, decider = aliased(Person), aliased(Person)
-    stmt = (
-        select(LeaveSlip, Student.name, Student.student_no, SchoolClass.name, requester.name,  # type: ignore[call-overload]
-               decider.name)
-        .join(Student, col(Student.id) == col(LeaveSlip.student_id))
-        .join(SchoolClass, col(SchoolClass.id) == col(LeaveSlip.class_id))
-        .join(requester, col(requester.id) == col(LeaveSlip.requester_id), isouter=True)
-        .join(decider, col(decider.id) == col(LeaveSlip.decided_by_id), isouter=True)
-    )
-    if f.state:
-        stmt = stmt.where(LeaveSlip.state == f.state)
-    if f.kind:
-        stmt = stmt.where(SchoolClass.name == f.kind)
-    if f.like:
-        stmt = stmt.where(or_(*ref_or_text(f, "QJ", LeaveSlip.id, Student.name, Student.student_no, SchoolClass.name,
-                                             LeaveSlip.reason, requester.name)))
-    stmt = stmt.where(*in_range(col(LeaveSlip.starts_at), f))
-    return stmt.order_by(col(LeaveSlip.id).desc())
-
-
-def leave_slips(session: Session, f: Filters, page: int = 1) -> Page[LeaveRow]:
-    rows, total = paged(session, _leave_stmt(f), page)
-    return Page([LeaveRow(s, n or "", no or "", k or "", r or "", d or "") for s, n, no, k, r, d in rows], total,
-                max(1, page))
-
-
-def class_names(session: Session) -> list[str]:
-    return list(session.exec(select(SchoolClass.name).order_by(col(SchoolClass.name))).all())
 
 
 # --- reminders ---------------------------------------------------------------------------------------------
@@ -434,7 +389,7 @@ class Dashboard:
     repairs_by_age: dict[str, int] = field(default_factory=dict)
     oldest_repairs: list[repair.RepairRow] = field(default_factory=list)
     visitors_in: list[Any] = field(default_factory=list)
-    pending_leave: list[LeaveRow] = field(default_factory=list)
+    pending_leave: list[leave.LeaveRow] = field(default_factory=list)
     pending_leave_total: int = 0
     duty: tuple[Any, Person] | None = None
     next_reminders: list[ReminderRow] = field(default_factory=list)
@@ -456,10 +411,7 @@ def dashboard(session: Session, now: datetime) -> Dashboard:
     else:
         d.missing.append("访客")
     if has_table(session, "leaveslip"):
-        stmt = _leave_stmt(Filters(state=PENDING)).where(col(LeaveSlip.ends_at) > now)
-        rows, total = paged(session, stmt.order_by(None).order_by(col(LeaveSlip.starts_at)), 1, 8)
-        d.pending_leave = [LeaveRow(s, n or "", no or "", k or "", r or "", dd or "") for s, n, no, k, r, dd in rows]
-        d.pending_leave_total = total
+        d.pending_leave, d.pending_leave_total = leave.pending_rows(session, now)
     else:
         d.missing.append("请假")
     if has_table(session, "dutyrota"):
@@ -487,18 +439,6 @@ def export_visitors(session: Session, f: Filters, secret_key: str | None = None,
             yes_no(e.blacklisted)] for e, guard in rows]
     return Sheet("访客台账", ["编号", "姓名", "手机（脱敏）", "身份证号（脱敏）", "人数", "车牌", "事由", "被访人", "登记门卫",
                           "入校时间", "离校时间", "黑名单"], out, [8, 10, 14, 22, 6, 10, 24, 10, 10, 17, 17, 7])
-
-
-def export_leave(session: Session, f: Filters, now: datetime | None = None, **_: Any) -> Sheet:
-    rows = session.exec(_leave_stmt(f).order_by(None).order_by(col(LeaveSlip.id)).limit(EXPORT_LIMIT)).all()
-    at = now or datetime.now()
-    out = [[f"QJ{s.id}", sname or "", sno or "", k or "", xl_time(s.starts_at), xl_time(s.ends_at), s.reason,
-            req or "", xl_time(s.created_at), s.state, dec or "", xl_time(s.decided_at), yes_no(s.deputy),
-            s.reject_reason or "", xl_time(s.exited_at), xl_time(s.returned_at), yes_no(s.expects_return),
-            status_text(s, at)] for s, sname, sno, k, req, dec in rows]
-    return Sheet("请假台账", ["编号", "学生", "学号", "班级", "开始时间", "结束时间", "事由", "申请人", "申请时间", "状态",
-                          "审批人", "审批时间", "代批", "驳回理由", "出校时间", "返校时间", "需返校", "门岗状态"], out,
-                 [8, 10, 12, 10, 17, 17, 24, 10, 17, 8, 10, 17, 6, 16, 17, 17, 7, 18])
 
 
 def export_reminders(session: Session, f: Filters, **_: Any) -> Sheet:
@@ -560,7 +500,7 @@ LEDGERS: dict[str, Ledger] = {
     for lg in (
         Ledger("repairs", "报修台账", "repairticket", repair.export_repairs),
         Ledger("visitors", "访客台账", "visitorentry", export_visitors),
-        Ledger("leave", "请假台账", "leaveslip", export_leave),
+        Ledger("leave", "请假台账", "leaveslip", leave.export_leave),
         Ledger("reminders", "提醒发送台账", "reminderoccurrence", export_reminders),
         Ledger("duty", "节假日行政值日", "dutyrota", export_duty),
         Ledger("outbox", "消息发送记录", "outboxmessage", export_outbox),

@@ -471,8 +471,8 @@ def leave_list(request: Request) -> Response:
     f = _filters(request)
     now = rt.clock.now()
     with rt.db.session() as s:
-        page = ledger.leave_slips(s, f, _page_no(request))
-        classes = ledger.class_names(s)
+        page = leave.leave_slips(s, f, _page_no(request))
+        classes = leave.class_names(s)
     return render(request, "admin/leave.html", user=user, page=page, f=f, active="leave", classes=classes,
                   states=[leave.PENDING, leave.APPROVED, leave.REJECTED, leave.OUT, leave.BACK],
                   status=lambda slip: leave.status_text(slip, now), span=leave.slip_span,
@@ -490,7 +490,7 @@ def leave_detail(request: Request, ref: str) -> Response:
         slip = leave.get_slip(s, n)
         events = leave.history(s, n)
         names = {e.actor_id: people.name_of(s, e.actor_id) for e in events if e.actor_id}
-        rows = ledger.leave_slips(s, Filters(q=f"QJ{n}"), 1).items
+        rows = leave.leave_slips(s, Filters(q=f"QJ{n}"), 1).items
     row = next((r for r in rows if r.slip.id == n), None)
     return render(request, "admin/leave_detail.html", user=user, slip=slip, row=row, events=events, names=names,
                   status=leave.status_text(slip, now), span=leave.slip_span(slip), active="leave",
