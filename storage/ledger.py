@@ -8,7 +8,6 @@ so what you see filtered on screen is what you download. Times are naive school-
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,7 +18,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage import outbox as ob
-from storage import leave, repair
+from storage import leave, repair, visitor
 from storage.duty import DutyRota, on_day
 from storage.errors import NotFound, UserError
 from storage.listing import (
@@ -48,53 +47,6 @@ from storage.people import (
 )
 from storage.reminder import STATE_ZH, Reminder, ReminderOccurrence, ReminderReceipt, describe_when
 from storage.schoolcal import WEEKDAY_NAMES
-from storage.visitor import IdRevealLog, VisitorBlacklist, VisitorEntry, keyed_hash, on_campus
-
-
-# --- visitors ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class VisitorRow:
-    entry: Any  # storage.visitor.VisitorEntry
-    guard: str
-
-
-def _visitor_stmt(f: Filters, secret_key: str | None = None) -> Any:
-    guard = aliased(Person)
-    stmt = select(VisitorEntry, guard.name).join(guard, col(guard.id) == col(VisitorEntry.guard_id), isouter=True)
-    if f.flag == "in":
-        stmt = stmt.where(col(VisitorEntry.checked_out_at).is_(None))
-    elif f.flag == "blacklist":
-        stmt = stmt.where(VisitorEntry.blacklisted == True)
-    if f.like:
-        conds = ref_or_text(f, "FK", VisitorEntry.id, VisitorEntry.name, VisitorEntry.host_name, VisitorEntry.purpose,
-                             VisitorEntry.plate)
-        digits = re.sub(r"\D", "", f.q)
-        if secret_key and len(digits) == 11:  # a full phone number: matched through its keyed hash, never stored
-            conds.append(col(VisitorEntry.phone_hash) == keyed_hash(secret_key, digits))
-        stmt = stmt.where(or_(*conds))
-    stmt = stmt.where(*in_range(col(VisitorEntry.checked_in_at), f))
-    return stmt.order_by(col(VisitorEntry.id).desc())
-
-
-def visitors(session: Session, f: Filters, page: int = 1, secret_key: str | None = None) -> Page[VisitorRow]:
-    rows, total = paged(session, _visitor_stmt(f, secret_key), page)
-    return Page([VisitorRow(e, g or "") for e, g in rows], total, max(1, page))
-
-
-def reveal_log(session: Session, limit: int = 50) -> list[Any]:
-    return list(session.exec(select(IdRevealLog).order_by(col(IdRevealLog.id).desc()).limit(limit)).all())
-
-
-def blacklist(session: Session, f: Filters) -> list[Any]:
-    stmt = select(VisitorBlacklist)
-    like = f.like
-    if like:
-        stmt = stmt.where(or_(col(VisitorBlacklist.reason).ilike(like, escape="\\"),
-                              col(VisitorBlacklist.value_masked).ilike(like, escape="\\"),
-                              col(VisitorBlacklist.created_by).ilike(like, escape="\\")))
-    return list(session.exec(stmt.order_by(col(VisitorBlacklist.id).desc())).all())
 
 
 # --- reminders ---------------------------------------------------------------------------------------------
@@ -407,7 +359,7 @@ def dashboard(session: Session, now: datetime) -> Dashboard:
     else:
         d.missing.append("报修")
     if has_table(session, "visitorentry"):
-        d.visitors_in = on_campus(session)
+        d.visitors_in = visitor.on_campus(session)
     else:
         d.missing.append("访客")
     if has_table(session, "leaveslip"):
@@ -429,16 +381,6 @@ def dashboard(session: Session, now: datetime) -> Dashboard:
 
 
 # --- exports -----------------------------------------------------------------------------------------------
-
-
-def export_visitors(session: Session, f: Filters, secret_key: str | None = None, **_: Any) -> Sheet:
-    """Masked only: the export leaves the building, the full numbers never do."""
-    rows = session.exec(_visitor_stmt(f, secret_key).order_by(None).order_by(col(VisitorEntry.id)).limit(EXPORT_LIMIT)).all()
-    out = [[f"FK{e.id}", e.name, e.phone_masked, e.id_masked or "", e.party, e.plate or "", e.purpose,
-            e.host_name or "", guard or "", xl_time(e.checked_in_at), xl_time(e.checked_out_at),
-            yes_no(e.blacklisted)] for e, guard in rows]
-    return Sheet("访客台账", ["编号", "姓名", "手机（脱敏）", "身份证号（脱敏）", "人数", "车牌", "事由", "被访人", "登记门卫",
-                          "入校时间", "离校时间", "黑名单"], out, [8, 10, 14, 22, 6, 10, 24, 10, 10, 17, 17, 7])
 
 
 def export_reminders(session: Session, f: Filters, **_: Any) -> Sheet:
@@ -480,12 +422,6 @@ def export_people(session: Session, f: Filters, now: datetime | None = None, **_
                           "邀请码有效期至", "创建时间"], out, [6, 10, 18, 12, 16, 10, 10, 17, 10, 17, 17])
 
 
-def export_blacklist(session: Session, f: Filters, **_: Any) -> Sheet:
-    out = [[b.id, "手机" if b.kind == "phone" else "身份证", b.value_masked, b.reason, b.created_by, xl_time(b.created_at)]
-           for b in blacklist(session, Filters(q=f.q))]
-    return Sheet("访客黑名单", ["编号", "类型", "号码（脱敏）", "原因", "添加人", "添加时间"], out, [6, 8, 22, 30, 10, 17])
-
-
 @dataclass(frozen=True)
 class Ledger:
     key: str
@@ -499,13 +435,13 @@ LEDGERS: dict[str, Ledger] = {
     lg.key: lg
     for lg in (
         Ledger("repairs", "报修台账", "repairticket", repair.export_repairs),
-        Ledger("visitors", "访客台账", "visitorentry", export_visitors),
+        Ledger("visitors", "访客台账", "visitorentry", visitor.export_visitors),
         Ledger("leave", "请假台账", "leaveslip", leave.export_leave),
         Ledger("reminders", "提醒发送台账", "reminderoccurrence", export_reminders),
         Ledger("duty", "节假日行政值日", "dutyrota", export_duty),
         Ledger("outbox", "消息发送记录", "outboxmessage", export_outbox),
         Ledger("people", "人员名册", "person", export_people, dated=False),
-        Ledger("blacklist", "访客黑名单", "visitorblacklist", export_blacklist, dated=False),
+        Ledger("blacklist", "访客黑名单", "visitorblacklist", visitor.export_blacklist, dated=False),
     )
 }
 

@@ -16,7 +16,7 @@ from storage import reminder as rem
 from storage.people import Actor, Person
 from storage.roster import find_student
 from storage.schoolcal import Recurrence
-from storage.visitor_parse import VisitorLine
+from storage.visitor.parse import VisitorLine
 from tests.school import openid_for
 
 STAFF = [

@@ -410,8 +410,8 @@ def visitors(request: Request) -> Response:
     rt = runtime(request)
     f = _filters(request)
     with rt.db.session() as s:
-        page = ledger.visitors(s, f, _page_no(request), secret_key=rt.settings.secret_key)
-        reveals = ledger.reveal_log(s, 20) if user.is_admin else []
+        page = visitor.visitors(s, f, _page_no(request), secret_key=rt.settings.secret_key)
+        reveals = visitor.recent_reveals(s, 20) if user.is_admin else []
     return render(request, "admin/visitors.html", user=user, page=page, f=f, active="visitors", reveals=reveals,
                   query=_query_without_page(request), export_query=urlencode(request.query_params))
 
@@ -442,7 +442,7 @@ def blacklist(request: Request) -> Response:
     rt = runtime(request)
     f = _filters(request)
     with rt.db.session() as s:
-        rows = ledger.blacklist(s, f)
+        rows = visitor.blacklist_rows(s, f)
     return render(request, "admin/blacklist.html", user=user, rows=rows, f=f, active="blacklist",
                   export_query=urlencode(request.query_params))
 
