@@ -521,7 +521,7 @@ def reminders(request: Request) -> Response:
     rt = runtime(request)
     f = _filters(request)
     with rt.db.session() as s:
-        page = ledger.reminders(s, f, _page_no(request))
+        page = rem.reminders(s, f, _page_no(request))
     return render(request, "admin/reminders.html", user=user, page=page, f=f, active="reminders",
                   states=rem.STATE_ZH, sources={rem.SOURCE_CHAT: "聊天/后台", rem.SOURCE_BUILTIN: "内置",
                                                  rem.SOURCE_DUTY: "值班"},
@@ -560,7 +560,7 @@ def reminder_detail(request: Request, ref: str) -> Response:
     rt = runtime(request)
     n = _ref(ref, "TX")
     with rt.db.session() as s:
-        info = ledger.reminder_details(s, n)
+        info = rem.reminder_details(s, n)
     return render(request, "admin/reminder_detail.html", user=user, info=info, r=info.row.reminder,
                   states=rem.STATE_ZH, active="reminders", active_state=rem.ACTIVE)
 
