@@ -17,8 +17,7 @@ from sqlmodel import Session, col, select
 
 from storage import outbox as ob
 from storage import reminder as rem
-from storage import leave, repair, visitor
-from storage.duty import DutyRota, on_day
+from storage import duty, leave, repair, visitor
 from storage.errors import NotFound, UserError
 from storage.listing import (
     EXPORT_LIMIT,
@@ -38,24 +37,8 @@ from storage.people import (
     PersonRole,
     SchoolClass,
     Student,
-    people_with_role,
     role_names,
 )
-from storage.schoolcal import WEEKDAY_NAMES
-
-
-# --- duty rota ---------------------------------------------------------------------------------------------
-
-
-def duty_rota(session: Session, f: Filters) -> list[tuple[Any, str]]:
-    stmt = select(DutyRota, Person.name).join(Person, col(Person.id) == col(DutyRota.leader_id))
-    if f.start:
-        stmt = stmt.where(col(DutyRota.day) >= f.start)
-    if f.end:
-        stmt = stmt.where(col(DutyRota.day) <= f.end)
-    if f.like:
-        stmt = stmt.where(col(Person.name).ilike(f.like, escape="\\"))
-    return [(r, n) for r, n in session.exec(stmt.order_by(col(DutyRota.day)).limit(EXPORT_LIMIT)).all()]
 
 
 def export_defaults(session: Session, today: date) -> dict[str, tuple[date, date]]:
@@ -64,18 +47,9 @@ def export_defaults(session: Session, today: date) -> dict[str, tuple[date, date
     day on the rota."""
     month = (date(today.year, today.month, 1), today)
     out = {key: month for key, lg in LEDGERS.items() if lg.dated}
-    last = session.exec(select(func.max(DutyRota.day)).where(col(DutyRota.day) >= today)).one() \
-        if has_table(session, "dutyrota") else None
+    last = duty.last_rota_day(session, today) if has_table(session, "dutyrota") else None
     out["duty"] = (today, last if isinstance(last, date) and last >= today else today)
     return out
-
-
-def leaders(session: Session) -> list[Person]:
-    return people_with_role(session, "leader")
-
-
-def duty_today(session: Session, today: date) -> tuple[Any, Person] | None:
-    return on_day(session, today)
 
 
 # --- people and invites ------------------------------------------------------------------------------------
@@ -227,7 +201,7 @@ def dashboard(session: Session, now: datetime) -> Dashboard:
     else:
         d.missing.append("请假")
     if has_table(session, "dutyrota"):
-        d.duty = duty_today(session, now.date())
+        d.duty = duty.on_day(session, now.date())
     else:
         d.missing.append("值班")
     if has_table(session, "reminder"):
@@ -241,13 +215,6 @@ def dashboard(session: Session, now: datetime) -> Dashboard:
 
 
 # --- exports -----------------------------------------------------------------------------------------------
-
-
-def export_duty(session: Session, f: Filters, **_: Any) -> Sheet:
-    out = [[r.day, "周" + WEEKDAY_NAMES[r.day.weekday()], name,
-            {"generate": "自动排班", "import": "导入", "swap": "换班"}.get(r.source, r.source), xl_time(r.updated_at)]
-           for r, name in duty_rota(session, f)]
-    return Sheet("节假日行政值日", ["日期", "星期", "值班领导", "来源", "更新时间"], out, [12, 6, 12, 10, 17])
 
 
 def export_outbox(session: Session, f: Filters, **_: Any) -> Sheet:
@@ -285,7 +252,7 @@ LEDGERS: dict[str, Ledger] = {
         Ledger("visitors", "访客台账", "visitorentry", visitor.export_visitors),
         Ledger("leave", "请假台账", "leaveslip", leave.export_leave),
         Ledger("reminders", "提醒发送台账", "reminderoccurrence", rem.export_reminders),
-        Ledger("duty", "节假日行政值日", "dutyrota", export_duty),
+        Ledger("duty", "节假日行政值日", "dutyrota", duty.export_duty),
         Ledger("outbox", "消息发送记录", "outboxmessage", export_outbox),
         Ledger("people", "人员名册", "person", export_people, dated=False),
         Ledger("blacklist", "访客黑名单", "visitorblacklist", visitor.export_blacklist, dated=False),

@@ -589,8 +589,8 @@ def duty(request: Request) -> Response:
     if f.start is None and f.end is None and "from" not in request.query_params:
         f = Filters(q=f.q, start=today)  # by default the coming rota
     with rt.db.session() as s:
-        rows = ledger.duty_rota(s, f)
-        leaders = [p.name for p in ledger.leaders(s)]
+        rows = duty_service.duty_rota(s, f)
+        leaders = [p.name for p in duty_service.leaders(s)]
     return render(request, "admin/duty.html", user=user, rows=rows, f=f, active="duty", today=today, leaders=leaders,
                   fmt_day=fmt_day, provisional=is_provisional_row, note=PROVISIONAL_NOTE,
                   any_provisional=any(is_provisional_row(r) for r, _ in rows),
