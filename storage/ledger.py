@@ -1,8 +1,9 @@
-"""Ledgers (台账) for the admin console: read-only searches of every domain's records and their XLSX exports.
+"""The console's views across domains: the dashboard, and the registry of ledgers (台账) the export page offers.
 
-The rules stay in the domain services; this module only reads (the console's few writes go through the owning
-service: `people.unbind`, `people.revoke_invite`, `outbox.retry`). The console's lists and the Excel exports use the same queries,
-so what you see filtered on screen is what you download. Times are naive school-local, as stored.
+Each domain's own lists and exports are in its package (`storage/<domain>/queries.py`), on the shared pieces of
+`storage.listing`; this module puts them together. It also holds the lists of the two shared modules that have
+no package of their own: people (with their invites) and the outbox. It only reads: the console's few writes go
+through the owning service (`people.unbind`, `people.revoke_invite`, `outbox.retry`).
 """
 
 from __future__ import annotations
@@ -15,41 +16,61 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from storage import duty, leave, repair, visitor
 from storage import outbox as ob
 from storage import reminder as rem
-from storage import duty, leave, repair, visitor
 from storage.errors import NotFound, UserError
-from storage.listing import (
-    EXPORT_LIMIT,
-    Filters,
-    Page,
-    Sheet,
-    has_table,
-    in_range,
-    paged,
-    xl_time,
-)
-from storage.people import (
-    Actor,
-    Invite,
-    ParentLink,
-    Person,
-    PersonRole,
-    SchoolClass,
-    Student,
-    role_names,
-)
+from storage.listing import EXPORT_LIMIT, Filters, Page, Sheet, has_table, in_range, paged, xl_time
+from storage.people import Actor, Invite, ParentLink, Person, PersonRole, SchoolClass, Student, role_names
 
 
-def export_defaults(session: Session, today: date) -> dict[str, tuple[date, date]]:
-    """The date range each dated ledger's export starts with: what its page shows by default. The ledgers
-    of what happened: this month so far; the duty rota (its page shows the coming days): today to the last
-    day on the rota."""
-    month = (date(today.year, today.month, 1), today)
-    out = {key: month for key, lg in LEDGERS.items() if lg.dated}
-    last = duty.last_rota_day(session, today) if has_table(session, "dutyrota") else None
-    out["duty"] = (today, last if isinstance(last, date) and last >= today else today)
-    return out
+# --- the dashboard -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dashboard:
+    now: datetime
+    repairs_by_state: dict[str, int] = field(default_factory=dict)
+    repairs_by_age: dict[str, int] = field(default_factory=dict)
+    oldest_repairs: list[repair.RepairRow] = field(default_factory=list)
+    visitors_in: list[visitor.VisitorEntry] = field(default_factory=list)
+    pending_leave: list[leave.LeaveRow] = field(default_factory=list)
+    pending_leave_total: int = 0
+    duty: tuple[Any, Person] | None = None
+    next_reminders: list[rem.ReminderRow] = field(default_factory=list)
+    outbox_failed: int = 0
+    outbox_recent_failures: list[OutboxRow] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # domains whose tables are not there yet
+
+
+def dashboard(session: Session, now: datetime) -> Dashboard:
+    d = Dashboard(now=now)
+    if has_table(session, "repairticket"):
+        d.repairs_by_state = repair.open_by_state(session)
+        d.repairs_by_age = repair.open_by_age(session, now)
+        d.oldest_repairs = repair.oldest_open(session)
+    else:
+        d.missing.append("报修")
+    if has_table(session, "visitorentry"):
+        d.visitors_in = visitor.on_campus(session)
+    else:
+        d.missing.append("访客")
+    if has_table(session, "leaveslip"):
+        d.pending_leave, d.pending_leave_total = leave.pending_rows(session, now)
+    else:
+        d.missing.append("请假")
+    if has_table(session, "dutyrota"):
+        d.duty = duty.on_day(session, now.date())
+    else:
+        d.missing.append("值班")
+    if has_table(session, "reminder"):
+        d.next_reminders = rem.next_reminders(session, now)
+    else:
+        d.missing.append("提醒")
+    d.outbox_failed = int(session.exec(select(func.count()).select_from(ob.OutboxMessage)
+                                       .where(ob.OutboxMessage.state == ob.FAILED)).one())
+    d.outbox_recent_failures = outbox_rows(session, Filters(state=ob.FAILED)).items[:5]
+    return d
 
 
 # --- people and invites ------------------------------------------------------------------------------------
@@ -129,6 +150,16 @@ def people_list(session: Session, f: Filters, now: datetime, viewer: Actor | Non
     return out
 
 
+def export_people(session: Session, f: Filters, now: datetime | None = None, **_: Any) -> Sheet:
+    at = now or datetime.now()
+    out = [[p.person.id, p.person.name, p.roles_text, "、".join(p.classes), "、".join(p.children),
+            p.person.categories or "", p.bound_state, xl_time(p.person.bound_at), p.invite_state,
+            xl_time(p.invite.expires_at) if p.invite else "", xl_time(p.person.created_at)]
+           for p in people_list(session, Filters(q=f.q, kind=f.kind, state=f.state), at)]
+    return Sheet("人员名册", ["编号", "姓名", "角色", "班主任班级", "子女", "维修类别", "绑定状态", "绑定时间", "邀请码状态",
+                          "邀请码有效期至", "创建时间"], out, [6, 10, 18, 12, 16, 10, 10, 17, 10, 17, 17])
+
+
 # --- outbox ------------------------------------------------------------------------------------------------
 
 
@@ -166,57 +197,6 @@ OUTBOX_KINDS = {"repair": "报修", "visitor": "访客", "leave": "请假", "rem
                 "reply": "回复", "system": "系统", "menu_tag": "菜单标签"}
 
 
-# --- the dashboard -----------------------------------------------------------------------------------------
-
-@dataclass
-class Dashboard:
-    now: datetime
-    repairs_by_state: dict[str, int] = field(default_factory=dict)
-    repairs_by_age: dict[str, int] = field(default_factory=dict)
-    oldest_repairs: list[repair.RepairRow] = field(default_factory=list)
-    visitors_in: list[Any] = field(default_factory=list)
-    pending_leave: list[leave.LeaveRow] = field(default_factory=list)
-    pending_leave_total: int = 0
-    duty: tuple[Any, Person] | None = None
-    next_reminders: list[rem.ReminderRow] = field(default_factory=list)
-    outbox_failed: int = 0
-    outbox_recent_failures: list[OutboxRow] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)  # domains whose tables are not there yet
-
-
-def dashboard(session: Session, now: datetime) -> Dashboard:
-    d = Dashboard(now=now)
-    if has_table(session, "repairticket"):
-        d.repairs_by_state = repair.open_by_state(session)
-        d.repairs_by_age = repair.open_by_age(session, now)
-        d.oldest_repairs = repair.oldest_open(session)
-    else:
-        d.missing.append("报修")
-    if has_table(session, "visitorentry"):
-        d.visitors_in = visitor.on_campus(session)
-    else:
-        d.missing.append("访客")
-    if has_table(session, "leaveslip"):
-        d.pending_leave, d.pending_leave_total = leave.pending_rows(session, now)
-    else:
-        d.missing.append("请假")
-    if has_table(session, "dutyrota"):
-        d.duty = duty.on_day(session, now.date())
-    else:
-        d.missing.append("值班")
-    if has_table(session, "reminder"):
-        d.next_reminders = rem.next_reminders(session, now)
-    else:
-        d.missing.append("提醒")
-    d.outbox_failed = int(session.exec(select(func.count()).select_from(ob.OutboxMessage)
-                                       .where(ob.OutboxMessage.state == ob.FAILED)).one())
-    d.outbox_recent_failures = outbox_rows(session, Filters(state=ob.FAILED)).items[:5]
-    return d
-
-
-# --- exports -----------------------------------------------------------------------------------------------
-
-
 def export_outbox(session: Session, f: Filters, **_: Any) -> Sheet:
     rows = session.exec(_outbox_stmt(f).order_by(None).order_by(col(ob.OutboxMessage.id)).limit(EXPORT_LIMIT)).all()
     out = [[m.id, xl_time(m.created_at), name or (m.openid or ""), OUTBOX_KINDS.get(m.kind, m.kind), m.text,
@@ -226,14 +206,7 @@ def export_outbox(session: Session, f: Filters, **_: Any) -> Sheet:
                               "发送时间", "送达状态"], out, [7, 17, 10, 7, 40, 8, 9, 8, 8, 24, 17, 10])
 
 
-def export_people(session: Session, f: Filters, now: datetime | None = None, **_: Any) -> Sheet:
-    at = now or datetime.now()
-    out = [[p.person.id, p.person.name, p.roles_text, "、".join(p.classes), "、".join(p.children),
-            p.person.categories or "", p.bound_state, xl_time(p.person.bound_at), p.invite_state,
-            xl_time(p.invite.expires_at) if p.invite else "", xl_time(p.person.created_at)]
-           for p in people_list(session, Filters(q=f.q, kind=f.kind, state=f.state), at)]
-    return Sheet("人员名册", ["编号", "姓名", "角色", "班主任班级", "子女", "维修类别", "绑定状态", "绑定时间", "邀请码状态",
-                          "邀请码有效期至", "创建时间"], out, [6, 10, 18, 12, 16, 10, 10, 17, 10, 17, 17])
+# --- the ledgers and their exports ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -267,3 +240,14 @@ def export(session: Session, key: str, f: Filters, now: datetime, secret_key: st
     if not has_table(session, ledger.table):
         raise UserError(f"{ledger.title}尚未启用（数据库未迁移）")
     return ledger.export(session, f, now=now, secret_key=secret_key)
+
+
+def export_defaults(session: Session, today: date) -> dict[str, tuple[date, date]]:
+    """The date range each dated ledger's export starts with: what its page shows by default. The ledgers
+    of what happened: this month so far; the duty rota (its page shows the coming days): today to the last
+    day on the rota."""
+    month = (date(today.year, today.month, 1), today)
+    out = {key: month for key, lg in LEDGERS.items() if lg.dated}
+    last = duty.last_rota_day(session, today) if has_table(session, "dutyrota") else None
+    out["duty"] = (today, last if isinstance(last, date) and last >= today else today)
+    return out
