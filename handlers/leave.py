@@ -1,6 +1,6 @@
 """Student leave (请假, QJ): request, 待审批 / 批准 / 驳回, the gate (核验 / 出校 / 返校) and 今日请假.
 
-Parsing only; the rules are in storage/leave.py.
+Parsing only; the rules are in storage/leave/ (service.py).
 """
 
 from __future__ import annotations

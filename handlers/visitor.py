@@ -15,7 +15,7 @@ from handlers.timeexpr import TimeParseError, split_time_prefix
 from storage import visitor
 from storage.errors import UserError
 from storage.kernel import fmt_duration, fmt_time
-from storage.visitor_parse import BOOK_USAGE, USAGE, check_name, check_phone, mask_text, parse_visitor_line
+from storage.visitor.parse import BOOK_USAGE, USAGE, check_name, check_phone, mask_text, parse_visitor_line
 
 LIST_ROLES = {"guard", "admin", "leader"}
 

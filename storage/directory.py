@@ -13,6 +13,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
+from storage.inspection import OPEN_VISIT, InspectionVisit
 from storage.leave import APPROVED, OUT, PENDING, LeaveSlip
 from storage.people import Actor, ParentLink, Person, PersonRole, SchoolClass, Student
 from storage.reminder import Reminder, ReminderOccurrence, ReminderReceipt
@@ -143,8 +144,6 @@ def slips_requested_by(session: Session, actor: Actor, limit: int = 10) -> list[
 
 def scan_waiting(session: Session, actor: Actor, now: datetime) -> bool:
     """Whether the person's last checkpoint scan waits for 正常/异常 (then a description is that answer)."""
-    from storage.inspection import OPEN_VISIT, InspectionVisit
-
     visit = session.exec(select(InspectionVisit).where(InspectionVisit.person_id == actor.id,
                                                        col(InspectionVisit.at) >= now - OPEN_VISIT)
                          .order_by(col(InspectionVisit.id).desc())).first()

@@ -1,462 +1,76 @@
-"""Ledgers (台账) for the admin console: read-only searches of every domain's records and their XLSX exports.
+"""The console's views across domains: the dashboard, and the registry of ledgers (台账) the export page offers.
 
-The rules stay in the domain services; this module only reads (the console's few writes go through the owning
-service: `people.unbind`, `people.revoke_invite`, `outbox.retry`). The console's lists and the Excel exports use the same queries,
-so what you see filtered on screen is what you download. Times are naive school-local, as stored.
+Each domain's own lists and exports are in its package (`storage/<domain>/queries.py`), on the shared pieces of
+`storage.listing`; this module puts them together. It also holds the lists of the two shared modules that have
+no package of their own: people (with their invites) and the outbox. It only reads: the console's few writes go
+through the owning service (`people.unbind`, `people.revoke_invite`, `outbox.retry`).
 """
 
 from __future__ import annotations
 
-import io
-import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from typing import Any, Generic, TypeVar
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import func, inspect, or_
-from sqlalchemy.orm import aliased
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from storage import duty, leave, repair, visitor
 from storage import outbox as ob
-from storage.duty import DutyRota, on_day
+from storage import reminder as rem
 from storage.errors import NotFound, UserError
-from storage.kernel import Ref, parse_day
-from storage.leave import PENDING, LeaveSlip, status_text
-from storage.people import (
-    ROLES,
-    Actor,
-    Invite,
-    ParentLink,
-    Person,
-    PersonRole,
-    SchoolClass,
-    Student,
-    people_with_role,
-    role_names,
-)
-from storage.reminder import STATE_ZH, Reminder, ReminderOccurrence, ReminderReceipt, describe_when
-from storage.repair import OPEN, STATES, RepairPhoto, RepairTicket
-from storage.repair_categories import KEYWORDS, OTHER
-from storage.redact import redact
-from storage.schoolcal import WEEKDAY_NAMES
-from storage.visitor import IdRevealLog, VisitorBlacklist, VisitorEntry, keyed_hash, on_campus
-
-T = TypeVar("T")
-PER_PAGE = 50
-EXPORT_LIMIT = 100_000  # one sheet; far beyond a school's year of any ledger
+from storage.listing import EXPORT_LIMIT, Filters, Page, Sheet, has_table, in_range, paged, xl_time
+from storage.people import Actor, Invite, ParentLink, Person, PersonRole, SchoolClass, Student, role_names
 
 
-# --- shared pieces -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Filters:
-    """What a list or an export is narrowed to. `end` is inclusive (a whole day)."""
-
-    q: str = ""
-    start: date | None = None
-    end: date | None = None
-    state: str = ""
-    kind: str = ""
-    flag: str = ""  # a ledger-specific switch: 紧急, 在校, 黑名单 …
-
-    def bounds(self) -> tuple[datetime | None, datetime | None]:
-        lo = datetime.combine(self.start, time()) if self.start else None
-        hi = datetime.combine(self.end + timedelta(days=1), time()) if self.end else None
-        return lo, hi
-
-    @property
-    def like(self) -> str | None:
-        q = self.q.strip()
-        if not q:
-            return None
-        return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+# --- the dashboard -----------------------------------------------------------------------------------------
 
 
 @dataclass
-class Page(Generic[T]):
-    items: list[T]
-    total: int
-    page: int
-    per_page: int = PER_PAGE
-
-    @property
-    def pages(self) -> int:
-        return max(1, (self.total + self.per_page - 1) // self.per_page)
-
-
-def parse_date(text: str | None) -> date | None:
-    """`2026-12-01` (what <input type=date> sends), also `2026/12/1`; empty → None; else a Chinese error."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        day = parse_day(text)
-    except ValueError:
-        raise UserError(f"日期格式不对：{text[:30]}（例如 2026-12-01）") from None
-    if not 1900 <= day.year <= 2999:  # 9999-12-31 would overflow the day after it
-        raise UserError(f"日期超出范围：{text[:30]}（例如 2026-12-01）")
-    return day
-
-
-def _ref_or_text(f: Filters, prefix: str, id_column: Any, *columns: Any) -> list[Any]:
-    """A ledger's search box: the text in any of `columns`, or the record's own number (`BX12` or `12`)."""
-    conds: list[Any] = [col(c).ilike(f.like, escape="\\") for c in columns]
-    n = Ref.search(f.q, prefix)
-    if n is not None:
-        conds.append(col(id_column) == n)
-    return conds
-
-
-def _in_range(column: Any, f: Filters) -> list[Any]:
-    lo, hi = f.bounds()
-    conds = []
-    if lo is not None:
-        conds.append(column >= lo)
-    if hi is not None:
-        conds.append(column < hi)
-    return conds
-
-
-def _paged(session: Session, stmt: Any, page: int, per_page: int = PER_PAGE) -> tuple[list[Any], int]:
-    total = session.exec(select(func.count()).select_from(stmt.order_by(None).subquery())).one()
-    page = max(1, page)
-    rows = session.exec(stmt.offset((page - 1) * per_page).limit(per_page)).all()
-    return list(rows), int(total)
-
-
-_present: set[tuple[int, str]] = set()
-
-
-def has_table(session: Session, name: str) -> bool:
-    """Whether a domain's table exists yet (its migration may not have run): the console then says so."""
-    bind = session.get_bind()
-    key = (id(bind), name)
-    if key in _present:
-        return True
-    if inspect(session.connection()).has_table(name):
-        _present.add(key)
-        return True
-    return False
-
-
-def fmt_dt(value: datetime | None) -> str:
-    return f"{value:%Y-%m-%d %H:%M}" if value else ""
-
-
-def _xl(value: datetime | None) -> datetime | str:
-    """A time for an export: a real Excel date cell (to_xlsx gives it a number format), blank when unset."""
-    return value.replace(second=0, microsecond=0) if value else ""
-
-
-XL_DATETIME = "yyyy-mm-dd hh:mm"
-XL_DATE = "yyyy-mm-dd"
-
-
-# --- repairs -----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class RepairRow:
-    ticket: Any  # storage.repair.RepairTicket
-    reporter: str
-    assignee: str
-
-
-def _repair_stmt(f: Filters) -> Any:
-    reporter, assignee = aliased(Person), aliased(Person)
-    stmt = (
-        select(RepairTicket, reporter.name, assignee.name)
-        .join(reporter, col(reporter.id) == col(RepairTicket.reporter_id))
-        .join(assignee, col(assignee.id) == col(RepairTicket.assignee_id), isouter=True)
-    )
-    if f.state == "未完成":
-        stmt = stmt.where(col(RepairTicket.state).in_(OPEN))
-    elif f.state:
-        stmt = stmt.where(RepairTicket.state == f.state)
-    if f.kind:
-        stmt = stmt.where(RepairTicket.category == f.kind)
-    if f.flag == "urgent":
-        stmt = stmt.where(RepairTicket.urgent == True)
-    if f.like:
-        stmt = stmt.where(or_(*_ref_or_text(f, "BX", RepairTicket.id, RepairTicket.place, RepairTicket.description,
-                                             reporter.name, assignee.name)))
-    stmt = stmt.where(*_in_range(col(RepairTicket.created_at), f))
-    return stmt.order_by(col(RepairTicket.id).desc())
-
-
-def repairs(session: Session, f: Filters, page: int = 1) -> Page[RepairRow]:
-    rows, total = _paged(session, _repair_stmt(f), page)
-    return Page([RepairRow(t, r or "", a or "") for t, r, a in rows], total, max(1, page))
-
-
-def repair_categories() -> list[str]:
-    return [*KEYWORDS, OTHER] if OTHER not in KEYWORDS else list(KEYWORDS)
-
-
-def workers(session: Session) -> list[Person]:
-    return people_with_role(session, "worker")
-
-
-# --- visitors ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class VisitorRow:
-    entry: Any  # storage.visitor.VisitorEntry
-    guard: str
-
-
-def _visitor_stmt(f: Filters, secret_key: str | None = None) -> Any:
-    guard = aliased(Person)
-    stmt = select(VisitorEntry, guard.name).join(guard, col(guard.id) == col(VisitorEntry.guard_id), isouter=True)
-    if f.flag == "in":
-        stmt = stmt.where(col(VisitorEntry.checked_out_at).is_(None))
-    elif f.flag == "blacklist":
-        stmt = stmt.where(VisitorEntry.blacklisted == True)
-    if f.like:
-        conds = _ref_or_text(f, "FK", VisitorEntry.id, VisitorEntry.name, VisitorEntry.host_name, VisitorEntry.purpose,
-                             VisitorEntry.plate)
-        digits = re.sub(r"\D", "", f.q)
-        if secret_key and len(digits) == 11:  # a full phone number: matched through its keyed hash, never stored
-            conds.append(col(VisitorEntry.phone_hash) == keyed_hash(secret_key, digits))
-        stmt = stmt.where(or_(*conds))
-    stmt = stmt.where(*_in_range(col(VisitorEntry.checked_in_at), f))
-    return stmt.order_by(col(VisitorEntry.id).desc())
-
-
-def visitors(session: Session, f: Filters, page: int = 1, secret_key: str | None = None) -> Page[VisitorRow]:
-    rows, total = _paged(session, _visitor_stmt(f, secret_key), page)
-    return Page([VisitorRow(e, g or "") for e, g in rows], total, max(1, page))
-
-
-def reveal_log(session: Session, limit: int = 50) -> list[Any]:
-    return list(session.exec(select(IdRevealLog).order_by(col(IdRevealLog.id).desc()).limit(limit)).all())
-
-
-def blacklist(session: Session, f: Filters) -> list[Any]:
-    stmt = select(VisitorBlacklist)
-    like = f.like
-    if like:
-        stmt = stmt.where(or_(col(VisitorBlacklist.reason).ilike(like, escape="\\"),
-                              col(VisitorBlacklist.value_masked).ilike(like, escape="\\"),
-                              col(VisitorBlacklist.created_by).ilike(like, escape="\\")))
-    return list(session.exec(stmt.order_by(col(VisitorBlacklist.id).desc())).all())
-
-
-# --- leave slips -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class LeaveRow:
-    slip: Any  # storage.leave.LeaveSlip
-    student: str
-    student_no: str
-    klass: str
-    requester: str
-    decided_by: str
-
-
-def _leave_stmt(f: Filters) -> Any:
-    requester, decider = aliased(Person), aliased(Person)
-    stmt = (
-        select(LeaveSlip, Student.name, Student.student_no, SchoolClass.name, requester.name,  # type: ignore[call-overload]
-               decider.name)
-        .join(Student, col(Student.id) == col(LeaveSlip.student_id))
-        .join(SchoolClass, col(SchoolClass.id) == col(LeaveSlip.class_id))
-        .join(requester, col(requester.id) == col(LeaveSlip.requester_id), isouter=True)
-        .join(decider, col(decider.id) == col(LeaveSlip.decided_by_id), isouter=True)
-    )
-    if f.state:
-        stmt = stmt.where(LeaveSlip.state == f.state)
-    if f.kind:
-        stmt = stmt.where(SchoolClass.name == f.kind)
-    if f.like:
-        stmt = stmt.where(or_(*_ref_or_text(f, "QJ", LeaveSlip.id, Student.name, Student.student_no, SchoolClass.name,
-                                             LeaveSlip.reason, requester.name)))
-    stmt = stmt.where(*_in_range(col(LeaveSlip.starts_at), f))
-    return stmt.order_by(col(LeaveSlip.id).desc())
-
-
-def leave_slips(session: Session, f: Filters, page: int = 1) -> Page[LeaveRow]:
-    rows, total = _paged(session, _leave_stmt(f), page)
-    return Page([LeaveRow(s, n or "", no or "", k or "", r or "", d or "") for s, n, no, k, r, d in rows], total,
-                max(1, page))
-
-
-def class_names(session: Session) -> list[str]:
-    return list(session.exec(select(SchoolClass.name).order_by(col(SchoolClass.name))).all())
-
-
-# --- reminders ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ReminderRow:
-    reminder: Any  # storage.reminder.Reminder
-    creator: str
-    when: str
-    targets: str
-
-
-def _reminder_targets(r: Any) -> str:
-    if r.target_label:
-        return str(r.target_label)
-    try:
-        specs = json.loads(r.targets or "[]")
-    except ValueError:
-        return ""
-    labels = []
-    for spec in specs:
-        if spec == "all":
-            labels.append("@全体")
-        elif spec.startswith("role:"):
-            labels.append("@" + ROLES.get(spec[5:], spec[5:]))
-        elif spec.startswith("person:"):
-            labels.append("本人" if r.creator_id and spec == f"person:{r.creator_id}" else "@" + spec[7:])
-    return " ".join(labels)
-
-
-def _reminder_stmt(f: Filters) -> Any:
-    creator = aliased(Person)
-    stmt = select(Reminder, creator.name).join(creator, col(creator.id) == col(Reminder.creator_id), isouter=True)
-    if f.state:
-        stmt = stmt.where(Reminder.state == f.state)
-    if f.kind:
-        stmt = stmt.where(Reminder.source == f.kind)
-    if f.like:
-        stmt = stmt.where(or_(*_ref_or_text(f, "TX", Reminder.id, Reminder.text, Reminder.target_label, creator.name)))
-    stmt = stmt.where(*_in_range(col(Reminder.first_due_at), f))
-    return stmt.order_by(col(Reminder.id).desc())
-
-
-def _reminder_row(r: Any, creator: str | None) -> ReminderRow:
-    return ReminderRow(r, creator or ("内置" if r.creator_id is None else "?"), describe_when(r), _reminder_targets(r))
-
-
-def reminders(session: Session, f: Filters, page: int = 1) -> Page[ReminderRow]:
-    rows, total = _paged(session, _reminder_stmt(f), page)
-    return Page([_reminder_row(r, c) for r, c in rows], total, max(1, page))
-
-
-@dataclass
-class ReceiptLine:
-    person: str
-    bound: bool
-    acked_at: datetime | None
-    how: str
-    note: str
-
-
-@dataclass
-class OccurrenceLine:
-    occurrence: Any  # storage.reminder.ReminderOccurrence
-    receipts: list[ReceiptLine] = field(default_factory=list)
-
-    @property
-    def acked(self) -> int:
-        return sum(1 for r in self.receipts if r.acked_at)
-
-
-@dataclass
-class ReminderDetails:
-    row: ReminderRow
-    occurrences: list[OccurrenceLine]
-    pushes: list[tuple[Any, str]]  # outbox rows of this reminder (if the reminder service tags them), name
-
-
-def reminder_details(session: Session, n: int) -> ReminderDetails:
-    r = session.get(Reminder, n)
-    if r is None:
-        raise NotFound(f"TX{n}")
-    creator = session.get(Person, r.creator_id) if r.creator_id else None
-    occs = session.exec(select(ReminderOccurrence).where(ReminderOccurrence.reminder_id == n)
-                        .order_by(col(ReminderOccurrence.due_at).desc()).limit(100)).all()
-    lines = []
-    for occ in occs:
-        got = session.exec(
-            select(ReminderReceipt, Person)
-            .join(Person, col(Person.id) == col(ReminderReceipt.person_id))
-            .where(ReminderReceipt.occurrence_id == occ.id)
-            .order_by(col(Person.id))
-        ).all()
-        lines.append(OccurrenceLine(occ, [ReceiptLine(p.name, bool(p.openid), rc.acked_at, rc.how or "", rc.note or "")
-                                          for rc, p in got]))
-    return ReminderDetails(_reminder_row(r, creator.name if creator else None), lines, [])
-
-
-@dataclass
-class DeliveryRow:
-    reminder: Any
-    occurrence: Any
-    receipts: int
-    acked: int
-    missing: str
-
-
-def _delivery_rows(session: Session, f: Filters) -> list[DeliveryRow]:
-    stmt = (select(ReminderOccurrence, Reminder)
-            .join(Reminder, col(Reminder.id) == col(ReminderOccurrence.reminder_id))
-            .where(*_in_range(col(ReminderOccurrence.due_at), f))
-            .order_by(col(ReminderOccurrence.due_at), col(ReminderOccurrence.id)).limit(EXPORT_LIMIT))
-    if f.like:
-        stmt = stmt.where(col(Reminder.text).ilike(f.like, escape="\\"))
-    out = []
-    for occ, r in session.exec(stmt).all():
-        got = session.exec(
-            select(ReminderReceipt.acked_at, Person.name)
-            .join(Person, col(Person.id) == col(ReminderReceipt.person_id))
-            .where(ReminderReceipt.occurrence_id == occ.id)
-        ).all()
-        missing = "、".join(name for acked, name in got if acked is None)
-        out.append(DeliveryRow(r, occ, len(got), sum(1 for acked, _ in got if acked), missing))
-    return out
-
-
-def next_reminders(session: Session, now: datetime, limit: int = 5) -> list[ReminderRow]:
-    creator = aliased(Person)
-    rows = session.exec(
-        select(Reminder, creator.name).join(creator, col(creator.id) == col(Reminder.creator_id), isouter=True)
-        .where(col(Reminder.next_due_at) >= now)
-        .order_by(col(Reminder.next_due_at), col(Reminder.id)).limit(limit)
-    ).all()
-    return [_reminder_row(r, c) for r, c in rows]
-
-
-# --- duty rota ---------------------------------------------------------------------------------------------
-
-
-def duty_rota(session: Session, f: Filters) -> list[tuple[Any, str]]:
-    stmt = select(DutyRota, Person.name).join(Person, col(Person.id) == col(DutyRota.leader_id))
-    if f.start:
-        stmt = stmt.where(col(DutyRota.day) >= f.start)
-    if f.end:
-        stmt = stmt.where(col(DutyRota.day) <= f.end)
-    if f.like:
-        stmt = stmt.where(col(Person.name).ilike(f.like, escape="\\"))
-    return [(r, n) for r, n in session.exec(stmt.order_by(col(DutyRota.day)).limit(EXPORT_LIMIT)).all()]
-
-
-def export_defaults(session: Session, today: date) -> dict[str, tuple[date, date]]:
-    """The date range each dated ledger's export starts with: what its page shows by default. The ledgers
-    of what happened: this month so far; the duty rota (its page shows the coming days): today to the last
-    day on the rota."""
-    month = (date(today.year, today.month, 1), today)
-    out = {key: month for key, lg in LEDGERS.items() if lg.dated}
-    last = session.exec(select(func.max(DutyRota.day)).where(col(DutyRota.day) >= today)).one() \
-        if has_table(session, "dutyrota") else None
-    out["duty"] = (today, last if isinstance(last, date) and last >= today else today)
-    return out
-
-
-def leaders(session: Session) -> list[Person]:
-    return people_with_role(session, "leader")
-
-
-def duty_today(session: Session, today: date) -> tuple[Any, Person] | None:
-    return on_day(session, today)
+class Dashboard:
+    now: datetime
+    repairs_by_state: dict[str, int] = field(default_factory=dict)
+    repairs_by_age: dict[str, int] = field(default_factory=dict)
+    oldest_repairs: list[repair.RepairRow] = field(default_factory=list)
+    visitors_in: list[visitor.VisitorEntry] = field(default_factory=list)
+    pending_leave: list[leave.LeaveRow] = field(default_factory=list)
+    pending_leave_total: int = 0
+    duty: tuple[Any, Person] | None = None
+    next_reminders: list[rem.ReminderRow] = field(default_factory=list)
+    outbox_failed: int = 0
+    outbox_recent_failures: list[OutboxRow] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # domains whose tables are not there yet
+
+
+def dashboard(session: Session, now: datetime) -> Dashboard:
+    d = Dashboard(now=now)
+    if has_table(session, "repairticket"):
+        d.repairs_by_state = repair.open_by_state(session)
+        d.repairs_by_age = repair.open_by_age(session, now)
+        d.oldest_repairs = repair.oldest_open(session)
+    else:
+        d.missing.append("报修")
+    if has_table(session, "visitorentry"):
+        d.visitors_in = visitor.on_campus(session)
+    else:
+        d.missing.append("访客")
+    if has_table(session, "leaveslip"):
+        d.pending_leave, d.pending_leave_total = leave.pending_rows(session, now)
+    else:
+        d.missing.append("请假")
+    if has_table(session, "dutyrota"):
+        d.duty = duty.on_day(session, now.date())
+    else:
+        d.missing.append("值班")
+    if has_table(session, "reminder"):
+        d.next_reminders = rem.next_reminders(session, now)
+    else:
+        d.missing.append("提醒")
+    d.outbox_failed = int(session.exec(select(func.count()).select_from(ob.OutboxMessage)
+                                       .where(ob.OutboxMessage.state == ob.FAILED)).one())
+    d.outbox_recent_failures = outbox_rows(session, Filters(state=ob.FAILED)).items[:5]
+    return d
 
 
 # --- people and invites ------------------------------------------------------------------------------------
@@ -536,6 +150,16 @@ def people_list(session: Session, f: Filters, now: datetime, viewer: Actor | Non
     return out
 
 
+def export_people(session: Session, f: Filters, now: datetime | None = None, **_: Any) -> Sheet:
+    at = now or datetime.now()
+    out = [[p.person.id, p.person.name, p.roles_text, "、".join(p.classes), "、".join(p.children),
+            p.person.categories or "", p.bound_state, xl_time(p.person.bound_at), p.invite_state,
+            xl_time(p.invite.expires_at) if p.invite else "", xl_time(p.person.created_at)]
+           for p in people_list(session, Filters(q=f.q, kind=f.kind, state=f.state), at)]
+    return Sheet("人员名册", ["编号", "姓名", "角色", "班主任班级", "子女", "维修类别", "绑定状态", "绑定时间", "邀请码状态",
+                          "邀请码有效期至", "创建时间"], out, [6, 10, 18, 12, 16, 10, 10, 17, 10, 17, 17])
+
+
 # --- outbox ------------------------------------------------------------------------------------------------
 
 
@@ -560,12 +184,12 @@ def _outbox_stmt(f: Filters) -> Any:
         stmt = stmt.where(or_(col(ob.OutboxMessage.text).ilike(f.like, escape="\\"),
                               col(Person.name).ilike(f.like, escape="\\"),
                               col(ob.OutboxMessage.last_error).ilike(f.like, escape="\\")))
-    stmt = stmt.where(*_in_range(col(ob.OutboxMessage.created_at), f))
+    stmt = stmt.where(*in_range(col(ob.OutboxMessage.created_at), f))
     return stmt.order_by(col(ob.OutboxMessage.id).desc())
 
 
 def outbox_rows(session: Session, f: Filters, page: int = 1) -> Page[OutboxRow]:
-    rows, total = _paged(session, _outbox_stmt(f), page)
+    rows, total = paged(session, _outbox_stmt(f), page)
     return Page([OutboxRow(m, n or "") for m, n in rows], total, max(1, page))
 
 
@@ -573,172 +197,16 @@ OUTBOX_KINDS = {"repair": "报修", "visitor": "访客", "leave": "请假", "rem
                 "reply": "回复", "system": "系统", "menu_tag": "菜单标签"}
 
 
-# --- the dashboard -----------------------------------------------------------------------------------------
-
-AGE_BUCKETS: tuple[tuple[str, timedelta | None], ...] = (
-    ("2小时内", timedelta(hours=2)),
-    ("2–24小时", timedelta(hours=24)),
-    ("1–3天", timedelta(days=3)),
-    ("超过3天", None),
-)
-
-
-@dataclass
-class Dashboard:
-    now: datetime
-    repairs_by_state: dict[str, int] = field(default_factory=dict)
-    repairs_by_age: dict[str, int] = field(default_factory=dict)
-    oldest_repairs: list[RepairRow] = field(default_factory=list)
-    visitors_in: list[Any] = field(default_factory=list)
-    pending_leave: list[LeaveRow] = field(default_factory=list)
-    pending_leave_total: int = 0
-    duty: tuple[Any, Person] | None = None
-    next_reminders: list[ReminderRow] = field(default_factory=list)
-    outbox_failed: int = 0
-    outbox_recent_failures: list[OutboxRow] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)  # domains whose tables are not there yet
-
-
-def dashboard(session: Session, now: datetime) -> Dashboard:
-    d = Dashboard(now=now)
-    if has_table(session, "repairticket"):
-        open_states = [s for s in STATES if s in OPEN]
-        counts = dict(session.exec(select(RepairTicket.state, func.count())
-                                   .where(col(RepairTicket.state).in_(open_states))
-                                   .group_by(RepairTicket.state)).all())
-        d.repairs_by_state = {s: int(counts.get(s, 0)) for s in open_states}
-        d.repairs_by_age = dict.fromkeys((label for label, _ in AGE_BUCKETS), 0)
-        created = session.exec(select(RepairTicket.created_at).where(col(RepairTicket.state).in_(open_states))).all()
-        for at in created:
-            age = now - at
-            for label, limit in AGE_BUCKETS:
-                if limit is None or age < limit:
-                    d.repairs_by_age[label] += 1
-                    break
-        oldest = _repair_stmt(Filters(state="未完成")).order_by(None).order_by(
-            col(RepairTicket.urgent).desc(), col(RepairTicket.created_at), col(RepairTicket.id)).limit(8)
-        d.oldest_repairs = [RepairRow(t, r or "", a or "") for t, r, a in session.exec(oldest).all()]
-    else:
-        d.missing.append("报修")
-    if has_table(session, "visitorentry"):
-        d.visitors_in = on_campus(session)
-    else:
-        d.missing.append("访客")
-    if has_table(session, "leaveslip"):
-        stmt = _leave_stmt(Filters(state=PENDING)).where(col(LeaveSlip.ends_at) > now)
-        rows, total = _paged(session, stmt.order_by(None).order_by(col(LeaveSlip.starts_at)), 1, 8)
-        d.pending_leave = [LeaveRow(s, n or "", no or "", k or "", r or "", dd or "") for s, n, no, k, r, dd in rows]
-        d.pending_leave_total = total
-    else:
-        d.missing.append("请假")
-    if has_table(session, "dutyrota"):
-        d.duty = duty_today(session, now.date())
-    else:
-        d.missing.append("值班")
-    if has_table(session, "reminder"):
-        d.next_reminders = next_reminders(session, now)
-    else:
-        d.missing.append("提醒")
-    d.outbox_failed = int(session.exec(select(func.count()).select_from(ob.OutboxMessage)
-                                       .where(ob.OutboxMessage.state == ob.FAILED)).one())
-    d.outbox_recent_failures = outbox_rows(session, Filters(state=ob.FAILED)).items[:5]
-    return d
-
-
-# --- exports -----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Sheet:
-    title: str
-    headers: list[str]
-    rows: list[list[Any]]
-    widths: list[int] = field(default_factory=list)
-
-
-def _yes(flag: bool | None) -> str:
-    return "是" if flag else "否"
-
-
-def export_repairs(session: Session, f: Filters, **_: Any) -> Sheet:
-    rows = session.exec(_repair_stmt(f).order_by(None).order_by(col(RepairTicket.id)).limit(EXPORT_LIMIT)).all()
-    ids = [t.id for t, _, _ in rows]
-    photos = dict(session.exec(select(RepairPhoto.ticket_id, func.count()).where(col(RepairPhoto.ticket_id).in_(ids or [-1]))
-                               .group_by(col(RepairPhoto.ticket_id))).all())
-    out = [[t.ref, _xl(t.created_at), rep or "", t.place, t.description, t.category, _yes(t.urgent), t.state,
-            asg or "", _xl(t.assigned_at), _xl(t.taken_at), _xl(t.finished_at), t.finish_note or "",
-            t.rating if t.rating is not None else "", t.rating_comment or "", _xl(t.cancelled_at),
-            int(photos.get(t.id, 0))] for t, rep, asg in rows]
-    return Sheet("报修台账", ["编号", "报修时间", "报修人", "地点", "描述", "类别", "紧急", "状态", "维修工", "派单时间",
-                          "接单时间", "完成时间", "维修说明", "评分", "评语", "取消时间", "照片数"], out,
-                 [8, 17, 10, 16, 30, 8, 6, 8, 10, 17, 17, 17, 20, 6, 20, 17, 7])
-
-
-def export_visitors(session: Session, f: Filters, secret_key: str | None = None, **_: Any) -> Sheet:
-    """Masked only: the export leaves the building, the full numbers never do."""
-    rows = session.exec(_visitor_stmt(f, secret_key).order_by(None).order_by(col(VisitorEntry.id)).limit(EXPORT_LIMIT)).all()
-    out = [[f"FK{e.id}", e.name, e.phone_masked, e.id_masked or "", e.party, e.plate or "", e.purpose,
-            e.host_name or "", guard or "", _xl(e.checked_in_at), _xl(e.checked_out_at),
-            _yes(e.blacklisted)] for e, guard in rows]
-    return Sheet("访客台账", ["编号", "姓名", "手机（脱敏）", "身份证号（脱敏）", "人数", "车牌", "事由", "被访人", "登记门卫",
-                          "入校时间", "离校时间", "黑名单"], out, [8, 10, 14, 22, 6, 10, 24, 10, 10, 17, 17, 7])
-
-
-def export_leave(session: Session, f: Filters, now: datetime | None = None, **_: Any) -> Sheet:
-    rows = session.exec(_leave_stmt(f).order_by(None).order_by(col(LeaveSlip.id)).limit(EXPORT_LIMIT)).all()
-    at = now or datetime.now()
-    out = [[f"QJ{s.id}", sname or "", sno or "", k or "", _xl(s.starts_at), _xl(s.ends_at), s.reason,
-            req or "", _xl(s.created_at), s.state, dec or "", _xl(s.decided_at), _yes(s.deputy),
-            s.reject_reason or "", _xl(s.exited_at), _xl(s.returned_at), _yes(s.expects_return),
-            status_text(s, at)] for s, sname, sno, k, req, dec in rows]
-    return Sheet("请假台账", ["编号", "学生", "学号", "班级", "开始时间", "结束时间", "事由", "申请人", "申请时间", "状态",
-                          "审批人", "审批时间", "代批", "驳回理由", "出校时间", "返校时间", "需返校", "门岗状态"], out,
-                 [8, 10, 12, 10, 17, 17, 24, 10, 17, 8, 10, 17, 6, 16, 17, 17, 7, 18])
-
-
-def export_reminders(session: Session, f: Filters, **_: Any) -> Sheet:
-    """One row per delivery (a reminder firing), with its receipts: the ledger of what was announced, to whom."""
-    out = []
-    for d in _delivery_rows(session, f):
-        r, occ = d.reminder, d.occurrence
-        out.append([f"TX{r.id}", r.text, _reminder_targets(r), _xl(occ.due_at), _xl(occ.fired_at),
-                    "已发送" if occ.status == "sent" else "错过（未发送）", occ.recipients, _yes(r.needs_receipt),
-                    d.acked if r.needs_receipt else "", (d.receipts - d.acked) if r.needs_receipt else "",
-                    d.missing if r.needs_receipt else "", STATE_ZH.get(r.state, r.state)])
-    return Sheet("提醒发送台账", ["编号", "内容", "对象", "应提醒时间", "发送时间", "发送结果", "人数", "需回执", "已回执",
-                              "未回执", "未回执人员", "提醒状态"], out, [8, 30, 16, 17, 17, 12, 6, 7, 7, 7, 24, 8])
-
-
-def export_duty(session: Session, f: Filters, **_: Any) -> Sheet:
-    out = [[r.day, "周" + WEEKDAY_NAMES[r.day.weekday()], name,
-            {"generate": "自动排班", "import": "导入", "swap": "换班"}.get(r.source, r.source), _xl(r.updated_at)]
-           for r, name in duty_rota(session, f)]
-    return Sheet("节假日行政值日", ["日期", "星期", "值班领导", "来源", "更新时间"], out, [12, 6, 12, 10, 17])
-
-
 def export_outbox(session: Session, f: Filters, **_: Any) -> Sheet:
     rows = session.exec(_outbox_stmt(f).order_by(None).order_by(col(ob.OutboxMessage.id)).limit(EXPORT_LIMIT)).all()
-    out = [[m.id, _xl(m.created_at), name or (m.openid or ""), OUTBOX_KINDS.get(m.kind, m.kind), m.text,
+    out = [[m.id, xl_time(m.created_at), name or (m.openid or ""), OUTBOX_KINDS.get(m.kind, m.kind), m.text,
             ob.STATES_ZH.get(m.state, m.state), m.channel or "", m.attempts, m.errcode if m.errcode is not None else "",
-            m.last_error or "", _xl(m.sent_at), m.delivery_status or ""] for m, name in rows]
+            m.last_error or "", xl_time(m.sent_at), m.delivery_status or ""] for m, name in rows]
     return Sheet("消息发送记录", ["编号", "创建时间", "接收人", "类型", "内容", "状态", "渠道", "尝试次数", "错误码", "错误信息",
                               "发送时间", "送达状态"], out, [7, 17, 10, 7, 40, 8, 9, 8, 8, 24, 17, 10])
 
 
-def export_people(session: Session, f: Filters, now: datetime | None = None, **_: Any) -> Sheet:
-    at = now or datetime.now()
-    out = [[p.person.id, p.person.name, p.roles_text, "、".join(p.classes), "、".join(p.children),
-            p.person.categories or "", p.bound_state, _xl(p.person.bound_at), p.invite_state,
-            _xl(p.invite.expires_at) if p.invite else "", _xl(p.person.created_at)]
-           for p in people_list(session, Filters(q=f.q, kind=f.kind, state=f.state), at)]
-    return Sheet("人员名册", ["编号", "姓名", "角色", "班主任班级", "子女", "维修类别", "绑定状态", "绑定时间", "邀请码状态",
-                          "邀请码有效期至", "创建时间"], out, [6, 10, 18, 12, 16, 10, 10, 17, 10, 17, 17])
-
-
-def export_blacklist(session: Session, f: Filters, **_: Any) -> Sheet:
-    out = [[b.id, "手机" if b.kind == "phone" else "身份证", b.value_masked, b.reason, b.created_by, _xl(b.created_at)]
-           for b in blacklist(session, Filters(q=f.q))]
-    return Sheet("访客黑名单", ["编号", "类型", "号码（脱敏）", "原因", "添加人", "添加时间"], out, [6, 8, 22, 30, 10, 17])
+# --- the ledgers and their exports ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -753,14 +221,14 @@ class Ledger:
 LEDGERS: dict[str, Ledger] = {
     lg.key: lg
     for lg in (
-        Ledger("repairs", "报修台账", "repairticket", export_repairs),
-        Ledger("visitors", "访客台账", "visitorentry", export_visitors),
-        Ledger("leave", "请假台账", "leaveslip", export_leave),
-        Ledger("reminders", "提醒发送台账", "reminderoccurrence", export_reminders),
-        Ledger("duty", "节假日行政值日", "dutyrota", export_duty),
+        Ledger("repairs", "报修台账", "repairticket", repair.export_repairs),
+        Ledger("visitors", "访客台账", "visitorentry", visitor.export_visitors),
+        Ledger("leave", "请假台账", "leaveslip", leave.export_leave),
+        Ledger("reminders", "提醒发送台账", "reminderoccurrence", rem.export_reminders),
+        Ledger("duty", "节假日行政值日", "dutyrota", duty.export_duty),
         Ledger("outbox", "消息发送记录", "outboxmessage", export_outbox),
         Ledger("people", "人员名册", "person", export_people, dated=False),
-        Ledger("blacklist", "访客黑名单", "visitorblacklist", export_blacklist, dated=False),
+        Ledger("blacklist", "访客黑名单", "visitorblacklist", visitor.export_blacklist, dated=False),
     )
 }
 
@@ -774,47 +242,12 @@ def export(session: Session, key: str, f: Filters, now: datetime, secret_key: st
     return ledger.export(session, f, now=now, secret_key=secret_key)
 
 
-def to_xlsx(sheet: Sheet, subtitle: str = "") -> bytes:
-    """One sheet: a title line, the Chinese headers (frozen, filterable), one row per record."""
-    from openpyxl import Workbook  # type: ignore[import-untyped]
-    from openpyxl.styles import Alignment, Font, PatternFill  # type: ignore[import-untyped]
-    from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = sheet.title[:31]
-    ws.append(sheet.headers)
-    bold = Font(bold=True)
-    fill = PatternFill("solid", fgColor="DDEBF7")
-    for cell in ws[1]:
-        cell.font = bold
-        cell.fill = fill
-        cell.alignment = Alignment(horizontal="center", vertical="center")
-    for row in sheet.rows:
-        ws.append([_cell(v) for v in row])
-        for cell, value in zip(ws[ws.max_row], row, strict=False):
-            if cell.data_type == "f":  # text that starts with "=" stays text: no formulas from user input
-                cell.data_type = "s"
-            elif isinstance(value, datetime):  # dates are dates in Excel: sortable, filterable, computable
-                cell.number_format = XL_DATETIME
-            elif isinstance(value, date):
-                cell.number_format = XL_DATE
-    for i, width in enumerate(sheet.widths or [14] * len(sheet.headers), start=1):
-        ws.column_dimensions[get_column_letter(i)].width = width
-    ws.freeze_panes = "A2"
-    if sheet.rows:
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(sheet.headers))}{len(sheet.rows) + 1}"
-    wb.properties.title = sheet.title + (f"（{subtitle}）" if subtitle else "")
-    wb.properties.creator = "校园后勤助手"
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
-
-
-_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def _cell(value: Any) -> Any:
-    # Control characters are not allowed in XLSX cells (openpyxl refuses them): dropped. An export leaves the
-    # building: no secret and no full phone or ID number in any cell, whatever the text it came from.
-    return redact(_ILLEGAL.sub("", value)) if isinstance(value, str) else value
+def export_defaults(session: Session, today: date) -> dict[str, tuple[date, date]]:
+    """The date range each dated ledger's export starts with: what its page shows by default. The ledgers
+    of what happened: this month so far; the duty rota (its page shows the coming days): today to the last
+    day on the rota."""
+    month = (date(today.year, today.month, 1), today)
+    out = {key: month for key, lg in LEDGERS.items() if lg.dated}
+    last = duty.last_rota_day(session, today) if has_table(session, "dutyrota") else None
+    out["duty"] = (today, last if isinstance(last, date) and last >= today else today)
+    return out

@@ -14,8 +14,9 @@ from bot.runtime import Runtime
 from storage import inspection, leave, people, repair, visitor
 from storage import reminder as rem
 from storage.people import Actor, Person
+from storage.roster import find_student
 from storage.schoolcal import Recurrence
-from storage.visitor_parse import VisitorLine
+from storage.visitor.parse import VisitorLine
 from tests.school import openid_for
 
 STAFF = [
@@ -107,7 +108,7 @@ def build(rt: Runtime) -> None:
         visit("马建", "13800000006", "送桶装水", None, False)
 
         def student(name: str) -> people.Student:
-            return leave.find_student(s, name)
+            return find_student(s, name)
 
         def slip(who: str, kid: str, start: datetime, end: datetime, reason: str) -> leave.LeaveSlip:
             return leave.request_leave(s, a[who], student(kid), start, end, reason, now=now)

@@ -39,7 +39,7 @@ def seed(url: str, now: datetime) -> None:
     from storage import duty, leave, people, reminder, repair, visitor
     from storage.console_users import set_password
     from storage.db import Database
-    from storage.visitor_parse import VisitorLine
+    from storage.visitor.parse import VisitorLine
 
     db = Database(url)
     db.migrate()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 from bot.cli import _load_plugins, app
 from bot.sandbox.fakewechat import QRCODE_PATH, SHOWQRCODE_PATH
 from storage import certificates, inspection
+from storage.people import Person
 from tests.browser import screenshot_dir
 from tests.conftest import APP_ID, APP_SECRET
 
@@ -54,16 +56,16 @@ def test_certs_import_creates_unbound_people(cli_env, tmp_path: Path) -> None:  
     assert result.exit_code == 0, result.output
     assert "第4行：「不知道」不是日期" in result.output and "导入 2 张证照，1 行有误" in result.output
     with cli_env.session() as s:
-        rows = certificates.listing(s, inspection.date(2026, 12, 1))
+        rows = certificates.listing(s, date(2026, 12, 1))
         assert [(r.person, r.cert.type, r.status) for r in rows] == [("陈师傅", "健康证", "19 天后到期"),
                                                                      ("刘阿姨", "健康证", "有效")]
-        assert all(s.get(inspection.Person, r.cert.person_id).openid is None for r in rows)  # type: ignore[union-attr]
+        assert all(s.get(Person, r.cert.person_id).openid is None for r in rows)  # type: ignore[union-attr]
 
 
 def test_qr_labels_through_the_api_render_and_decode_back_to_the_scenes(cli_env, fake_wechat, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with cli_env.session() as s:
         inspection.import_checkpoints(s, [["XF-101", "教学楼一楼灭火器", "教学楼一楼东", "灭火器"],
-                                          ["PD-1", "行政楼配电间", "", "配电间"]], now=inspection.datetime(2026, 12, 1))
+                                          ["PD-1", "行政楼配电间", "", "配电间"]], now=datetime(2026, 12, 1))
     out = tmp_path / "labels.pdf"
     result = runner.invoke(app, ["checkpoints", "qr", "--out", str(out)])
     assert result.exit_code == 0, result.output

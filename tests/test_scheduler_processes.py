@@ -3,7 +3,7 @@ scheduler and outbox sender, on one PostgreSQL database and one Redis, racing fo
 
 Every slot has many reminders due at the same instant, so both schedulers wake for it together (each times its
 next tick to the earliest due reminder). Around them the test plays a third, misbehaving process, so that each
-exactly-once guard has something to stop (jobs/scheduler.py, storage/reminder.py):
+exactly-once guard has something to stop (jobs/scheduler.py, storage/reminder/firing.py):
 
 * slot A, a plain race: every reminder goes out once, all fired by one tick (one process at a time: Redis lock);
 * a stale write sets an already fired reminder back to its due time: it must not go out again (occurrence

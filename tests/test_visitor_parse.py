@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from storage.errors import UserError
-from storage.visitor_parse import (
+from storage.visitor.parse import (
     VisitorLine,
     id_check_char,
     mask_id,

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from storage.kernel import fmt_day
+from storage.people import Person
 
 duty_app = typer.Typer(help="节假日行政值日（值班表）", no_args_is_help=True)
 
@@ -44,7 +45,7 @@ def duty_import(file: Path) -> None:
     try:
         with rt.db.session() as s:
             done, errors, warnings = duty.import_rows(s, rows, now=rt.clock.now(), times=_times())
-            lines = [f"{r.day:%Y-%m-%d} {fmt_day(r.day)[-4:]} {s.get(duty.Person, r.leader_id).name}"  # type: ignore[union-attr]
+            lines = [f"{r.day:%Y-%m-%d} {fmt_day(r.day)[-4:]} {s.get(Person, r.leader_id).name}"  # type: ignore[union-attr]
                      for r in done]
     except UserError as exc:
         fail(exc.message)
@@ -78,7 +79,7 @@ def duty_generate(
     try:
         with rt.db.session() as s:
             rows = duty.generate(s, start, end, now=rt.clock.now(), times=_times(), provisional=provisional)
-            lines = [f"{r.day:%Y-%m-%d} {fmt_day(r.day)[-4:]} {s.get(duty.Person, r.leader_id).name}"  # type: ignore[union-attr]
+            lines = [f"{r.day:%Y-%m-%d} {fmt_day(r.day)[-4:]} {s.get(Person, r.leader_id).name}"  # type: ignore[union-attr]
                      + ("（推算）" if duty.is_provisional_row(r) else "") for r in rows]
     except CalendarUnavailable as exc:
         fail(f"无法生成值班表：{exc}，调休上班日和补休日期未知。若先按法定假日推算排班，请加 --provisional"

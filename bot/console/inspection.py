@@ -15,7 +15,7 @@ from bot.console.auth import require_user, runtime
 from bot.console.routes import ConsoleRoute, _need, admin_action, admin_form, render
 from bot.labels import build_labels
 from bot.wechat.api import WeChatAPI, WeChatAPIError
-from storage import certificates, inspection, ledger
+from storage import certificates, inspection, listing
 from storage.errors import UserError
 
 router = APIRouter(prefix="/admin", route_class=ConsoleRoute, include_in_schema=False)
@@ -30,8 +30,8 @@ def _ledger_filter(request: Request) -> inspection.LedgerFilter:
     p = request.query_params
     return inspection.LedgerFilter(
         route_id=_int(p.get("route")), checkpoint_id=_int(p.get("checkpoint")),
-        person=(p.get("person") or "").strip()[:50], start=ledger.parse_date(p.get("from")),
-        end=ledger.parse_date(p.get("to")), result=p.get("result") or "")
+        person=(p.get("person") or "").strip()[:50], start=listing.parse_date(p.get("from")),
+        end=listing.parse_date(p.get("to")), result=p.get("result") or "")
 
 
 @router.get("/inspections", response_class=HTMLResponse)
@@ -55,7 +55,7 @@ def inspections_xlsx(request: Request) -> Response:
     _need(request, "inspectionvisit", "巡查")
     rt = runtime(request)
     with rt.db.session() as s:
-        data = inspection.export_xlsx(inspection.ledger(s, _ledger_filter(request), limit=ledger.EXPORT_LIMIT),
+        data = inspection.export_xlsx(inspection.ledger(s, _ledger_filter(request), limit=listing.EXPORT_LIMIT),
                                       inspection.open_findings(s), today=rt.clock.now().date())
     name = quote(f"消防巡查记录表-{rt.clock.now():%Y%m%d}.xlsx")
     return Response(data, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"})

@@ -32,7 +32,7 @@ from handlers.text import normalise, parse_ref
 from handlers.reminder import swap_reply
 from handlers.timeexpr import split_time_prefix
 from storage import duty as duty_service
-from storage import inspection, leave, ledger, people, repair, visitor
+from storage import inspection, leave, ledger, listing, people, repair, visitor
 from storage import outbox as ob
 from storage import reminder as rem
 from storage.db import DatabaseUnavailable
@@ -40,7 +40,7 @@ from storage.duty import PROVISIONAL_NOTE, is_provisional_row
 from storage.errors import NotFound, UserError
 from storage.kernel import fmt_day, fmt_duration
 from storage.schoolcal import official_years
-from storage.ledger import Filters
+from storage.listing import Filters
 from storage.redact import redact
 from storage.people import ROLES
 
@@ -50,7 +50,7 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["ROLES"] = ROLES
-templates.env.filters["dt"] = ledger.fmt_dt
+templates.env.filters["dt"] = listing.fmt_dt
 templates.env.filters["hm"] = lambda v: f"{v:%H:%M}" if v else ""
 templates.env.filters["d"] = lambda v: f"{v:%Y-%m-%d}" if v else ""
 templates.env.filters["redact"] = redact  # stored errors may predate the scrubbing at the sender
@@ -217,8 +217,8 @@ def _param(request: Request, name: str, default: str = "", limit: int = 100) -> 
 def _filters(request: Request, **defaults: str) -> Filters:
     return Filters(
         q=_param(request, "q"),
-        start=ledger.parse_date(_param(request, "from", limit=30)),
-        end=ledger.parse_date(_param(request, "to", limit=30)),
+        start=listing.parse_date(_param(request, "from", limit=30)),
+        end=listing.parse_date(_param(request, "to", limit=30)),
         state=_param(request, "state", defaults.get("state", ""), 30),
         kind=_param(request, "kind", defaults.get("kind", ""), 30),
         flag=_param(request, "flag", defaults.get("flag", ""), 30),
@@ -242,7 +242,7 @@ def _ref(text: str, prefix: str) -> int:
 
 def _need(request: Request, table: str, title: str) -> None:
     with runtime(request).db.session() as s:
-        if not ledger.has_table(s, table):
+        if not listing.has_table(s, table):
             raise ConsoleError(404, f"{title}功能尚未启用（数据库未迁移到最新版本，请运行 houqin init）。")
 
 
@@ -352,10 +352,10 @@ def repairs(request: Request) -> Response:
     rt = runtime(request)
     f = _filters(request)
     with rt.db.session() as s:
-        page = ledger.repairs(s, f, _page_no(request))
-        workers = [w.name for w in ledger.workers(s)]
+        page = repair.repairs(s, f, _page_no(request))
+        workers = [w.name for w in repair.workers(s)]
     return render(request, "admin/repairs.html", user=user, page=page, f=f, active="repairs",
-                  states=["未完成", *repair.STATES], categories=ledger.repair_categories(), workers=workers,
+                  states=["未完成", *repair.STATES], categories=list(repair.CATEGORIES), workers=workers,
                   query=_query_without_page(request), export_query=urlencode(request.query_params),
                   age=_age, open_states=repair.OPEN)
 
@@ -369,7 +369,7 @@ def repair_detail(request: Request, ref: str) -> Response:
     with rt.db.session() as s:
         info = repair.details(s, user.actor, n)
         photos = repair.photos_of(s, n)
-        workers = [w.name for w in ledger.workers(s)]
+        workers = [w.name for w in repair.workers(s)]
     return render(request, "admin/repair_detail.html", user=user, info=info, t=info.ticket, photos=photos,
                   workers=workers, active="repairs", open_states=repair.OPEN,
                   can_assign=info.ticket.state in repair.TRANSITIONS["assign"].sources)
@@ -410,8 +410,8 @@ def visitors(request: Request) -> Response:
     rt = runtime(request)
     f = _filters(request)
     with rt.db.session() as s:
-        page = ledger.visitors(s, f, _page_no(request), secret_key=rt.settings.secret_key)
-        reveals = ledger.reveal_log(s, 20) if user.is_admin else []
+        page = visitor.visitors(s, f, _page_no(request), secret_key=rt.settings.secret_key)
+        reveals = visitor.recent_reveals(s, 20) if user.is_admin else []
     return render(request, "admin/visitors.html", user=user, page=page, f=f, active="visitors", reveals=reveals,
                   query=_query_without_page(request), export_query=urlencode(request.query_params))
 
@@ -442,7 +442,7 @@ def blacklist(request: Request) -> Response:
     rt = runtime(request)
     f = _filters(request)
     with rt.db.session() as s:
-        rows = ledger.blacklist(s, f)
+        rows = visitor.blacklist_rows(s, f)
     return render(request, "admin/blacklist.html", user=user, rows=rows, f=f, active="blacklist",
                   export_query=urlencode(request.query_params))
 
@@ -471,8 +471,8 @@ def leave_list(request: Request) -> Response:
     f = _filters(request)
     now = rt.clock.now()
     with rt.db.session() as s:
-        page = ledger.leave_slips(s, f, _page_no(request))
-        classes = ledger.class_names(s)
+        page = leave.leave_slips(s, f, _page_no(request))
+        classes = leave.class_names(s)
     return render(request, "admin/leave.html", user=user, page=page, f=f, active="leave", classes=classes,
                   states=[leave.PENDING, leave.APPROVED, leave.REJECTED, leave.OUT, leave.BACK],
                   status=lambda slip: leave.status_text(slip, now), span=leave.slip_span,
@@ -490,7 +490,7 @@ def leave_detail(request: Request, ref: str) -> Response:
         slip = leave.get_slip(s, n)
         events = leave.history(s, n)
         names = {e.actor_id: people.name_of(s, e.actor_id) for e in events if e.actor_id}
-        rows = ledger.leave_slips(s, Filters(q=f"QJ{n}"), 1).items
+        rows = leave.leave_slips(s, Filters(q=f"QJ{n}"), 1).items
     row = next((r for r in rows if r.slip.id == n), None)
     return render(request, "admin/leave_detail.html", user=user, slip=slip, row=row, events=events, names=names,
                   status=leave.status_text(slip, now), span=leave.slip_span(slip), active="leave",
@@ -521,7 +521,7 @@ def reminders(request: Request) -> Response:
     rt = runtime(request)
     f = _filters(request)
     with rt.db.session() as s:
-        page = ledger.reminders(s, f, _page_no(request))
+        page = rem.reminders(s, f, _page_no(request))
     return render(request, "admin/reminders.html", user=user, page=page, f=f, active="reminders",
                   states=rem.STATE_ZH, sources={rem.SOURCE_CHAT: "聊天/后台", rem.SOURCE_BUILTIN: "内置",
                                                  rem.SOURCE_DUTY: "值班"},
@@ -560,7 +560,7 @@ def reminder_detail(request: Request, ref: str) -> Response:
     rt = runtime(request)
     n = _ref(ref, "TX")
     with rt.db.session() as s:
-        info = ledger.reminder_details(s, n)
+        info = rem.reminder_details(s, n)
     return render(request, "admin/reminder_detail.html", user=user, info=info, r=info.row.reminder,
                   states=rem.STATE_ZH, active="reminders", active_state=rem.ACTIVE)
 
@@ -589,8 +589,8 @@ def duty(request: Request) -> Response:
     if f.start is None and f.end is None and "from" not in request.query_params:
         f = Filters(q=f.q, start=today)  # by default the coming rota
     with rt.db.session() as s:
-        rows = ledger.duty_rota(s, f)
-        leaders = [p.name for p in ledger.leaders(s)]
+        rows = duty_service.duty_rota(s, f)
+        leaders = [p.name for p in duty_service.leaders(s)]
     return render(request, "admin/duty.html", user=user, rows=rows, f=f, active="duty", today=today, leaders=leaders,
                   fmt_day=fmt_day, provisional=is_provisional_row, note=PROVISIONAL_NOTE,
                   any_provisional=any(is_provisional_row(r) for r, _ in rows),
@@ -602,7 +602,7 @@ async def duty_change(request: Request) -> Response:
     """Put a leader on a day, through the same service as 换班 in chat (which tells both leaders)."""
     user, form = await admin_form(request)
     def swap(s: Session, now: datetime) -> str:
-        day = ledger.parse_date(form.get("day"))  # checked before the session is first used
+        day = listing.parse_date(form.get("day"))  # checked before the session is first used
         if day is None:
             raise UserError("请选择日期")
         return swap_reply(duty_service.swap(s, user.actor, day, now=now, leader_name=form.get("leader", "")))
@@ -763,7 +763,7 @@ def export(request: Request, key: str) -> Response:
     span = ""
     if f.start or f.end:
         span = f"{f.start or ''}至{f.end or ''}"
-    data = ledger.to_xlsx(sheet, span)
+    data = listing.to_xlsx(sheet, span)
     filename = f"{sheet.title}{'_' + span if span else ''}_{now:%Y%m%d%H%M}.xlsx"
     ascii_name = f"{key}_{now:%Y%m%d%H%M}.xlsx"
     return Response(

@@ -25,7 +25,7 @@ from handlers.understand.rules import Understander, leave_command, repair_comman
 from handlers.understand.textprep import find_phone, fix_dates, prepare
 from storage import directory
 from storage.errors import UserError
-from storage.visitor_parse import parse_visitor_line
+from storage.visitor.parse import parse_visitor_line
 
 __all__ = ["route", "OBSERVERS", "Plan", "execute", "hint_text"]
 

@@ -22,7 +22,7 @@ from handlers.understand.textprep import ID_NUMBER, PLATE, SHORT_PHONE, Msg, cn_
 from storage import directory, inspection, people
 from storage.schoolcal import Recurrence
 from storage.errors import UserError
-from storage.visitor_parse import USAGE, check_id_number, mask_id, mask_phone
+from storage.visitor.parse import USAGE, check_id_number, mask_id, mask_phone
 
 STAFF_ROLES = {"admin", "leader", "teacher", "head_teacher", "guard", "worker"}
 URGENT = re.compile(r"紧急|加急|特急|(?<![着焦心])急+[!！]*$|急[!！]|急{2,}|^急[\s,，]|赶紧|赶快|尽快|马上来|快来|十万火急|危险|头晕|冒烟|着火|焦糊|煤气味|漏电|打火")

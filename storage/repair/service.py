@@ -1,4 +1,4 @@
-"""Repairs 报修 (BX): tickets, their state machine and history, assignment, access, escalation and statistics.
+"""The rules of repairs 报修 (BX): the state machine and history, assignment, access, escalation and statistics.
 
 All rules live here; the chat handlers, the console, the CLI and the jobs call these functions. Every state
 change goes through `_apply`, which moves the ticket along the `TRANSITIONS` table (a `storage.kernel.StateMachine`)
@@ -13,90 +13,52 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Index, bindparam, func, insert
+from sqlalchemy import bindparam, func, insert
 from sqlalchemy import select as core_select
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from storage import outbox
 from storage.errors import NotFound, UserError
-from storage.kernel import Ref, StateMachine, Transition, fmt_duration, mark_once
+from storage.kernel import StateMachine, Transition, fmt_duration, mark_once
 from storage.people import Actor, Person, PersonRole, find_one, people_with_role
-from storage.repair_categories import KEYWORDS, NEUTRAL, OTHER
+from storage.repair.categories import guess_category
+from storage.repair.models import (
+    ASSIGNED,
+    CANCELLED,
+    DONE,
+    IN_PROGRESS,
+    MAX_DESCRIPTION,
+    MAX_NOTE,
+    MAX_PLACE,
+    OPEN,
+    PENDING,
+    PREFIX,
+    RATED,
+    STATES,
+    WORKING,
+    RepairHistory,
+    RepairPhoto,
+    RepairTicket,
+)
 from storage.schoolcal import PROVISIONAL_NOTE, add_school_days, is_provisional
+
+__all__ = ["FINISH_WITHIN_SCHOOL_DAYS", "KIND", "MACHINE", "MAX_PHOTOS", "NUDGE_INTERVAL", "RECENT", "REFUSAL_HINTS",
+           "TAKE_WITHIN", "TAKE_WITHIN_URGENT", "TRANSITIONS", "HistoryLine", "Photo", "RepairStats",
+           "TicketDetails", "Worker", "assign", "can_see", "cancel", "create_ticket", "deadline_is_provisional",
+           "details", "escalate", "finish", "finish_deadline", "get_visible", "give_back", "month_range", "nudge",
+           "photos_of", "pick_worker", "rate", "reported_by", "split_categories", "stats", "summary", "take",
+           "take_deadline", "tasks_of", "unassigned"]
 
 log = logging.getLogger("houqin.repair")
 
-PREFIX = "BX"
 KIND = "repair"  # outbox kind (a template id may be configured for it)
-
-PENDING, ASSIGNED, IN_PROGRESS, DONE, RATED, CANCELLED = "待派单", "已派单", "维修中", "已完成", "已评价", "已取消"
-STATES: tuple[str, ...] = (PENDING, ASSIGNED, IN_PROGRESS, DONE, RATED, CANCELLED)
-OPEN: frozenset[str] = frozenset({PENDING, ASSIGNED, IN_PROGRESS})
-WORKING: frozenset[str] = frozenset({ASSIGNED, IN_PROGRESS})  # counts towards a worker's open load
 
 NUDGE_INTERVAL = timedelta(hours=1)
 TAKE_WITHIN = timedelta(hours=2)
 TAKE_WITHIN_URGENT = timedelta(minutes=30)
 FINISH_WITHIN_SCHOOL_DAYS = 2
-MAX_PLACE = 100
-MAX_DESCRIPTION = 500
-MAX_NOTE = 200
 MAX_PHOTOS = 9
 RECENT = 10  # 我的报修 shows this many
-
-
-# --- models ---------------------------------------------------------------------------------------------
-
-
-class RepairTicket(SQLModel, table=True):
-    __table_args__ = (
-        Index("ix_repairticket_state_created", "state", "created_at"),
-        Index("ix_repairticket_assignee_state", "assignee_id", "state"),  # a worker's open load
-    )
-    id: int | None = Field(default=None, primary_key=True)
-    reporter_id: int = Field(foreign_key="person.id", index=True)
-    assignee_id: int | None = Field(default=None, foreign_key="person.id")
-    place: str = Field(max_length=MAX_PLACE)
-    description: str = Field(max_length=MAX_DESCRIPTION)
-    category: str = Field(max_length=20)
-    urgent: bool = False
-    state: str = Field(default=PENDING, max_length=12)
-    created_at: datetime
-    assigned_at: datetime | None = None
-    taken_at: datetime | None = None
-    finished_at: datetime | None = None
-    rated_at: datetime | None = None
-    cancelled_at: datetime | None = None
-    finish_note: str | None = Field(default=None, max_length=MAX_NOTE)
-    rating: int | None = None
-    rating_comment: str | None = Field(default=None, max_length=MAX_NOTE)
-    last_nudged_at: datetime | None = None
-    # Escalation marks: each rule tells the admins once per ticket, however often the job runs.
-    escalated_untaken_at: datetime | None = None
-    escalated_unfinished_at: datetime | None = None
-
-    @property
-    def ref(self) -> str:
-        return Ref.of(PREFIX, self.id)
-
-
-class RepairHistory(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
-    ticket_id: int = Field(foreign_key="repairticket.id", index=True)
-    at: datetime
-    actor_id: int | None = Field(default=None, foreign_key="person.id")  # None: the system
-    action: str = Field(max_length=20)
-    from_state: str | None = Field(default=None, max_length=12)
-    to_state: str = Field(max_length=12)
-    note: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
-
-
-class RepairPhoto(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
-    ticket_id: int = Field(foreign_key="repairticket.id", index=True)
-    media_id: str | None = Field(default=None, max_length=200)
-    pic_url: str | None = Field(default=None, max_length=1000)
-    created_at: datetime
 
 
 # --- the state machine ----------------------------------------------------------------------------------
@@ -172,25 +134,6 @@ def _record(session: Session, ticket: RepairTicket, action: str, actor_id: int |
 
 
 # --- categories -----------------------------------------------------------------------------------------
-
-_KEYWORDS_LONGEST_FIRST: list[tuple[str, str]] = sorted(
-    ((word.lower(), cat) for cat, words in KEYWORDS.items() for word in words), key=lambda wc: -len(wc[0])
-)
-
-
-def guess_category(text: str) -> str:
-    """The category whose keywords occur most often; longer keywords consume the text first."""
-    s = text.lower()
-    for word in NEUTRAL:
-        s = s.replace(word, " ")
-    scores = dict.fromkeys(KEYWORDS, 0)
-    for word, cat in _KEYWORDS_LONGEST_FIRST:
-        n = s.count(word)
-        if n:
-            scores[cat] += n
-            s = s.replace(word, " ")
-    best = max(scores, key=lambda c: scores[c])  # ties: the first category listed
-    return best if scores[best] else OTHER
 
 
 def split_categories(text: str | None) -> set[str]:

@@ -1,4 +1,5 @@
-"""Visitors (访客, FK): gate check-in and check-out, teachers' bookings, the blacklist, and personal data kept safe.
+"""The rules of visitors (访客, FK): gate check-in and check-out, teachers' bookings, the blacklist, and personal
+data kept safe.
 
 Privacy (PIPL): phone and ID numbers are stored three ways and never in clear — encrypted (Fernet, key derived
 from SECRET_KEY by HKDF), as a keyed hash (HMAC-SHA256, another HKDF key; for booking linkage and blacklist
@@ -19,13 +20,14 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, update
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from storage import outbox, people
 from storage.errors import Forbidden, NotFound, UserError
 from storage.kernel import Ref, fmt_time, mark_once
 from storage.people import Actor, Person
-from storage.visitor_parse import (
+from storage.visitor.models import IdRevealLog, VisitorBlacklist, VisitorBooking, VisitorEntry
+from storage.visitor.parse import (
     BOOK_USAGE,
     VisitorLine,
     check_id_number,
@@ -38,76 +40,16 @@ from storage.visitor_parse import (
     normalise_phone,
 )
 
+__all__ = ["DAY_END", "KIND", "LONG_STAY_HOURS", "RETENTION_DAYS", "CheckIn", "blacklist_add", "blacklist_all",
+           "blacklist_hits", "blacklist_remove", "blacklist_value", "book", "booking_line", "bookings_on",
+           "check_in", "check_out", "day_end_list", "decrypt", "deny", "encrypt", "entries_on", "entry_by_name",
+           "entry_line", "fk", "flag_long_stays", "get_entry", "hm", "is_long_stay", "keyed_hash", "linked_entry",
+           "on_campus", "parse_day_end", "purge", "resolve_host", "reveal_id_number", "reveal_log", "reveal_phone"]
+
 LONG_STAY_HOURS = 4.0
 DAY_END = "18:00"
 RETENTION_DAYS = 180
 KIND = "visitor"
-
-
-# --- models ----------------------------------------------------------------------------------------------
-
-
-class VisitorBooking(SQLModel, table=True):
-    """A teacher's 预约: the guard's check-in with the same phone that day links to it."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=50)
-    phone_hash: str = Field(max_length=64, index=True)
-    phone_enc: str = Field(max_length=255)
-    phone_masked: str = Field(max_length=20)
-    purpose: str = Field(max_length=200)
-    expected_at: datetime = Field(index=True)
-    teacher_id: int = Field(foreign_key="person.id", index=True)
-    created_at: datetime
-
-
-class VisitorEntry(SQLModel, table=True):
-    """One visit (FK<id>): checked in by a guard, checked out by a guard."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=50)
-    phone_hash: str = Field(max_length=64, index=True)
-    phone_enc: str = Field(max_length=255)
-    phone_masked: str = Field(max_length=20)
-    id_hash: str | None = Field(default=None, max_length=64, index=True)
-    id_enc: str | None = Field(default=None, max_length=255)
-    id_masked: str | None = Field(default=None, max_length=24)
-    purpose: str = Field(max_length=200)
-    host_name: str | None = Field(default=None, max_length=50)
-    host_id: int | None = Field(default=None, foreign_key="person.id", index=True)
-    plate: str | None = Field(default=None, max_length=12)
-    party: int = 1
-    booking_id: int | None = Field(default=None, foreign_key="visitorbooking.id")
-    guard_id: int = Field(foreign_key="person.id")
-    blacklisted: bool = False
-    checked_in_at: datetime = Field(index=True)
-    checked_out_at: datetime | None = None
-    checked_out_by: int | None = Field(default=None, foreign_key="person.id")
-    host_denied_at: datetime | None = None  # the host answered 不认识
-    long_stay_notified_at: datetime | None = None
-
-
-class VisitorBlacklist(SQLModel, table=True):
-    """A phone or ID number the gate must be warned about; only its keyed hash and masked form are kept."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=10)  # phone | id
-    value_hash: str = Field(max_length=64, unique=True)
-    value_masked: str = Field(max_length=24)
-    reason: str = Field(default="", max_length=200)
-    created_by: str = Field(default="", max_length=50)
-    created_at: datetime
-
-
-class IdRevealLog(SQLModel, table=True):
-    """Who saw a visitor's full ID number or phone, and when (kept after the visit itself is purged)."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    entry_id: int = Field(index=True)  # no foreign key: the audit trail outlives the purged visit
-    field_name: str = Field(max_length=20)  # id_number | phone
-    admin_id: int = Field(foreign_key="person.id")
-    admin_name: str = Field(max_length=50)
-    revealed_at: datetime
 
 
 # --- keys, encryption, keyed hashes ----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Certificates 证照: people's certificates with an expiry date — above all canteen staff's 健康证.
+"""The rules of certificates 证照: people's certificates with an expiry date — above all canteen staff's 健康证.
 
 The holder may never bind WeChat (canteen staff): importing creates such people without a binding. The holder
 (when bound) and the admins are told 30 and 7 days before expiry, once each: a mark per threshold on the
@@ -8,31 +8,19 @@ certificate, set under a row lock in the same transaction as the outbox rows (un
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from storage import outbox
+from storage.certificates.models import DEFAULT_TYPE, HEALTH, MAX_NUMBER, MAX_TYPE, Certificate
 from storage.errors import UserError
 from storage.people import Person, PersonRole, find_people, people_with_role
 
+__all__ = ["KIND", "NOTICE_DAYS", "holder", "import_rows", "notify_expiring", "parse_day", "save"]
+
 KIND = "system"  # outbox kind
-HEALTH = "健康证"
-DEFAULT_TYPE = HEALTH
 NOTICE_DAYS = (30, 7)
-MAX_TYPE, MAX_NUMBER = 30, 60
-
-
-class Certificate(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
-    person_id: int = Field(foreign_key="person.id", index=True)
-    type: str = Field(default=DEFAULT_TYPE, max_length=MAX_TYPE)
-    number: str = Field(default="", max_length=MAX_NUMBER)
-    expires_on: date = Field(index=True)
-    notified_30_at: datetime | None = None
-    notified_7_at: datetime | None = None
-    created_at: datetime
 
 
 def parse_day(text: str) -> date:
@@ -109,35 +97,6 @@ def import_rows(session: Session, rows: list[list[str]], *, now: datetime) -> tu
             continue
         done += 1
     return done, errors
-
-
-@dataclass(frozen=True)
-class CertRow:
-    cert: Certificate
-    person: str
-    days_left: int
-
-    @property
-    def expired(self) -> bool:
-        return self.days_left < 0
-
-    @property
-    def status(self) -> str:
-        if self.days_left < 0:
-            return f"已过期 {-self.days_left} 天"
-        if self.days_left <= 30:
-            return f"{self.days_left} 天后到期"
-        return "有效"
-
-
-def listing(session: Session, today: date) -> list[CertRow]:
-    rows = session.exec(select(Certificate, Person.name).join(Person, col(Person.id) == col(Certificate.person_id))
-                        .order_by(col(Certificate.expires_on))).all()
-    return [CertRow(c, name, (c.expires_on - today).days) for c, name in rows]
-
-
-def expired(session: Session, today: date) -> list[CertRow]:
-    return [r for r in listing(session, today) if r.expired]
 
 
 def notify_expiring(session: Session, now: datetime) -> int:

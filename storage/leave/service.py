@@ -1,4 +1,4 @@
-"""Student leave slips (请假, QJ): request, head-teacher approval, the gate (exit / return) and alerts.
+"""The rules of student leave slips (请假, QJ): request, head-teacher approval, the gate (exit / return) and alerts.
 
 All rules live here; handlers/leave.py parses chat text, jobs/leave.py runs the two timed alerts; students and
 classes are found through `storage.roster`. A slip moves through a table of allowed transitions,
@@ -11,11 +11,23 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint, or_
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
 
 from storage.errors import NotFound, UserError
-from storage.kernel import Ref, StateMachine, Transition, fmt_time, mark_once
+from storage.kernel import StateMachine, Transition, fmt_time, mark_once
+from storage.leave.models import (
+    APPROVED,
+    BACK,
+    MAX_REASON,
+    OUT,
+    PENDING,
+    PREFIX,
+    REJECTED,
+    LeaveEvent,
+    LeaveGateEvent,
+    LeaveSlip,
+)
 from storage.outbox import notify
 from storage.people import (
     Actor,
@@ -30,8 +42,12 @@ from storage.people import (
 )
 from storage.roster import find_student
 
-PREFIX = "QJ"
-PENDING, APPROVED, REJECTED, OUT, BACK = "待审批", "已批准", "已驳回", "已出校", "已返校"
+__all__ = ["DECIDERS", "EXIT_EARLY", "MACHINE", "NO_RETURN_WORD", "OVERDUE_AFTER", "REPUSH_BEFORE", "REPUSH_GRACE",
+           "TRANSITIONS", "admin_ids", "alert_overdue", "approvers", "bound_parents", "check_request", "class_of",
+           "decide", "fmt_span", "gate_check", "gate_events", "get_slip", "head_teacher_id", "history", "is_head_of",
+           "list_line", "my_slips", "overlapping", "pending_for", "record_exit", "record_return", "ref",
+           "repush_pending", "request_leave", "slip_span", "slip_to_check", "status_text", "student_for_request",
+           "student_of", "today_for", "who"]
 
 # Anything not listed is refused; "expired" is not a state but a matter of time (an approved slip whose window
 # has ended), checked by the gate rules below. Each stamp is set once: no second exit on one slip, whatever the state.
@@ -47,56 +63,7 @@ OVERDUE_AFTER = timedelta(minutes=30)  # not back 30 min after the window ends �
 REPUSH_BEFORE = timedelta(minutes=30)  # still pending when the gate would open → pushed again
 REPUSH_GRACE = timedelta(minutes=10)  # …but not within minutes of the first push (a slip made at the last minute)
 NO_RETURN_WORD = "不返校"
-MAX_REASON = 200
 DECIDERS = ("admin", "leader")  # may decide as the head teacher's deputy
-
-
-class LeaveSlip(SQLModel, table=True):
-    __table_args__ = (Index("ix_leaveslip_state_starts", "state", "starts_at"),)
-    id: int | None = Field(default=None, primary_key=True)
-    student_id: int = Field(foreign_key="student.id", index=True)
-    class_id: int = Field(foreign_key="schoolclass.id", index=True)  # the student's class when requested
-    requester_id: int = Field(foreign_key="person.id")
-    starts_at: datetime
-    ends_at: datetime
-    reason: str = Field(max_length=MAX_REASON)
-    expects_return: bool = True
-    state: str = Field(default=PENDING, max_length=12)
-    created_at: datetime
-    decided_by_id: int | None = Field(default=None, foreign_key="person.id")
-    decided_at: datetime | None = None
-    deputy: bool = False  # decided by an admin or leader in the head teacher's place
-    reject_reason: str | None = Field(default=None, max_length=MAX_REASON)
-    exited_at: datetime | None = None
-    returned_at: datetime | None = None
-    repushed_at: datetime | None = None  # the "still pending" reminder went out (once)
-    overdue_notified_at: datetime | None = None  # the "not back" alert went out (once)
-
-    @property
-    def ref(self) -> str:
-        return Ref.of(PREFIX, self.id)
-
-
-class LeaveEvent(SQLModel, table=True):
-    """The slip's history: who did what, when."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    slip_id: int = Field(foreign_key="leaveslip.id", index=True)
-    at: datetime
-    actor_id: int | None = Field(default=None, foreign_key="person.id")
-    action: str = Field(max_length=20)  # 申请, 批准, 驳回, 代批准, 代驳回, 出校, 返校, 催批, 逾期提醒
-    note: str | None = Field(default=None, max_length=MAX_REASON)
-
-
-class LeaveGateEvent(SQLModel, table=True):
-    """The gate ledger. One exit and one return per slip at most, enforced by the database as well."""
-
-    __table_args__ = (UniqueConstraint("slip_id", "kind", name="uq_leavegate_slip_kind"),)
-    id: int | None = Field(default=None, primary_key=True)
-    slip_id: int = Field(foreign_key="leaveslip.id", index=True)
-    kind: str = Field(max_length=10)  # exit | return
-    guard_id: int = Field(foreign_key="person.id")
-    at: datetime
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -500,35 +467,6 @@ def today_for(session: Session, actor: Actor, now: datetime) -> list[LeaveSlip]:
     if scope is not None:
         stmt = stmt.where(col(LeaveSlip.class_id).in_(scope or [-1]))
     return list(session.exec(stmt.order_by(col(LeaveSlip.starts_at), col(LeaveSlip.id))).all())
-
-
-def pending_count(session: Session, now: datetime) -> int:
-    """Pending slips still worth deciding (the console's dashboard)."""
-    stmt = select(LeaveSlip.id).where(LeaveSlip.state == PENDING, col(LeaveSlip.ends_at) > now)
-    return len(session.exec(stmt).all())
-
-
-LEDGER_COLUMNS = ("编号", "班级", "学生", "学号", "开始", "结束", "事由", "返校", "申请人", "状态",
-                  "审批人", "代批", "驳回理由", "出校时间", "返校时间")
-
-
-def ledger_rows(session: Session, date_from: datetime, date_to: datetime, now: datetime) -> list[dict[str, Any]]:
-    """The leave ledger (台账) for slips whose window touches [date_from, date_to): one dict per slip, keyed by
-    LEDGER_COLUMNS, for the console's lists and XLSX export."""
-    stmt = (select(LeaveSlip)
-            .where(col(LeaveSlip.starts_at) < date_to, col(LeaveSlip.ends_at) >= date_from)
-            .order_by(col(LeaveSlip.starts_at), col(LeaveSlip.id)))
-    rows = []
-    for slip in session.exec(stmt).all():
-        student = student_of(session, slip)
-        rows.append(dict(zip(LEDGER_COLUMNS, (
-            ref(slip), class_of(session, slip).name, student.name, student.student_no, slip.starts_at,
-            slip.ends_at, slip.reason, "是" if slip.expects_return else "否",
-            name_of(session, slip.requester_id), status_text(slip, now),
-            name_of(session, slip.decided_by_id) if slip.decided_by_id else "",
-            "是" if slip.deputy else "", slip.reject_reason or "", slip.exited_at, slip.returned_at,
-        ), strict=True)))
-    return rows
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """Repair categories and the keywords that guess them from a report's text — data, not code branches.
 
-To teach the bot a new word, add it to a tuple below. Longer keywords win over shorter ones they contain
+To teach the bot a new word, add it to a tuple below (`guess_category` reads them). Longer keywords win over shorter ones they contain
 (`电脑` is 信息化 although it contains `电`; `柜门` is 家具 although it contains `门`), and words in
 `NEUTRAL` are removed first because they name places, not faults (`门卫室` is not a door problem).
 """
 
 from __future__ import annotations
+
+__all__ = ["CATEGORIES", "KEYWORDS", "NEUTRAL", "OTHER", "guess_category"]
 
 OTHER = "其他"
 
@@ -39,3 +41,23 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
 NEUTRAL: tuple[str, ...] = ("门卫", "门口", "校门", "部门", "电教", "门诊")
 
 CATEGORIES: tuple[str, ...] = (*KEYWORDS, OTHER)
+
+
+_KEYWORDS_LONGEST_FIRST: list[tuple[str, str]] = sorted(
+    ((word.lower(), cat) for cat, words in KEYWORDS.items() for word in words), key=lambda wc: -len(wc[0])
+)
+
+
+def guess_category(text: str) -> str:
+    """The category whose keywords occur most often; longer keywords consume the text first."""
+    s = text.lower()
+    for word in NEUTRAL:
+        s = s.replace(word, " ")
+    scores = dict.fromkeys(KEYWORDS, 0)
+    for word, cat in _KEYWORDS_LONGEST_FIRST:
+        n = s.count(word)
+        if n:
+            scores[cat] += n
+            s = s.replace(word, " ")
+    best = max(scores, key=lambda c: scores[c])  # ties: the first category listed
+    return best if scores[best] else OTHER

@@ -1,4 +1,4 @@
-"""Holiday duty 节假日行政值日: which leader is on duty on each weekend and statutory holiday.
+"""The rules of holiday duty 节假日行政值日: which leader is on duty on each weekend and statutory holiday.
 
 The rota is generated (round-robin of the leaders over the official duty days), imported from a CSV (日期,领导)
 or changed by 换班. Each rota day owns three keyed reminders — the leader the evening before and the morning of,
@@ -10,26 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from storage import outbox
 from storage import reminder as rem
+from storage.duty.models import GENERATED, IMPORTED, SWAPPED, DutyRota
 from storage.errors import UserError
 from storage.kernel import fmt_day, parse_day
 from storage.people import Actor, Person, find_one, find_people, people_with_role
 from storage.schoolcal import PROVISIONAL_NOTE, duty_days, ensure_official, is_duty_day, is_provisional
 
-GENERATED, IMPORTED, SWAPPED = "generate", "import", "swap"
-
-__all__ = ["PROVISIONAL_NOTE", "DutyRota", "DutyTimes", "generate", "import_rows", "is_provisional_row", "swap"]
-
-
-class DutyRota(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
-    day: date = Field(unique=True)
-    leader_id: int = Field(foreign_key="person.id", index=True)
-    source: str = Field(default=GENERATED, max_length=10)  # generate | import | swap
-    updated_at: datetime
+__all__ = ["PROVISIONAL_NOTE", "DutyTimes", "Swap", "assign", "coming", "find_leader", "generate", "import_rows",
+           "is_provisional_row", "leaders", "on_day", "parse_date", "remove", "swap"]
 
 
 @dataclass(frozen=True)
