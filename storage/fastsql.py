@@ -34,6 +34,7 @@ class _Compiled:
     processors: dict[str, Callable[[Any], Any]]  # SQLAlchemy's conversions of values (e.g. dates on SQLite)
     positions: tuple[str, ...] | None  # the parameter order, for a driver with positional placeholders
     results: tuple[Callable[[Any], Any] | None, ...] | None  # per column of the rows, if any needs converting
+    constants: dict[str, Any]  # the values written into the statement itself
 
 
 class Hot:
@@ -52,19 +53,29 @@ class Hot:
         compiled = self.statement.compile(dialect=dialect, column_keys=column_keys)  # type: ignore[attr-defined]
         binds = compiled.binds
         result: _Compiled | None = None
-        if set(binds) <= set(keys) and dialect.paramstyle in ("pyformat", "qmark"):  # nothing to fill in
+        # Values written into the statement (`role == "worker"`) go along as constants; anything SQLAlchemy would
+        # compute per execution (a column's Python default, a list expanded into IN (…)) leaves it to SQLAlchemy.
+        constants = {name: b.effective_value for name, b in binds.items() if name not in keys}
+        direct = (not any(binds[name].required for name in constants)
+                  and not getattr(compiled, "insert_prefetch", None) and not getattr(compiled, "update_prefetch", None)
+                  and not any(b.expanding or b.literal_execute for b in binds.values())
+                  and not compiled.literal_execute_params
+                  and dialect.paramstyle in ("pyformat", "qmark"))
+        if direct:
             processors = {name: proc for name, b in binds.items()
                           if (proc := b.type.dialect_impl(dialect).bind_processor(dialect))}
             positions = tuple(compiled.positiontup or ()) if dialect.paramstyle == "qmark" else None
             columns = getattr(self.statement, "exported_columns", ())  # a SELECT's columns, an INSERT's RETURNING
             results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
-            result = _Compiled(str(compiled), processors, positions, results if any(results) else None)
+            result = _Compiled(str(compiled), processors, positions, results if any(results) else None, constants)
         with self._lock:
             self._compiled[cache_key] = result
         return result
 
     @staticmethod
     def _values(c: _Compiled, params: Mapping[str, Any]) -> Mapping[str, Any] | tuple[Any, ...]:
+        if c.constants:
+            params = {**c.constants, **params}
         if c.processors:
             params = {k: (c.processors[k](v) if k in c.processors else v) for k, v in params.items()}
         return params if c.positions is None else tuple(params[name] for name in c.positions)

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from storage import outbox
 from storage.errors import NotFound, UserError
+from storage.fastsql import Hot
 from storage.kernel import StateMachine, Transition, fmt_duration, mark_once
 from storage.people import Actor, Person, PersonRole, find_one, people_with_role
 from storage.repair.categories import guess_category
@@ -113,8 +114,8 @@ def _entry(ticket: RepairTicket, action: str, actor_id: int | None, now: datetim
 _TICKETS = RepairTicket.__table__  # type: ignore[attr-defined]
 _PEOPLE = Person.__table__  # type: ignore[attr-defined]
 _ROLES = PersonRole.__table__  # type: ignore[attr-defined]
-_INSERT_TICKET = insert(_TICKETS)
-_INSERT_HISTORY = insert(RepairHistory.__table__)  # type: ignore[attr-defined]
+_INSERT_TICKET = Hot(insert(_TICKETS).returning(_TICKETS.c.id))
+_INSERT_HISTORY = Hot(insert(RepairHistory.__table__))  # type: ignore[attr-defined]
 _INSERT_PHOTO = insert(RepairPhoto.__table__)  # type: ignore[attr-defined]
 _ADMINS = (core_select(_PEOPLE.c.id).distinct()
            .select_from(_PEOPLE.join(_ROLES, _ROLES.c.person_id == _PEOPLE.c.id))
@@ -125,7 +126,7 @@ _ADMINS = (core_select(_PEOPLE.c.id).distinct()
 def _write_history(session: Session, entries: list[dict[str, object]]) -> None:
     # History rows are write-only here: a Core INSERT (several rows: an executemany, compiled once and one
     # round trip in psycopg's pipeline; a multi-VALUES statement would be compiled anew every time).
-    session.connection().execute(_INSERT_HISTORY, entries)
+    _INSERT_HISTORY.run(session, entries)
 
 
 def _record(session: Session, ticket: RepairTicket, action: str, actor_id: int | None, now: datetime,
@@ -243,9 +244,9 @@ def create_ticket(session: Session, actor: Actor, place: str, description: str, 
     if worker is not None:
         MACHINE.move(ticket, "assign", now)
         ticket.assignee_id = worker.id
-    key = session.connection().execute(_INSERT_TICKET, ticket.model_dump(exclude={"id"})).inserted_primary_key
-    assert key is not None
-    ticket.id = key[0]  # the ticket number
+    rows = _INSERT_TICKET.run(session, ticket.model_dump(exclude={"id"}))
+    assert rows
+    ticket.id = rows[0][0]  # the ticket number
     history = [_entry(ticket, "报修", actor.id, now, None, PENDING, "紧急" if urgent else None)]
     if worker is not None:
         history.append(_entry(ticket, "自动派单", None, now, PENDING, ticket.state,
@@ -280,7 +281,7 @@ def pick_worker(session: Session, category: str) -> Worker | None:
     (the busiest command's hot path); with one matching worker that is the only query.
     """
     conn = session.connection()
-    rows = conn.execute(_WORKERS, {"pattern": f"%{_like_escape(category)}%"}).all()
+    rows = _WORKERS.run(session, {"pattern": f"%{_like_escape(category)}%"}) or []
     workers = [Worker(pid, name) for pid, name, cats in rows if category in split_categories(cats)]
     if len(workers) <= 1:
         return workers[0] if workers else None
@@ -299,7 +300,7 @@ def _like_escape(text: str) -> str:
     return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
-_WORKERS = (core_select(_PEOPLE.c.id, _PEOPLE.c.name, _PEOPLE.c.categories)
+_WORKERS = Hot(core_select(_PEOPLE.c.id, _PEOPLE.c.name, _PEOPLE.c.categories)
             .select_from(_PEOPLE.join(_ROLES, _ROLES.c.person_id == _PEOPLE.c.id))
             .where(_ROLES.c.role == "worker", _PEOPLE.c.active.is_(True), _PEOPLE.c.openid.is_not(None),
                    _PEOPLE.c.categories.like(bindparam("pattern"), escape="/"))
