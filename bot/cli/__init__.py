@@ -16,7 +16,8 @@ from bot.cli.zh import chinese_command
 from bot.config import Settings
 from handlers.text import normalise
 from jobs import inspection as inspection_jobs
-from jobs.builtin import config_path, init_builtin, load_config
+from jobs.builtin import init_builtin
+from jobs.term_config import config_path, load_config
 from storage import people as people_service
 from storage.errors import UserError
 
