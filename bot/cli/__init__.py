@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+import uvicorn
 
 from bot.cli import admin, blacklist, checkpoints, classes, demo, duty, menu, people, scheduler, students
 from bot.cli.common import fail, read_csv, runtime
@@ -39,8 +40,6 @@ def serve(
     workers: Annotated[int, typer.Option(help="工作进程数；多于 1 个时须配置 REDIS_URL 和 PostgreSQL")] = 1,
 ) -> None:
     """运行服务：微信回调 /wechat，管理后台 /admin。"""
-    import uvicorn
-
     Settings()  # fail early on bad configuration
     runtime().db.dispose()
     uvicorn.run("bot.app:app", host=host, port=port, workers=workers, proxy_headers=True)
