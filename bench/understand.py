@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from handlers import base, understand  # noqa: E402
 from handlers.base import Context, Inbound  # noqa: E402
 from handlers.understand.plan import CANONICAL  # noqa: E402
-from storage.clock import FrozenClock, set_clock  # noqa: E402
+from storage.clock import FrozenClock  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.kv import MemoryKV  # noqa: E402
 from storage.people import sender_by_openid  # noqa: E402
@@ -42,7 +42,6 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     clock = FrozenClock(START)
-    set_clock(clock)
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite:///{tmp}/bench.db")
         db.migrate()

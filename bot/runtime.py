@@ -11,7 +11,7 @@ from bot.wechat.crypto import Cipher
 from bot.wechat.inbox import Inbox
 from bot.wechat.router import Finish, Handled, Router
 from handlers.base import Inbound
-from storage.clock import Clock, get_clock, set_clock
+from storage.clock import Clock
 from storage.db import Database
 from storage.kv import KV, make_kv
 from storage.whois import WhoIsWho
@@ -24,11 +24,7 @@ class Runtime:
                  db: Database | None = None) -> None:
         self.settings = settings
         logs.install(settings.wechat_app_secret, settings.wechat_token, settings.secret_key, settings.wechat_aes_key)
-        if clock is not None:
-            set_clock(clock)
-        elif type(get_clock()) is Clock:
-            set_clock(Clock(settings.timezone))
-        self.clock = get_clock()
+        self.clock = clock if clock is not None else Clock(settings.timezone)
         self.db = db or Database(settings.database_url)
         self._own_kv = kv is None
         self.kv = kv or make_kv(settings.redis_url)

@@ -7,7 +7,7 @@ from datetime import datetime, time, timedelta
 
 from sqlmodel import Session
 
-from jobs.builtin import Config
+from jobs.term_config import Config
 from jobs.registry import periodic
 from storage import certificates, inspection
 

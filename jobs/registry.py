@@ -48,6 +48,6 @@ def periodic(name: str, seconds: int, settings: dict[str, str] | None = None) ->
 
 def load_jobs() -> dict[str, PeriodicJob]:
     for mod in pkgutil.iter_modules(jobs.__path__):
-        if not mod.name.startswith("_") and mod.name not in ("registry", "scheduler"):
+        if not mod.name.startswith("_") and mod.name not in ("registry", "scheduler", "term_config"):
             importlib.import_module(f"jobs.{mod.name}")
     return PERIODIC

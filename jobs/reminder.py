@@ -18,7 +18,7 @@ from storage import reminder as rem
 
 @dataclass
 class ReminderSettings:
-    """From the `[reminders]` table of the config file (jobs.builtin.load_config); the scheduler passes it in."""
+    """From the `[reminders]` table of the config file (jobs.term_config.load_config); the scheduler passes it in."""
 
     missed_grace_minutes: int = 60
     receipt_minutes: int = rem.RECEIPT_MINUTES

@@ -37,7 +37,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from jobs import reminder as reminder_jobs
-from jobs.builtin import Config, config_path, load_config
+from jobs.term_config import Config, config_path, load_config
 from jobs.registry import PeriodicJob, load_jobs
 from storage import jobstate
 from storage import reminder as rem

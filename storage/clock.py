@@ -1,6 +1,7 @@
-"""The one source of "now". Times are naive datetimes in the school's local time zone everywhere.
+"""Where "now" comes from. Times are naive datetimes in the school's local time zone everywhere.
 
-Tests swap in a FrozenClock to move time instead of sleeping.
+The process's Runtime owns the one clock and everything asks it (`rt.clock`) or is given `now`; tests give the
+Runtime a FrozenClock to move time instead of sleeping.
 """
 
 from __future__ import annotations
@@ -59,18 +60,3 @@ class FrozenClock(Clock):
             follow(timedelta(**kwargs).total_seconds())
         return at
 
-
-_clock: Clock = Clock()
-
-
-def get_clock() -> Clock:
-    return _clock
-
-
-def set_clock(clock: Clock) -> None:
-    global _clock
-    _clock = clock
-
-
-def now() -> datetime:
-    return _clock.now()

@@ -11,7 +11,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from storage import clock, outbox
+from storage import outbox
 from storage.errors import NotFound, UserError
 from storage.fastsql import Hot
 from storage.kv import KV
@@ -451,7 +451,7 @@ def deactivate(session: Session, ref: int | str) -> Person:
 
 
 def set_roles(session: Session, ref: int | str, *, add: list[str] | None = None,
-              remove: list[str] | None = None, now: datetime | None = None) -> tuple[Person, frozenset[str]]:
+              remove: list[str] | None = None, now: datetime) -> tuple[Person, frozenset[str]]:
     """Add and remove roles (English or Chinese names). Takes effect at the person's next message or console
     request, which re-read the roles; their WeChat menu follows through the outbox (a new role tag). A person
     keeps at least one role: deactivate them instead."""
@@ -479,5 +479,5 @@ def set_roles(session: Session, ref: int | str, *, add: list[str] | None = None,
         session.add(PersonRole(person_id=person.id, role=role))
     session.flush()
     if after != current:
-        queue_menu_tag(session, person.id, now=now or clock.now())
+        queue_menu_tag(session, person.id, now=now)
     return person, frozenset(after)

@@ -10,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from bot.app import create_app
+from bot.cli import common as cli_common
 from bot.config import Settings
 from bot.sandbox.fakewechat import FakeWeChat
 from bot.runtime import Runtime
-from storage.clock import Clock, FrozenClock, set_clock
+from storage.clock import FrozenClock
 from storage.db import Database, all_tables
 from storage.kv import MemoryKV, RedisKV, ResilientKV
 from tests.support import Wx
@@ -96,12 +98,15 @@ def kv():  # type: ignore[no-untyped-def]
         yield MemoryKV()
 
 
+def commands_on(clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    """`houqin` commands run in this test (CliRunner) build their own Runtime: give it `clock` too."""
+    monkeypatch.setattr(cli_common, "Runtime", partial(Runtime, clock=clock))
+    return clock
+
+
 @pytest.fixture
-def clock() -> Iterator[FrozenClock]:
-    c = FrozenClock(START)
-    set_clock(c)
-    yield c
-    set_clock(Clock())
+def clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    return commands_on(FrozenClock(START), monkeypatch)
 
 
 @pytest.fixture(scope="session")

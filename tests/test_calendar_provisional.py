@@ -18,8 +18,9 @@ from jobs import builtin
 from jobs import reminder as reminder_jobs
 from storage import calendar_sync, duty
 from storage import reminder as rem
-from storage.clock import FrozenClock, set_clock
+from storage.clock import FrozenClock
 from storage.outbox import OutboxMessage
+from tests.conftest import commands_on
 from tests.test_schoolcal import add_official_2027
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,21 +68,16 @@ def term_config(tmp: Path, now: datetime) -> str:
 )
 def test_init_never_fails_for_lack_of_calendar_data(at, database_url, db, tmpdir_path, monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmpdir_path)
-    set_clock(FrozenClock(at))
-    try:
-        env = {"DATABASE_URL": database_url, "HOUQIN_CONFIG": term_config(tmpdir_path, at), "REDIS_URL": ""}
-        result = cli(env, "init")
-        assert result.exit_code == 0, result.output
-        assert "内置提醒：新建" in result.output
-        assert "暂按法定假日推算，待国务院公布后自动更新" in result.output
-        if at.year >= 2027 or at.month == 12:
-            assert "个日期为推算" in result.output  # the term runs into a year without official data
-        again = cli(env, "init")
-        assert again.exit_code == 0 and "新建 0 条" in again.output
-    finally:
-        from storage.clock import Clock
-
-        set_clock(Clock())
+    commands_on(FrozenClock(at), monkeypatch)
+    env = {"DATABASE_URL": database_url, "HOUQIN_CONFIG": term_config(tmpdir_path, at), "REDIS_URL": ""}
+    result = cli(env, "init")
+    assert result.exit_code == 0, result.output
+    assert "内置提醒：新建" in result.output
+    assert "暂按法定假日推算，待国务院公布后自动更新" in result.output
+    if at.year >= 2027 or at.month == 12:
+        assert "个日期为推算" in result.output  # the term runs into a year without official data
+    again = cli(env, "init")
+    assert again.exit_code == 0 and "新建 0 条" in again.output
 
 
 def test_init_with_the_real_clock_in_a_fresh_install(tmp_path: Path) -> None:

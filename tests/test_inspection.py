@@ -271,7 +271,7 @@ def test_school_day_routes_follow_the_calendar(when: date, expected: bool) -> No
 
 
 def test_builtin_routes_from_the_term_calendar(chat, rt, clock) -> None:  # type: ignore[no-untyped-def]
-    from jobs.builtin import Config
+    from jobs.term_config import Config
 
     setup_school(chat, rt, route=False)
     cfg = Config(term_start=date(2027, 2, 22), term_end=date(2027, 7, 2))

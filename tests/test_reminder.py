@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import date, datetime
+from datetime import time as clock_time
 from pathlib import Path
 
 import pytest
@@ -530,6 +531,49 @@ def test_bad_config_is_explained(tmpdir_path):  # type: ignore[no-untyped-def]
         assert words in err.value.message
     with pytest.raises(UserError):
         builtin.load_config(str(tmpdir_path / "nope.toml"))
+
+
+@pytest.mark.parametrize("text, where, what", [
+    ("[term]\nname = \"秋季\"\nstart = 2026-09-01\n", "[term]", "需要 start 和 end"),  # term.end missing
+    ("[term]\nstart = \"2026/09/01\"\nend = 2027-01-22\n", "term.start", "「2026/09/01」不是日期（应为 2026-09-01）"),
+    ("[term]\nstart = 2026-09-01\nend = 2026-08-31\n", "[term]", "期末日期早于开学日期"),
+    ("term = \"2026秋\"\n", "[term]", "应为一个表"),
+    ("[fire_drill]\ntimes = [\"下周三\"]\n", "fire_drill.times", "「下周三」不是日期时间"),
+    ("[fire_drill]\ntargets = [3]\n", "fire_drill.targets", "应为对象列表"),
+    ("[notices]\nhours_before = 0\n", "notices.hours_before", "应为 0–24 的小时数"),
+    ("[notices]\nhours_before = \"1\"\n", "notices.hours_before", "应为 0–24 的小时数"),
+    ("[canteen_meeting]\ndays_after_start = 2.5\n", "canteen_meeting.days_after_start", "应为 0–60 的整数"),
+    ("[property_inspection]\nday = 31\n", "property_inspection.day", "应为 1–28 的整数"),
+    ("[pre_term_inspection]\ndays_before = true\n", "pre_term_inspection.days_before", "应为 0–60 的整数"),
+    ("[duty]\nmorning = \"七点半\"\n", "duty.morning", "「七点半」不是时间"),
+    ("[reminders]\nreceipt_escalation_minutes = 0\n", "reminders.receipt_escalation_minutes", "应为 1–1440 的整数"),
+    ("[reminders]\ntick_seconds = 10\n", "reminders.tick_seconds", "应为 0.1–5 秒"),
+    # the first mistake in the file's order of tables is the one told
+    ("[reminders]\ntick_seconds = 10\n[guard]\nevening_patrol = \"25:00\"\n", "guard.evening_patrol", "「25:00」"),
+])
+def test_config_mistakes_name_the_file_and_the_key(tmpdir_path, text, where, what):  # type: ignore[no-untyped-def]
+    from storage.errors import UserError
+
+    path = write_config(tmpdir_path, text)
+    with pytest.raises(UserError) as err:
+        builtin.load_config(path)
+    assert err.value.message.startswith(f"配置文件 {path} 中 {where} 有误：")
+    assert what in err.value.message
+
+
+def test_config_reads_what_the_file_says_and_defaults_the_rest(tmpdir_path):  # type: ignore[no-untyped-def]
+    text = ("[term]\nname = 2026\nstart = 2026-09-01T08:00:00\nend = \"2027-01-22\"\n"
+            "[fire_drill]\ntimes = [2026-12-09T15:00:00, \"2026-12-10 15:00\"]\ntargets = \"@全体 @门卫\"\n"
+            "[notices]\nday_before = \"8：30\"\nhours_before = 2\n[duty]\nmorning = 07:00:00\n"
+            "[reminders]\ntick_seconds = 1\n[unknown]\nkey = 1\n[guard]\nunknown = 1\n")
+    cfg = builtin.load_config(write_config(tmpdir_path, text))
+    assert (cfg.term_name, cfg.term_start, cfg.term_end) == ("2026", date(2026, 9, 1), date(2027, 1, 22))
+    assert cfg.fire_drills == [datetime(2026, 12, 9, 15, 0), datetime(2026, 12, 10, 15, 0)]
+    assert cfg.fire_drill_targets == ["全体", "门卫"]
+    assert (cfg.notice_day_before, cfg.notice_hours_before) == (clock_time(8, 30), 2.0)
+    assert (cfg.duty.evening, cfg.duty.morning) == (clock_time(18, 0), clock_time(7, 0))
+    assert cfg.tick_seconds == 1.0 and cfg.receipt_minutes == rem.RECEIPT_MINUTES
+    assert cfg.guard_patrol_time == clock_time(21, 0) and cfg.canteen_targets == ["领导", "管理员"]
 
 
 def test_example_config_loads() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+import uvicorn
 
 from bot.cli import admin, blacklist, checkpoints, classes, demo, duty, menu, people, scheduler, students
 from bot.cli.common import fail, read_csv, runtime
@@ -16,7 +17,8 @@ from bot.cli.zh import chinese_command
 from bot.config import Settings
 from handlers.text import normalise
 from jobs import inspection as inspection_jobs
-from jobs.builtin import config_path, init_builtin, load_config
+from jobs.builtin import init_builtin
+from jobs.term_config import config_path, load_config
 from storage import people as people_service
 from storage.errors import UserError
 
@@ -38,8 +40,6 @@ def serve(
     workers: Annotated[int, typer.Option(help="工作进程数；多于 1 个时须配置 REDIS_URL 和 PostgreSQL")] = 1,
 ) -> None:
     """运行服务：微信回调 /wechat，管理后台 /admin。"""
-    import uvicorn
-
     Settings()  # fail early on bad configuration
     runtime().db.dispose()
     uvicorn.run("bot.app:app", host=host, port=port, workers=workers, proxy_headers=True)

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+import uvicorn
 
 from bot.app import create_app
 from bot.cli.common import fail
@@ -70,8 +71,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def run_demo(port: int, host: str, data_dir: Path, keep: bool, fake_port: int) -> None:
-    import uvicorn
-
+    # Deliberately here, not at the top: the sandbox (demo school, fake WeChat) is loaded only when `houqin demo`
+    # runs, never by the other commands or the server (tests/test_layering.py holds every module to that).
     from bot.sandbox import demo as demo_school
     from bot.sandbox.fakewechat import FakeWeChat
 

@@ -8,43 +8,38 @@ from typing import Annotated
 
 import typer
 
+from bot.cli.common import fail, read_csv, runtime
+from bot.runtime import Runtime
+from jobs.term_config import config_path, load_config
+from storage import duty
+from storage.duty import DutyTimes, parse_date
+from storage.errors import UserError
 from storage.kernel import fmt_day
 from storage.people import Person
+from storage.schoolcal import CalendarUnavailable
 
 duty_app = typer.Typer(help="节假日行政值日（值班表）", no_args_is_help=True)
 
 
-def _times():  # type: ignore[no-untyped-def]
-    from bot.config import Settings
-    from jobs.builtin import config_path, load_config
-
-    return load_config(config_path(Settings().config_file)).duty
+def _times(rt: Runtime) -> DutyTimes:
+    return load_config(config_path(rt.settings.config_file)).duty
 
 
 def _day(value: str, what: str) -> date:
-    from storage.duty import parse_date
-
     try:
         return parse_date(value)
     except ValueError:
-        from bot.cli.common import fail
-
         fail(f"{what}日期格式不对：{value}（应为 2026-10-01）")
-        raise  # unreachable: fail() exits
 
 
 @duty_app.command("import")
 def duty_import(file: Path) -> None:
     """导入值班表 CSV（日期,领导）：领导按姓名查找；有任何错误则整表不导入。"""
-    from bot.cli.common import fail, read_csv, runtime
-    from storage import duty
-    from storage.errors import UserError
-
     rows = read_csv(file)
     rt = runtime()
     try:
         with rt.db.session() as s:
-            done, errors, warnings = duty.import_rows(s, rows, now=rt.clock.now(), times=_times())
+            done, errors, warnings = duty.import_rows(s, rows, now=rt.clock.now(), times=_times(rt))
             lines = [f"{r.day:%Y-%m-%d} {fmt_day(r.day)[-4:]} {s.get(Person, r.leader_id).name}"  # type: ignore[union-attr]
                      for r in done]
     except UserError as exc:
@@ -69,16 +64,11 @@ def duty_generate(
         "--provisional", help="官方放假安排未公布时按法定假日推算； 公布后自动核对并告知管理员")] = False,
 ) -> None:
     """按法定节假日和周末（调休上班日除外）轮流安排校领导值班。"""
-    from bot.cli.common import fail, runtime
-    from storage import duty
-    from storage.errors import UserError
-    from storage.schoolcal import CalendarUnavailable
-
     start, end = _day(from_, "开始"), _day(to, "结束")
     rt = runtime()
     try:
         with rt.db.session() as s:
-            rows = duty.generate(s, start, end, now=rt.clock.now(), times=_times(), provisional=provisional)
+            rows = duty.generate(s, start, end, now=rt.clock.now(), times=_times(rt), provisional=provisional)
             lines = [f"{r.day:%Y-%m-%d} {fmt_day(r.day)[-4:]} {s.get(Person, r.leader_id).name}"  # type: ignore[union-attr]
                      + ("（推算）" if duty.is_provisional_row(r) else "") for r in rows]
     except CalendarUnavailable as exc:
@@ -101,9 +91,6 @@ def duty_generate(
 @duty_app.command("list")
 def duty_list() -> None:
     """列出今天起的值班安排。"""
-    from bot.cli.common import runtime
-    from storage import duty
-
     rt = runtime()
     with rt.db.session() as s:
         rows = duty.coming(s, rt.clock.now().date(), limit=1000)

@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from jobs import builtin
 from jobs import inspection as inspection_jobs
+from jobs.term_config import load_config
 from storage import console_users as accounts
 from storage import duty, inspection, people
 from storage.db import Database
@@ -179,7 +180,7 @@ def write_config(path: Path, now: datetime) -> Path:
 def builtin_reminders(session: Session, config: Path, now: datetime) -> str:
     """What `houqin init` does: the built-in schedules from the term calendar (skipped when unavailable)."""
     try:
-        cfg = builtin.load_config(str(config))
+        cfg = load_config(str(config))
         summary = builtin.sync_builtin(session, cfg, now)
         routes = inspection_jobs.sync_builtin_routes(session, cfg, now)
     except UserError as exc:

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot.wechat.api import WeChatAPI
 from storage.people import MENU_ROLE_ORDER, ROLES
-
-if TYPE_CHECKING:
-    from bot.wechat.api import WeChatAPI
 
 TAG_PREFIX = "后勤·"
 MENU_FILE = Path(__file__).with_name("menu.json")

@@ -199,8 +199,6 @@ def fill_step(ctx: Context, state: dict[str, Any]) -> str:
 
 
 def _words() -> set[str]:
-    from handlers import base
-
     return base.all_words()
 
 

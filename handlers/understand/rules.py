@@ -19,7 +19,7 @@ from handlers.understand import lexicon as lx
 from handlers.understand.places import find_place, has_fault
 from handlers.understand.plan import CHAT, HINT, Plan, ask, confirm, run
 from handlers.understand.textprep import ID_NUMBER, PLATE, SHORT_PHONE, Msg, cn_int, find_phone, fix_dates
-from storage import directory, inspection, people
+from storage import directory, inspection, leave, people
 from storage.schoolcal import Recurrence
 from storage.errors import UserError
 from storage.visitor.parse import USAGE, check_id_number, mask_id, mask_phone
@@ -569,8 +569,6 @@ class Understander:
         return run("驳回", f"驳回 {ref} {reason}", 编号=ref, 理由=reason, **fields)
 
     def _pending_slips(self) -> list[Any]:
-        from storage import leave
-
         return leave.pending_for(self.ctx.session, self.me, self.now)
 
     def _best(self, tickets: list[Any], s: str) -> list[Any]:
