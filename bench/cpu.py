@@ -213,6 +213,7 @@ def main() -> None:
     ap.add_argument("--db-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     ap.add_argument("--profile", type=Path, default=None, help="record each path with py-spy into this folder")
     ap.add_argument("--env", action="append", default=[], help="extra server setting NAME=value (repeatable)")
+    ap.add_argument("--pin", type=int, default=None, help="run both servers on this one CPU only (taskset)")
     ap.add_argument("--quick", action="store_true", help="only `帮助` and `报修` at 16 connections (to compare settings)")
     args = ap.parse_args()
 
@@ -237,7 +238,8 @@ def main() -> None:
     try:
         wait_port(redis_port, redis_proc)
         bare_port, app_port = free_port(), free_port()
-        uv = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--workers", "1", "--log-level", "warning",
+        pin = ["taskset", "-c", str(args.pin)] if args.pin is not None else []
+        uv = [*pin, sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--workers", "1", "--log-level", "warning",
               "--no-access-log"]
         bare = subprocess.Popen([*uv, "--port", str(bare_port), "bench.bare_app:app"], cwd=ROOT, env=env)
         app = subprocess.Popen([*uv, "--port", str(app_port), "bot.app:app"], cwd=ROOT, env=env,

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bot import cpu
 from bot.config import Settings, simulator_enabled
 from bot.console.inspection import router as inspection_console_router
 from bot.console.routes import router as console_router
@@ -28,6 +29,7 @@ log = logging.getLogger("houqin")
 def start_background(rt: Runtime) -> None:
     """The inbox's heartbeat and recovery loop; outbox sender and scheduler, in this process unless configured
     off (INBOX_RECOVERY/SENDER/SCHEDULER)."""
+    cpu.pin(rt.settings.cpu_affinity)  # before the threads start: they inherit it
     rt.inbox.start(recovery=rt.settings.inbox_recovery == "on", interval=rt.settings.inbox_recovery_seconds)
     if rt.settings.sender == "on":
         rt.background.append(start_sender(rt))

@@ -47,6 +47,7 @@ class Settings(VisitorSettings):  # the visitor jobs' settings are declared with
     secret_key: str = DEV_SECRET
     scheduler: str = "on"  # on: run jobs in the web process; off: a separate `houqin scheduler` does
     sender: str = "on"  # on: the outbox sender runs in the web process
+    cpu_affinity: str = "auto"  # auto: each server process on one core of its own (bot/cpu.py); off; or "2,3"
     handler_threads: int = 4  # threads running handlers; more only fight over the GIL (bench/repair.py)
     reply_timeout: float = 4.5  # seconds before a slow answer is sent later as a customer-service message
     inbox_lease: float = 30.0  # s a late message is left to its holder before the recovery loop runs it again
