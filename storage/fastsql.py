@@ -19,13 +19,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import Dialect
+from sqlalchemy import bindparam
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+MAX_ROWS = 100  # rows in one multi-row INSERT
+MAX_PARAMETERS = 900  # values in one statement (old SQLite builds allow 999)
 
 
 @dataclass(frozen=True)
@@ -40,18 +43,31 @@ class _Compiled:
 class Hot:
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._compiled: dict[tuple[str, int, tuple[str, ...]], _Compiled | None] = {}
+        self._compiled: dict[tuple[str, int, tuple[str, ...], int], _Compiled | None] = {}
         self._lock = threading.Lock()
 
-    def _compile(self, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled | None:
-        """The statement for this dialect and these parameter names (None: leave it to SQLAlchemy)."""
-        cache_key = (dialect.name, id(dialect), keys)
+    def _compile(self, dialect: Dialect, keys: tuple[str, ...], rows: int = 0) -> _Compiled | None:
+        """The statement for this dialect and these parameter names (None: leave it to SQLAlchemy); with
+        `rows`, an INSERT of that many rows in one statement, its parameters named `<key>_m<row>`."""
+        cache_key = (dialect.name, id(dialect), keys, rows)
         if cache_key in self._compiled:
             return self._compiled[cache_key]
-        # An INSERT without .values() is compiled for the columns given (as SQLAlchemy does per execution).
-        column_keys = list(keys) if isinstance(self.statement, Insert) else None
-        compiled = self.statement.compile(dialect=dialect, column_keys=column_keys)  # type: ignore[attr-defined]
+        statement = self.statement
+        column_keys: list[str] | None = None
+        if rows:
+            statement = statement.values(  # type: ignore[attr-defined]
+                [{k: bindparam(f"{k}_m{i}") for k in keys} for i in range(rows)])
+        elif isinstance(statement, Insert):  # compiled for the columns given (as SQLAlchemy does per execution)
+            column_keys = list(keys)
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)  # type: ignore[attr-defined]
         binds = compiled.binds
+        if rows:
+            generated = {f"{k}_m{i}" for i in range(rows) for k in keys}
+            if set(binds) != generated:  # SQLAlchemy would fill in more (a column's default): leave it to it
+                with self._lock:
+                    self._compiled[cache_key] = None
+                return None
+            keys = tuple(generated)
         result: _Compiled | None = None
         # Values written into the statement (`role == "worker"`) go along as constants; anything SQLAlchemy would
         # compute per execution (a column's Python default, a list expanded into IN (…)) leaves it to SQLAlchemy.
@@ -81,27 +97,54 @@ class Hot:
         return params if c.positions is None else tuple(params[name] for name in c.positions)
 
     def run(self, session: Session, params: Params) -> list[tuple[Any, ...]] | None:
-        """Execute in the session's transaction. One mapping: one execution; a sequence: an executemany
-        (one round trip). Returns the rows of a statement that returns rows, else None."""
+        """Execute in the session's transaction. One mapping: one execution; a sequence: several rows (an
+        INSERT: one multi-row statement; else an executemany). Returns the rows of a statement that returns
+        rows, else None."""
         many = not isinstance(params, Mapping)
         if many and not params:
             return None
+        if many and isinstance(self.statement, Insert):
+            self._insert_rows(session, params)  # type: ignore[arg-type]
+            return None
         first: Mapping[str, Any] = params[0] if many else params  # type: ignore[index,assignment]
         conn = session.connection()
-        dialect = conn.dialect
-        c = self._compile(dialect, tuple(first))
+        c = self._compile(conn.dialect, tuple(first))
         if c is None:
             result = conn.execute(self.statement, params if many else first)  # type: ignore[arg-type]
             return [tuple(r) for r in result.all()] if result.returns_rows else None
+        return self._execute(conn, c, params)
+
+    def _insert_rows(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Several rows with the same columns: one multi-row INSERT per chunk (a driver's executemany costs
+        a pipeline or a round trip per row; this is one statement, prepared once per number of rows)."""
+        keys = tuple(rows[0])
+        if any(tuple(r) != keys for r in rows):
+            for row in rows:
+                self.run(session, row)
+            return
+        conn = session.connection()
+        size = max(1, min(MAX_ROWS, MAX_PARAMETERS // max(1, len(keys))))
+        for start in range(0, len(rows), size):
+            chunk = rows[start:start + size]
+            c = self._compile(conn.dialect, keys, len(chunk)) if len(chunk) > 1 else self._compile(conn.dialect, keys)
+            if c is None:
+                conn.execute(self.statement, list(chunk) if len(chunk) > 1 else chunk[0])
+            elif len(chunk) == 1:
+                self._execute(conn, c, chunk[0])
+            else:
+                self._execute(conn, c, {f"{k}_m{i}": v for i, row in enumerate(chunk) for k, v in row.items()})
+
+    def _execute(self, conn: Connection, c: _Compiled, params: Params) -> list[tuple[Any, ...]] | None:
+        dialect = conn.dialect
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            if many:
-                cursor.executemany(c.sql, [self._values(c, p) for p in params])  # type: ignore[union-attr]
+            if not isinstance(params, Mapping):
+                cursor.executemany(c.sql, [self._values(c, p) for p in params])
                 return None
             if c.positions is None:
-                cursor.execute(c.sql, self._values(c, first), prepare=True)  # psycopg: prepared on the server
+                cursor.execute(c.sql, self._values(c, params), prepare=True)  # psycopg: prepared on the server
             else:
-                cursor.execute(c.sql, self._values(c, first))  # sqlite3 keeps its own statement cache
+                cursor.execute(c.sql, self._values(c, params))  # sqlite3 keeps its own statement cache
             if cursor.description is None:
                 return None
             rows = cursor.fetchall()

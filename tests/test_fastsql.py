@@ -73,3 +73,16 @@ def test_a_statement_that_needs_a_default_filled_in_is_left_to_sqlalchemy(db: Da
     with db.session() as s:
         row = s.exec(orm_select(OutboxMessage)).one()
     assert compiled is None and row.state == "pending" and row.attempts == 0
+
+
+def test_many_rows_go_in_as_one_statement_per_chunk_and_read_back_in_order(db: Database) -> None:
+    hot = Hot(insert(T))
+    rows = [_row(f"m-{i:04d}", datetime(2026, 12, 1, 9, 0, i % 60)) for i in range(250)]
+    with db.session() as s:
+        assert hot._compile(s.get_bind().dialect, tuple(rows[0]), 2) is not None  # the multi-row statement
+        hot.run(s, rows)  # 250 rows of 8 values: chunks of 100, 100 and 50
+        hot.run(s, [_row("single")])
+    with db.session() as s:
+        got = s.connection().execute(select(T.c.msg_key, T.c.received_at).order_by(T.c.id)).all()
+    assert [k for k, _ in got] == [r["msg_key"] for r in rows] + ["single"]
+    assert got[61][1] == datetime(2026, 12, 1, 9, 0, 1)
