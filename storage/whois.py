@@ -3,7 +3,7 @@
 Every message needs its sender (person, name, roles, active), and SPEC 1 says that a role change or a
 deactivation applies at the very next message. The database keeps a *people version*: one row in
 `people_version`, set to a new random number by triggers (migration 0008_whois) whenever a person's name,
-openid or active flag, or any role, changes — by chat, console, CLI, a job, or an admin with psql — in the
+openid, active flag or worker categories, or any role, changes — by chat, console, CLI, a job, or an admin with psql — in the
 same transaction as the change. A cache entry is used only while the version it was stored under is still the
 current one, so the first message after a change reads the person again.
 
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, Column, create_engine
 from sqlalchemy.pool import NullPool
@@ -30,6 +31,7 @@ from storage.people import Actor, sender_by_openid
 log = logging.getLogger("houqin.whois")
 
 MAX_ENTRIES = 20_000
+T = TypeVar("T")
 _VERSION_SQL = "SELECT v FROM people_version WHERE id = 1"
 
 
@@ -39,6 +41,29 @@ class PeopleVersion(SQLModel, table=True):
     __tablename__ = "people_version"
     id: int = Field(primary_key=True)
     v: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+VERSION_INFO = "people_version"  # session.info: the people version read for this message
+_memo: dict[tuple[int, Hashable], Any] = {}
+_memo_lock = threading.Lock()
+
+
+def remembered(session: Session, key: Hashable, load: Callable[[], T]) -> T:
+    """A read that depends only on people and roles (e.g. the workers of a repair category), kept while the
+    people version read for this message (by `WhoIsWho.sender`) is current; read afresh in any session that
+    has no version (outside a message, or no version row). `load` must return something immutable."""
+    version = session.info.get(VERSION_INFO)
+    if version is None:
+        return load()
+    memo_key = (version, key)
+    if memo_key in _memo:
+        return _memo[memo_key]  # type: ignore[no-any-return]
+    value = load()
+    with _memo_lock:
+        if len(_memo) >= MAX_ENTRIES:
+            _memo.clear()
+        _memo[memo_key] = value
+    return value
 
 
 @dataclass(frozen=True)
@@ -65,6 +90,7 @@ class WhoIsWho:
         version = self.version()
         if version is None:
             return sender_by_openid(session, openid)
+        session.info[VERSION_INFO] = version
         entry = self._entries.get(openid)
         if entry is not None and entry.version == version:
             return entry.actor, entry.last_inbound

@@ -106,3 +106,17 @@ def test_without_the_version_row_every_message_reads_the_person(chat, rt, monkey
     assert "报修" in chat.say("王老师", "帮助")
     assert "报修" in chat.say("王老师", "帮助")
     assert lookups == [openid, openid]
+
+
+def test_the_workers_of_a_category_follow_changes_at_once(chat, rt):  # type: ignore[no-untyped-def]
+    chat.person("王老师", "teacher")
+    chat.person("李师傅", "worker", categories=["电"])
+    chat.person("张师傅", "worker", categories=["水"])
+    assert "李师傅" in chat.say("王老师", "报修 教学楼301 灯不亮")
+    with rt.db.engine.begin() as conn:  # around our code, as an admin with psql would
+        conn.execute(text("UPDATE person SET categories = '水' WHERE name = '李师傅'"))
+        conn.execute(text("UPDATE person SET categories = '电' WHERE name = '张师傅'"))
+    assert "张师傅" in chat.say("王老师", "报修 教学楼302 灯不亮")
+    with rt.db.engine.begin() as conn:
+        conn.execute(text("UPDATE person SET active = false WHERE name = '张师傅'"))
+    assert "待派单" in chat.say("王老师", "报修 教学楼303 灯不亮")

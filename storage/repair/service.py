@@ -41,6 +41,7 @@ from storage.repair.models import (
     RepairPhoto,
     RepairTicket,
 )
+from storage.whois import remembered
 from storage.schoolcal import PROVISIONAL_NOTE, add_school_days, is_provisional
 
 __all__ = ["FINISH_WITHIN_SCHOOL_DAYS", "KIND", "MACHINE", "MAX_PHOTOS", "NUDGE_INTERVAL", "RECENT", "REFUSAL_HINTS",
@@ -188,7 +189,7 @@ def summary(ticket: RepairTicket, limit: int = 40) -> str:
 
 def _admin_ids(session: Session) -> list[int | None]:
     """The active admins' ids (as `people_with_role(session, "admin")`, without loading whole people)."""
-    return list(session.connection().execute(_ADMINS).scalars())
+    return list(remembered(session, "admins", lambda: tuple(session.connection().execute(_ADMINS).scalars())))
 
 
 def _clip(text: str | None, limit: int, what: str) -> str | None:
@@ -281,7 +282,9 @@ def pick_worker(session: Session, category: str) -> Worker | None:
     (the busiest command's hot path); with one matching worker that is the only query.
     """
     conn = session.connection()
-    rows = _WORKERS.run(session, {"pattern": f"%{_like_escape(category)}%"}) or []
+    # Who the workers of a category are changes only with people and roles: kept per people version.
+    rows = remembered(session, ("repair-workers", category),
+                      lambda: tuple(_WORKERS.run(session, {"pattern": f"%{_like_escape(category)}%"}) or ()))
     workers = [Worker(pid, name) for pid, name, cats in rows if category in split_categories(cats)]
     if len(workers) <= 1:
         return workers[0] if workers else None

@@ -1,7 +1,7 @@
 """people version: a number that changes with every change of a person or a role (storage/whois.py)
 
-Triggers set it to a new random value in the transaction that changes a person's name, openid or active flag,
-or any role — whoever makes the change — so that a process's cache of who-is-who knows at once that it is stale.
+Triggers set it to a new random value in the transaction that changes a person's name, openid, active flag or
+worker categories, or any role — whoever makes the change — so that a process's cache of who-is-who knows at once that it is stale.
 
 Revision ID: 0008_whois
 Revises: 0001_core
@@ -26,7 +26,7 @@ BEGIN
 END $$
 """
 _PG_TRIGGERS = [
-    "CREATE TRIGGER person_changed AFTER INSERT OR DELETE OR UPDATE OF name, openid, active ON person "
+    "CREATE TRIGGER person_changed AFTER INSERT OR DELETE OR UPDATE OF name, openid, active, categories ON person "
     "FOR EACH STATEMENT EXECUTE FUNCTION houqin_people_changed()",
     "CREATE TRIGGER person_truncated AFTER TRUNCATE ON person "
     "FOR EACH STATEMENT EXECUTE FUNCTION houqin_people_changed()",
@@ -39,7 +39,7 @@ _SQLITE_BUMP = "INSERT INTO people_version (id, v) VALUES (1, random()) ON CONFL
 _SQLITE_TRIGGERS = {
     "person_inserted": "AFTER INSERT ON person",
     "person_deleted": "AFTER DELETE ON person",
-    "person_changed": "AFTER UPDATE OF name, openid, active ON person",
+    "person_changed": "AFTER UPDATE OF name, openid, active, categories ON person",
     "personrole_inserted": "AFTER INSERT ON personrole",
     "personrole_deleted": "AFTER DELETE ON personrole",
     "personrole_changed": "AFTER UPDATE ON personrole",
