@@ -96,8 +96,8 @@ class Hot:
             params = {k: (c.processors[k](v) if k in c.processors else v) for k, v in params.items()}
         return params if c.positions is None else tuple(params[name] for name in c.positions)
 
-    def run(self, session: Session, params: Params) -> list[tuple[Any, ...]] | None:
-        """Execute in the session's transaction. One mapping: one execution; a sequence: several rows (an
+    def run(self, session: Session | Connection, params: Params) -> list[tuple[Any, ...]] | None:
+        """Execute in the session's (or the Core connection's) transaction. One mapping: one execution; a sequence: several rows (an
         INSERT: one multi-row statement; else an executemany). Returns the rows of a statement that returns
         rows, else None."""
         many = not isinstance(params, Mapping)
@@ -107,14 +107,14 @@ class Hot:
             self._insert_rows(session, params)  # type: ignore[arg-type]
             return None
         first: Mapping[str, Any] = params[0] if many else params  # type: ignore[index,assignment]
-        conn = session.connection()
+        conn = session.connection() if isinstance(session, Session) else session
         c = self._compile(conn.dialect, tuple(first))
         if c is None:
             result = conn.execute(self.statement, params if many else first)  # type: ignore[arg-type]
             return [tuple(r) for r in result.all()] if result.returns_rows else None
         return self._execute(conn, c, params)
 
-    def _insert_rows(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _insert_rows(self, session: Session | Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Several rows with the same columns: one multi-row INSERT per chunk (a driver's executemany costs
         a pipeline or a round trip per row; this is one statement, prepared once per number of rows)."""
         keys = tuple(rows[0])
@@ -122,7 +122,7 @@ class Hot:
             for row in rows:
                 self.run(session, row)
             return
-        conn = session.connection()
+        conn = session.connection() if isinstance(session, Session) else session
         size = max(1, min(MAX_ROWS, MAX_PARAMETERS // max(1, len(keys))))
         for start in range(0, len(rows), size):
             chunk = rows[start:start + size]

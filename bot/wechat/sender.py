@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, bindparam, or_, update
 from sqlmodel import col, select
 
 from bot.runtime import Runtime
@@ -35,6 +35,7 @@ from bot.wechat.api import WeChatAPI, WeChatAPIError
 from bot.wechat.menu import apply_tag
 from storage import outbox as ob
 from storage.db import DatabaseUnavailable
+from storage.fastsql import Hot
 from storage.people import Person
 from storage.redact import redact
 
@@ -277,9 +278,16 @@ class OutboxSender:
             values = {"state": ob.FAILED, "errcode": error.errcode, "last_error": redact(reason)[:500],
                       "claimed_until": None}
             log.warning("outbox row %s failed: %s", job.id, reason)
-        stmt = update(M).where(col(M.id) == job.id, col(M.state) == ob.SENDING).values(**values)
-        with self.rt.db.connection() as conn:  # Core: the ORM's bulk-update machinery cost more than the write
-            conn.execute(stmt)
+        statement = _OUTCOME.get(tuple(values))
+        if statement is None:
+            statement = _OUTCOME[tuple(values)] = Hot(
+                update(M).where(col(M.id) == bindparam("row_id"), col(M.state) == ob.SENDING)
+                .values({k: bindparam(k) for k in values}))
+        with self.rt.db.connection() as conn:  # a hot statement: this runs for every push
+            statement.run(conn, {"row_id": job.id, **values})
+
+
+_OUTCOME: dict[tuple[str, ...], Hot] = {}  # the outcome's UPDATE, one per set of columns written
 
 
 def _loads(data: str | None) -> dict[str, Any]:
