@@ -214,6 +214,7 @@ def main() -> None:
     ap.add_argument("--profile", type=Path, default=None, help="record each path with py-spy into this folder")
     ap.add_argument("--env", action="append", default=[], help="extra server setting NAME=value (repeatable)")
     ap.add_argument("--pin", type=int, default=None, help="run both servers on this one CPU only (taskset)")
+    ap.add_argument("--safe", action="store_true", help="with --quick: the safe-mode path too")
     ap.add_argument("--quick", action="store_true", help="only `帮助` and `报修` at 16 connections (to compare settings)")
     args = ap.parse_args()
 
@@ -254,7 +255,7 @@ def main() -> None:
                     profile=args.profile),
             measure("`帮助` plaintext", app.pid, app_port, lambda: request("帮助"), n, c, "报修".encode(),
                     profile=args.profile),
-            *([] if args.quick else [
+            *([] if args.quick and not args.safe else [
                 measure("`帮助` safe mode (AES)", app.pid, app_port, lambda: request("帮助", safe=True), n, c,
                         b"<Encrypt>", profile=args.profile)]),
             measure("`报修` one-liner", app.pid, app_port, lambda: request(f"报修 {next(places)} 灯不亮"), n, c,
@@ -278,7 +279,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|")
         for r in wide:
             print(r.row(bare_us))
-        safe_extra = results[2].cpu_us - results[1].cpu_us if not args.quick else 0.0
+        safe_extra = results[2].cpu_us - results[1].cpu_us if len(results) > 3 else 0.0
         print(f"\nsafe mode adds {safe_extra:,.0f} µs; pushes delivered to the fake WeChat API: {len(fake.sends())}")
         if args.profile:
             print(f"py-spy profiles in {args.profile}/")
