@@ -8,7 +8,7 @@ GIL's cache lines moving across): measured on 2 cores, that was a third of a `å¸
 Pinning a worker to one core costs it nothing it could use â€” only one of its threads runs Python at a time.
 
 `auto` spreads the workers of one machine over its cores: each takes the first core whose lock file
-(`<tmp>/houqin-cpu-<n>.lock`, held for the process's life) is free, so `houqin serve --workers 2` on 2 cores
+(`<tmp>/houqin-cpu-<uid>/cpu-<n>.lock`, held for the process's life) is free, so `houqin serve --workers 2` on 2 cores
 gives each its own; more workers than cores share them round-robin. `off` leaves placement to the kernel; a
 comma-separated list (`2,3`) gives the cores to spread over.
 """
@@ -32,6 +32,8 @@ def cores(setting: str) -> list[int]:
     value = setting.strip().lower()
     if value in ("off", "no", "false", ""):
         return []
+    if not hasattr(os, "sched_getaffinity"):
+        return []
     allowed = sorted(os.sched_getaffinity(0))
     if value == "auto":
         return allowed
@@ -45,15 +47,25 @@ def cores(setting: str) -> list[int]:
 
 def pin(setting: str, lock_dir: Path | None = None) -> int | None:
     """Pin this process to one core per CPU_AFFINITY; returns the core (None: not pinned)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None  # not Linux: left to the system
     choices = cores(setting)
     if len(choices) < 2 and setting.strip().lower() == "auto":
         return None  # one core: nothing to choose
     if not choices:
         return None
-    directory = lock_dir or Path(tempfile.gettempdir())
     chosen = None
+    try:  # this user's own folder: another user's lock files (or a leftover of root's) never block a start
+        directory = lock_dir or Path(tempfile.gettempdir()) / f"houqin-cpu-{os.getuid()}"
+        directory.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        log.warning("CPU_AFFINITY: no folder for the lock files (%s): left to the kernel", exc)
+        return None
     for core in choices:
-        handle = (directory / f"houqin-cpu-{core}.lock").open("ab")
+        try:
+            handle = (directory / f"cpu-{core}.lock").open("ab")
+        except OSError:
+            continue
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -64,11 +76,15 @@ def pin(setting: str, lock_dir: Path | None = None) -> int | None:
         break
     if chosen is None:  # more workers than cores: share them
         chosen = choices[os.getpid() % len(choices)]
-    for task in Path("/proc/self/task").iterdir():  # every thread (a thread's affinity is its own on Linux)
-        try:
-            os.sched_setaffinity(int(task.name), {chosen})
-        except (OSError, ValueError):
-            pass  # a thread that ended meanwhile
-    os.sched_setaffinity(0, {chosen})  # the caller's (and the threads it starts later)
+    try:
+        for task in Path("/proc/self/task").iterdir():  # every thread (a thread's affinity is its own on Linux)
+            try:
+                os.sched_setaffinity(int(task.name), {chosen})
+            except (OSError, ValueError):
+                pass  # a thread that ended meanwhile
+        os.sched_setaffinity(0, {chosen})  # the caller's (and the threads it starts later)
+    except OSError as exc:
+        log.warning("CPU_AFFINITY: could not pin to CPU %d (%s): left to the kernel", chosen, exc)
+        return None
     log.info("this worker runs on CPU %d (CPU_AFFINITY=%s)", chosen, setting)
     return chosen

@@ -56,6 +56,7 @@ class Database:
             # dead connection surfaces as an OperationalError → 503, and WeChat's retry gets a fresh one.
             kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800, pool_timeout=5,
                           connect_args={"connect_timeout": 3})
+        self.connect_args: dict[str, object] = dict(kwargs.get("connect_args", {}))  # for other engines on it
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)

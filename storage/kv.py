@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
@@ -127,6 +128,17 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 """
 
 
+IDLE_CHECK = 5.0  # s a thread's own Redis connection may sit idle before it is checked with a PING
+
+
+class _Held:
+    """A thread's own Redis connection, and when it was last used."""
+
+    def __init__(self, conn: redis.Connection) -> None:
+        self.conn = conn
+        self.used = time.monotonic()
+
+
 class RedisKV:
     def __init__(self, url: str, prefix: str = "houqin:") -> None:
         self.prefix = prefix
@@ -135,36 +147,41 @@ class RedisKV:
         )
         self._delete_if = self.client.register_script(_DELETE_IF)
         # The hot path's round trips (a message's claim, its reply) go over a connection of the calling thread's
-        # own: redis-py's pipeline and pool cost about as much CPU as the round trip itself (bench/cpu.py).
+        # own: redis-py's pipeline and pool cost about as much CPU as the round trip itself (bench/cpu.py). A
+        # thread's connection is closed when the thread ends (the holder is dropped with its thread-local).
         self._local = threading.local()
-        self._own: list[redis.Connection] = []
-        self._own_lock = threading.Lock()
+        self._holders: weakref.WeakSet[_Held] = weakref.WeakSet()
+
+    def _connection(self) -> redis.Connection:
+        holder: _Held | None = getattr(self._local, "holder", None)
+        if holder is None:
+            conn = self.client.connection_pool.make_connection()
+            holder = _Held(conn)  # type: ignore[arg-type]
+            weakref.finalize(holder, conn.disconnect)
+            self._local.holder = holder
+            self._holders.add(holder)
+        elif time.monotonic() - holder.used > IDLE_CHECK:
+            try:  # idle a while: Redis may have restarted or dropped it — find out now, not mid-claim
+                holder.conn.send_command("PING")
+                holder.conn.read_response()
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                holder.conn.disconnect()  # the next send connects afresh
+        holder.used = time.monotonic()
+        return holder.conn
 
     def _roundtrip(self, commands: list[tuple[str | int, ...]]) -> list[object]:
         """Send several commands at once and read their replies (what a non-transactional pipeline does)."""
-        conn: redis.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self.client.connection_pool.make_connection()  # type: ignore[assignment]
-            assert conn is not None
-            self._local.conn = conn
-            with self._own_lock:
-                self._own.append(conn)
+        conn = self._connection()
         try:
             conn.send_packed_command([b"".join(map(hiredis.pack_command, commands))], check_health=False)
             return [conn.read_response() for _ in commands]
         except BaseException:
-            conn.disconnect()  # replies may be left unread: never reuse it
-            self._local.conn = None
-            with self._own_lock:
-                if conn in self._own:
-                    self._own.remove(conn)
+            conn.disconnect()  # replies may be left unread: never reuse it as it is (it reconnects when next used)
             raise
 
     def close(self) -> None:
-        with self._own_lock:
-            own, self._own = self._own, []
-        for conn in own:
-            conn.disconnect()
+        for holder in list(self._holders):
+            holder.conn.disconnect()
         self.client.close()
 
     def _k(self, key: str) -> str:
@@ -175,7 +192,7 @@ class RedisKV:
         return None if ttl is None else max(1, int(ttl * 1000))
 
     def get(self, key: str) -> str | None:
-        return self._roundtrip([("GET", self._k(key))])[0]  # type: ignore[return-value]
+        return self.client.get(self._k(key))  # type: ignore[return-value]
 
     def set(self, key: str, value: str, ttl: float | None = None) -> None:
         self.client.set(self._k(key), value, px=self._ms(ttl))

@@ -46,18 +46,21 @@ class PeopleVersion(SQLModel, table=True):
 VERSION_INFO = "people_version"  # session.info: the people version read for this message
 _memo: dict[tuple[int, Hashable], Any] = {}
 _memo_lock = threading.Lock()
+_MISSING = object()
 
 
 def remembered(session: Session, key: Hashable, load: Callable[[], T]) -> T:
     """A read that depends only on people and roles (e.g. the workers of a repair category), kept while the
     people version read for this message (by `WhoIsWho.sender`) is current; read afresh in any session that
-    has no version (outside a message, or no version row). `load` must return something immutable."""
+    has no version (outside a message, or no version row). `load` must return something immutable, and the
+    session must not have changed people or roles itself (its own writes would be kept under the old version)."""
     version = session.info.get(VERSION_INFO)
     if version is None:
         return load()
     memo_key = (version, key)
-    if memo_key in _memo:
-        return _memo[memo_key]  # type: ignore[no-any-return]
+    found = _memo.get(memo_key, _MISSING)
+    if found is not _MISSING:
+        return found  # type: ignore[no-any-return]
     value = load()
     with _memo_lock:
         if len(_memo) >= MAX_ENTRIES:
@@ -82,7 +85,12 @@ class WhoIsWho:
         self._connections: list[Any] = []
         self.enabled = ":memory:" not in db.url
         # Connections of their own (not the pool's): one per thread that handles messages, kept open.
-        self._engine = create_engine(db.url, poolclass=NullPool) if self.enabled else None
+        # Its connections give up as the main ones do (connect_timeout), and a dead peer is noticed (keepalives).
+        connect_args = dict(db.connect_args)
+        if not db.is_sqlite:
+            connect_args.update(keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
+        self._engine = (create_engine(db.url, poolclass=NullPool, connect_args=connect_args)
+                        if self.enabled else None)
 
     def sender(self, session: Session, openid: str) -> tuple[Actor | None, datetime | None]:
         """The sender and when they last wrote: from the cache while the people version is the one the entry

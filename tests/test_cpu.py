@@ -44,3 +44,11 @@ def test_two_workers_take_different_cores_and_every_thread_follows(tmp_path: Pat
     outs = [p.communicate(timeout=30)[0].split() for p in procs]
     assert all(out[1] == "True" for out in outs), outs
     assert outs[0][0] != outs[1][0], outs  # one core each
+
+
+def test_no_place_for_the_lock_files_leaves_placement_to_the_kernel() -> None:
+    from bot.cpu import pin
+
+    before = os.sched_getaffinity(0)
+    assert pin("auto", Path("/proc/no-such-folder/locks")) is None  # never an error at start-up
+    assert os.sched_getaffinity(0) == before

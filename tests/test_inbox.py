@@ -174,3 +174,40 @@ def test_inbound_keys_too_long_for_the_column_are_digested(rt, clock):
     with rt.db.session() as s:
         assert store.lookup(s, key) == store.Stored(store.DONE, None, False)
     assert timedelta(days=1) == store.KEEP_DONE
+
+
+def test_a_message_without_effect_stored_near_its_deadline_is_still_recorded_once(rt, chat, clock):
+    """Review finding: the pending row written shortly before the deadline (PostgreSQL) must be settled by a
+    handler that then finishes in time, even when it read and wrote nothing — else recovery runs it again."""
+    openid = bind_teacher(rt)
+    chat.wx.post_xml(xml_of(chat.wx.message(openid, "text", Content="帮助", msgid=880020)))  # sender now known
+    rt.inbox.reply_timeout = rt.inbox.accept_lead + 0.3  # the pending row is written 0.3 s in
+
+    def slow(ctx: Context) -> str:
+        time.sleep(0.5)  # past the storing point, before the deadline
+        return "好的"
+
+    with temp_command(rt, "慢", slow):
+        r = chat.wx.post_xml(xml_of(chat.wx.message(openid, "text", Content="慢", msgid=880021)))
+        assert chat.wx.reply_text(r) == "好的"
+        row = inbound_row(rt, "880021")
+        assert row is None or row.state == store.DONE  # never left pending
+        clock.advance(seconds=31)
+        assert rt.inbox.recover_once() == 0
+    with rt.db.session() as s:
+        assert s.exec(select(OutboxMessage).where(OutboxMessage.openid == openid)).all() == []
+
+
+def test_recovery_settles_a_pending_row_whose_message_another_worker_answered(rt, clock):
+    """A copy that followed the holder wrote a pending row at its own deadline; the holder answered without
+    an effect (so it recorded nothing): recovery finds the reply in the KV store and does not run it again."""
+    with rt.db.session() as s:
+        store.accept(s, "880022", "o_someone", {"openid": "o_someone", "type": "text", "text": "帮助"},
+                     now=clock.now(), lease=30)
+    rt.kv.set("msg:880022", "done:好的", ttl=300)
+    clock.advance(seconds=31)
+    assert rt.inbox.recover_once() == 1  # taken, and settled without running
+    row = inbound_row(rt, "880022")
+    assert row is not None and row.state == store.DONE and row.reply == "好的" and not row.late
+    with rt.db.session() as s:
+        assert s.exec(select(OutboxMessage).where(OutboxMessage.openid == "o_someone")).all() == []

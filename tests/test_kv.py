@@ -1,5 +1,7 @@
 """The KV store: the same behaviour in-process and on real Redis."""
 
+import gc
+import threading
 import time
 
 import pytest
@@ -57,3 +59,41 @@ def test_expiries_follow_a_jump_of_the_clock(store):
     assert store.set_nx("dialog", "again", ttl=600) is True
     store.elapse(300)
     assert store.get("fails") is None and store.get("dialog") == "again"
+
+
+def test_a_threads_own_connection_dropped_by_redis_is_replaced_without_degrading() -> None:
+    """Review finding: Redis restarted or dropped an idle connection; the next claim must not fall back to the
+    in-process store (which would make the claims of this worker only)."""
+    redis_kv = RedisKV(REDIS_URL, prefix="houqin-kvtest:")
+    store = ResilientKV(redis_kv)
+    redis_kv.flush()
+    try:
+        store.set_nx_get("msg:a", "1", 60, [])  # this thread's connection is made
+        holder = redis_kv._local.holder
+        holder.conn.send_command("CLIENT", "ID")
+        redis_kv.client.execute_command("CLIENT", "KILL", "ID", holder.conn.read_response())  # Redis drops it …
+        holder.used -= 60  # … while it sat idle
+        got, _ = store.set_nx_get("msg:b", "1", 60, [])
+        assert got is True and not store.degraded
+        assert redis_kv.client.get("houqin-kvtest:msg:b") == "1"  # in Redis, not only in this process
+    finally:
+        redis_kv.flush()
+        redis_kv.close()
+
+
+def test_a_threads_connection_is_closed_when_the_thread_ends() -> None:
+    redis_kv = RedisKV(REDIS_URL, prefix="houqin-kvtest:")
+    try:
+        def use() -> None:
+            redis_kv.batch([("t", "1", 5)])
+
+        threads = [threading.Thread(target=use) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        gc.collect()
+        assert len(redis_kv._holders) == 0  # each thread's connection went with it
+    finally:
+        redis_kv.flush()
+        redis_kv.close()

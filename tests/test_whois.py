@@ -120,3 +120,23 @@ def test_the_workers_of_a_category_follow_changes_at_once(chat, rt):  # type: ig
     with rt.db.engine.begin() as conn:
         conn.execute(text("UPDATE person SET active = false WHERE name = '张师傅'"))
     assert "待派单" in chat.say("王老师", "报修 教学楼303 灯不亮")
+
+
+def test_a_database_that_accepts_but_never_answers_costs_at_most_the_connect_timeout() -> None:
+    """Review finding: the version's own connection gives up as the main engine does (connect_timeout)."""
+    import socket
+    import time
+
+    from storage.db import Database
+    from storage.whois import WhoIsWho
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)  # accepts the TCP connection, never says a word
+    try:
+        db = Database(f"postgresql+psycopg://postgres@127.0.0.1:{hole.getsockname()[1]}/nowhere")
+        started = time.monotonic()
+        assert WhoIsWho(db).version() is None  # not cached: the message reads the person (and gets its 503)
+        assert time.monotonic() - started < 10
+    finally:
+        hole.close()

@@ -66,6 +66,7 @@ class _Job:
         self.late = late
         self.recovery = recovery
         self.accepted = threading.Event()  # the deadline's attempt to write the pending row is over
+        self.storing = False  # a pending row is being (or was) written for this run: its finish must record it
 
     def mark_late(self) -> bool:
         """The deadline passed: True if the handler had not settled yet (its reply now goes later)."""
@@ -80,6 +81,15 @@ class _Job:
         with self.lock:
             self.finished = True
             return self.late
+
+    def store_meanwhile(self) -> bool:
+        """The deadline is near: True if the handler has not settled (a pending row may now be written, and the
+        handler's finish will record the message whatever it did)."""
+        with self.lock:
+            if self.finished:
+                return False
+            self.storing = True
+            return True
 
 
 def to_payload(inbound: Inbound) -> dict[str, Any]:
@@ -141,7 +151,7 @@ class Inbox:
             storing = None
             lead = 0.0 if self.db.is_sqlite else self.accept_lead  # (SQLite: the handler holds the one writer)
             done = await _wait(loop, future, deadline - lead)
-            if not done and lead:
+            if not done and lead and job.store_meanwhile():
                 # Still running shortly before the deadline: store the message meanwhile, so that `success` can go
                 # out at the deadline even when the database is slow to give a connection. (If the handler makes
                 # it after all, it turns the row done; if it fails, WeChat's retry or the recovery loop runs it.)
@@ -276,10 +286,12 @@ class Inbox:
     def _finisher(self, key: str, inbound: Inbound, job: _Job) -> Finish:
         def finish(session: Session, reply: str | None, effect: bool) -> None:
             late = job.settle()
-            if not late and not effect:
-                # Nothing read or written, in the database or the KV store (e.g. `帮助` from a known sender):
-                # no effect to make happen once, so no record. The KV store's claim and reply answer WeChat's
-                # retries, and a run again after Redis forgot them says the same.
+            if not late and not effect and not job.storing:
+                # Nothing read or written, in the database or the KV store (e.g. `帮助` from a known sender), and
+                # no pending row of this run: no effect to make happen once, so no record. The KV store's claim
+                # and reply answer WeChat's retries, and a run again after Redis forgot them says the same. (A
+                # pending row a follower on another worker wrote meanwhile is settled by the recovery loop, which
+                # finds this reply in the KV store.)
                 return
             now = self.now()
             store.finish(session, key, inbound.openid, reply, late=late, now=now)
@@ -312,6 +324,13 @@ class Inbox:
                 log.error("pending message %s cannot be read back: dropped", key)
                 with self.db.session() as s:
                     store.finish(s, key, str(payload.get("openid", ""))[:64], None, late=True, now=self.now())
+                continue
+            answered = self.kv.get(f"msg:{key}")
+            if answered is not None and answered.startswith(DONE):
+                # Its holder answered it (a message with no effect is not recorded; a copy that followed it wrote
+                # this row at its own deadline): settled, not run again.
+                with self.db.session() as s:
+                    store.finish(s, key, inbound.openid, answered[len(DONE):] or None, late=False, now=self.now())
                 continue
             log.warning("recovering message %s", key)
             self._run(key, inbound, _Job(late=True, recovery=True))
