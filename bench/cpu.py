@@ -12,7 +12,11 @@ Paths: bare ASGI app; `帮助` plaintext; `帮助` safe mode (AES); `报修 <地
 history row, auto-assignment and the worker's outbox row, which the sender delivers to a fake WeChat API).
 The database comes from --db-url, else BENCH_DATABASE_URL, else a local `houqin_bench_cpu` database (created
 if missing, its schema dropped and recreated each run); Redis is a private redis-server on a free port.
-`--profile DIR` also records each path with py-spy (CPU mode, all threads, native) into DIR/<path>.txt.
+`--profile DIR` also records each path with py-spy (CPU mode, all threads, native) into DIR/<path>.txt
+(BENCH_PYSPY_MODE=--gil: only the thread holding the GIL). The table also shows how much of the CPU was the
+event loop's thread (the rest: handler, inbox, sender and scheduler threads). `--quick`: only `帮助` and `报修` at
+16 connections (`--safe` adds safe mode), to compare settings, e.g. `--env CPU_AFFINITY=off` or
+`--env HANDLER_THREADS=2`.
 """
 
 from __future__ import annotations
@@ -213,7 +217,6 @@ def main() -> None:
     ap.add_argument("--db-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     ap.add_argument("--profile", type=Path, default=None, help="record each path with py-spy into this folder")
     ap.add_argument("--env", action="append", default=[], help="extra server setting NAME=value (repeatable)")
-    ap.add_argument("--pin", type=int, default=None, help="run both servers on this one CPU only (taskset)")
     ap.add_argument("--safe", action="store_true", help="with --quick: the safe-mode path too")
     ap.add_argument("--quick", action="store_true", help="only `帮助` and `报修` at 16 connections (to compare settings)")
     args = ap.parse_args()
@@ -239,8 +242,7 @@ def main() -> None:
     try:
         wait_port(redis_port, redis_proc)
         bare_port, app_port = free_port(), free_port()
-        pin = ["taskset", "-c", str(args.pin)] if args.pin is not None else []
-        uv = [*pin, sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--workers", "1", "--log-level", "warning",
+        uv = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--workers", "1", "--log-level", "warning",
               "--no-access-log"]
         bare = subprocess.Popen([*uv, "--port", str(bare_port), "bench.bare_app:app"], cwd=ROOT, env=env)
         app = subprocess.Popen([*uv, "--port", str(app_port), "bot.app:app"], cwd=ROOT, env=env,
