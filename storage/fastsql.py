@@ -54,9 +54,11 @@ class Hot:
             return self._compiled[cache_key]
         statement = self.statement
         column_keys: list[str] | None = None
-        if rows:
+        if rows:  # each value typed as its column, so that its conversion (dates on SQLite) is the column's
+            columns = statement.table.c  # type: ignore[attr-defined]
             statement = statement.values(  # type: ignore[attr-defined]
-                [{k: bindparam(f"{k}_m{i}") for k in keys} for i in range(rows)])
+                [{k: bindparam(f"{k}_m{i}", type_=columns[k].type if k in columns else None) for k in keys}
+                 for i in range(rows)])
         elif isinstance(statement, Insert):  # compiled for the columns given (as SQLAlchemy does per execution)
             column_keys = list(keys)
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)  # type: ignore[attr-defined]

@@ -82,7 +82,10 @@ def test_many_rows_go_in_as_one_statement_per_chunk_and_read_back_in_order(db: D
         assert hot._compile(s.get_bind().dialect, tuple(rows[0]), 2) is not None  # the multi-row statement
         hot.run(s, rows)  # 250 rows of 8 values: chunks of 100, 100 and 50
         hot.run(s, [_row("single")])
+        s.connection().execute(insert(T), _row("by-sqlalchemy", datetime(2026, 12, 1, 9, 0, 1)))
     with db.session() as s:
         got = s.connection().execute(select(T.c.msg_key, T.c.received_at).order_by(T.c.id)).all()
-    assert [k for k, _ in got] == [r["msg_key"] for r in rows] + ["single"]
+        text_of = dict(s.connection().execute(text("SELECT msg_key, CAST(received_at AS TEXT) FROM inbound_message")).all())
+    assert [k for k, _ in got] == [r["msg_key"] for r in rows] + ["single", "by-sqlalchemy"]
     assert got[61][1] == datetime(2026, 12, 1, 9, 0, 1)
+    assert text_of["m-0061"] == text_of["by-sqlalchemy"]  # stored alike, so ORDER BY and comparisons agree
