@@ -26,7 +26,6 @@ import asyncio
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,80 +35,39 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support import aes_encrypt, sha1_sign, xml_of  # noqa: E402
+from bench.common import (  # noqa: E402  (after the sys.path line)
+    APP_ID,
+    TOKEN,
+    cpu_seconds,
+    exchange,
+    free_port,
+    http_post,
+    loop_seconds,
+    percentile,
+    prepare_database,
+    server_env,
+    signed_params,
+    stop,
+    text_message,
+    uvicorn,
+    wait_port,
+    wechat_path,
+)
+from tests.support import aes_encrypt, sha1_sign  # noqa: E402
 
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/houqin_bench_cpu"
-TOKEN = "bench-token"
-APP_ID = "wxbench000000000"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 TEACHER = "o_bench_teacher"
-_ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"process exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.3).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def loop_seconds(pid: int) -> float:
-    """CPU time of the process's main thread alone: uvicorn's event loop (the rest is handler, inbox, sender
-    and scheduler threads)."""
-    try:
-        return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[0]) / 1e9
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a process, all its threads (user + system): the sum of the threads' run time in
-    /proc/<pid>/task/*/schedstat (nanoseconds; /proc/<pid>/stat counts in 10 ms ticks, too coarse for a
-    bare app's few hundred messages)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass  # a thread that ended meanwhile
-    return total / 1e9
-
-
-def prepare_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
+def seed(url: str) -> None:
+    """An admin, an electrician (category 电, so every ticket is auto-assigned) and a bound teacher."""
     from storage import people
     from storage.db import Database
 
-    u = make_url(url)
-    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": u.database}).first():
-            conn.execute(text(f'CREATE DATABASE "{u.database}"'))
-    admin.dispose()
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
     db = Database(url)
-    db.migrate()
     now = datetime.now()
     with db.session() as s:
         for name, role, cats, openid in (("赵主任", "admin", None, "o_bench_admin"),
@@ -123,18 +81,12 @@ def prepare_database(url: str) -> None:
 
 def request(text: str, safe: bool = False) -> bytes:
     """One signed POST /wechat, as raw HTTP/1.1 bytes (built before the clock starts)."""
-    ts, nonce = str(int(time.time())), str(next(_ids))
-    xml = xml_of({"ToUserName": "gh_bench", "FromUserName": TEACHER, "CreateTime": int(ts), "MsgType": "text",
-                  "Content": text, "MsgId": next(_ids)})
-    query = f"timestamp={ts}&nonce={nonce}&signature={sha1_sign(TOKEN, ts, nonce)}"
-    body = xml
+    params, body = signed_params(), text_message(TEACHER, text)
     if safe:
-        enc = aes_encrypt(xml, AES_KEY, APP_ID)
-        query += f"&encrypt_type=aes&msg_signature={sha1_sign(TOKEN, ts, nonce, enc)}"
-        body = f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><Encrypt><![CDATA[{enc}]]></Encrypt></xml>"
-    data = body.encode()
-    return (f"POST /wechat?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+        enc = aes_encrypt(body.decode(), AES_KEY, APP_ID)
+        params.update(encrypt_type="aes", msg_signature=sha1_sign(TOKEN, params["timestamp"], params["nonce"], enc))
+        body = f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><Encrypt><![CDATA[{enc}]]></Encrypt></xml>".encode()
+    return http_post(wechat_path(params), body)
 
 
 @dataclass
@@ -164,18 +116,9 @@ async def _drive(port: int, requests: list[bytes], concurrency: int, expect: byt
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             for req in feed:
-                t0 = time.perf_counter()
-                writer.write(req)
-                await writer.drain()
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                payload = await reader.readexactly(length)
-                lat.append(time.perf_counter() - t0)
-                if not head.startswith(b"HTTP/1.1 200") or expect not in payload:
-                    errors += 1
+                ok, seconds = await exchange(reader, writer, req, expect)
+                lat.append(seconds)
+                errors += not ok
         finally:
             writer.close()
 
@@ -205,8 +148,8 @@ def measure(path: str, pid: int, port: int, make: Callable[[], bytes], n: int, c
         spy.send_signal(2)
         spy.wait(timeout=30)
     lat.sort()
-    return Result(path, n, cpu * 1e6 / n, seconds, lat[len(lat) // 2] * 1000,
-                  lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, errors, loop * 1e6 / n)
+    return Result(path, n, cpu * 1e6 / n, seconds, percentile(lat, 0.5) * 1000, percentile(lat, 0.99) * 1000,
+                  errors, loop * 1e6 / n)
 
 
 def main() -> None:
@@ -224,16 +167,16 @@ def main() -> None:
     from bot.sandbox.fakewechat import FakeWeChat
 
     prepare_database(args.db_url)
+    seed(args.db_url)
     redis_port = free_port()
     redis_proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(redis_port),
                                    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     fake = FakeWeChat(appid=APP_ID, secret="bench-secret").start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "HOUQIN_"))}
-    env.update(DATABASE_URL=args.db_url, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", WECHAT_TOKEN=TOKEN,
-               WECHAT_APP_ID=APP_ID, WECHAT_APP_SECRET="bench-secret", WECHAT_AES_KEY=AES_KEY,
-               WECHAT_REQUIRE_SAFE_MODE="false", WECHAT_API_BASE_URL=fake.base_url, SCHEDULER="on", SENDER="on",
-               HOUQIN_CONFIG="", PYTHONPATH=str(ROOT))
+    env = server_env(DATABASE_URL=args.db_url, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", WECHAT_TOKEN=TOKEN,
+                     WECHAT_APP_ID=APP_ID, WECHAT_APP_SECRET="bench-secret", WECHAT_AES_KEY=AES_KEY,
+                     WECHAT_REQUIRE_SAFE_MODE="false", WECHAT_API_BASE_URL=fake.base_url, SCHEDULER="on",
+                     SENDER="on")
     env.update(dict(e.split("=", 1) for e in args.env))
     log = Path(tempfile.mkstemp(prefix="bench-cpu-", suffix=".log")[1])
     procs: list[subprocess.Popen[bytes]] = [redis_proc]
@@ -242,11 +185,8 @@ def main() -> None:
     try:
         wait_port(redis_port, redis_proc)
         bare_port, app_port = free_port(), free_port()
-        uv = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--workers", "1", "--log-level", "warning",
-              "--no-access-log"]
-        bare = subprocess.Popen([*uv, "--port", str(bare_port), "bench.bare_app:app"], cwd=ROOT, env=env)
-        app = subprocess.Popen([*uv, "--port", str(app_port), "bot.app:app"], cwd=ROOT, env=env,
-                               stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        bare = uvicorn("bench.bare_app:app", bare_port, env)
+        app = uvicorn("bot.app:app", app_port, env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         procs += [bare, app]
         wait_port(bare_port, bare)
         wait_port(app_port, app)
@@ -286,13 +226,7 @@ def main() -> None:
         if args.profile:
             print(f"py-spy profiles in {args.profile}/")
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         fake.stop()
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,36 +29,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, percentile, prepare_database, server_env, stop  # noqa: E402  (after the sys.path line)
 
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/houqin_bench_reminders"
 TZ = ZoneInfo("Asia/Shanghai")
-
-
-def prepare_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from storage.db import Database
-
-    u = make_url(url)
-    if u.get_backend_name() == "postgresql":
-        admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": u.database}).first():
-                conn.execute(text(f'CREATE DATABASE "{u.database}"'))
-        admin.dispose()
-        engine = create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-    elif u.database and Path(u.database).exists():
-        Path(u.database).unlink()
-    db = Database(url)
-    db.migrate()
-    db.dispose()
 
 
 def seed(url: str, count: int, people_n: int, first_due: datetime, seconds: float) -> None:
@@ -102,10 +77,7 @@ def rss_kb(pid: int) -> int:
 
 
 def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+    return percentile(sorted(values), p / 100)
 
 
 def main() -> None:
@@ -130,12 +102,8 @@ def main() -> None:
     first_epoch = first_due.replace(tzinfo=TZ).timestamp()
     print(f"seeded {args.count} reminders due over {args.seconds:.0f} s from {first_due:%H:%M:%S}", flush=True)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "HOUQIN_"))}
-    env.update(DATABASE_URL=url, SENDER="off", SCHEDULER="on", HOUQIN_CONFIG="", PYTHONPATH=str(ROOT),
-               TIMEZONE="Asia/Shanghai")
-    env.pop("REDIS_URL", None)
-    if args.redis_url:
-        env["REDIS_URL"] = args.redis_url
+    env = server_env(DATABASE_URL=url, SENDER="off", SCHEDULER="on", TIMEZONE="Asia/Shanghai",
+                     **({"REDIS_URL": args.redis_url} if args.redis_url else {}))
     log = Path(os.environ.get("BENCH_LOG", os.devnull)).open("wb")  # noqa: SIM115 - open while the child runs
     proc = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "scheduler"], cwd=str(ROOT),
                             env=env, stdout=subprocess.DEVNULL, stderr=log)
@@ -165,11 +133,7 @@ def main() -> None:
             rss_peak = max(rss_peak, rss)
             time.sleep(0.02)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop([proc], timeout=15)
         log.close()
         with engine.connect() as conn:
             occurrences = conn.execute(text("SELECT count(*) FROM reminderoccurrence")).scalar_one()

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/webhook.py [--seconds 5] [--concurrency 16] [--db sqlite|postgres]
 
-Both servers run on this machine in the same run, driven by the same load generator (bench/loadgen.py,
+Both servers run on this machine in the same run, driven by the same load generator (bench/common.py,
 in this process); the ratio of throughputs is what the issue's target is about (>= 0.6, p99 < 50 ms).
 """
 
@@ -13,24 +13,23 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.loadgen import run, sign, text_message, wait_port  # noqa: E402 (after the sys.path line)
+from bench.common import (  # noqa: E402 (after the sys.path line)
+    TOKEN,
+    run,
+    server_env,
+    signed_params,
+    stop,
+    text_message,
+    uvicorn,
+    wait_port,
+    wechat_path,
+)
 
-TOKEN = "bench-token"
 OPENID = "o_bench_teacher"
-
-
-def serve(app: str, port: int, env: dict[str, str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-           "--no-access-log", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    wait_port("127.0.0.1", port)
-    return proc
 
 
 def prepare(db_url: str) -> None:
@@ -67,28 +66,24 @@ def main() -> None:
     else:
         db_url = f"sqlite:///{tmp}/bench.db"
     prepare(db_url)
-    env = dict(os.environ, DATABASE_URL=db_url, WECHAT_TOKEN=TOKEN, SCHEDULER="off", SENDER="off",
-               WECHAT_API_BASE_URL="http://127.0.0.1:9", PYTHONPATH=str(ROOT))
-    env.pop("REDIS_URL", None)
-    if args.redis_url:
-        env["REDIS_URL"] = args.redis_url
+    env = server_env(DATABASE_URL=db_url, WECHAT_TOKEN=TOKEN, SCHEDULER="off", SENDER="off",
+                     WECHAT_API_BASE_URL="http://127.0.0.1:9", **({"REDIS_URL": args.redis_url} if args.redis_url else {}))
 
-    ts, nonce = str(int(time.time())), "bench"
-    path = f"/wechat?signature={sign(TOKEN, ts, nonce)}&timestamp={ts}&nonce={nonce}"
+    path = wechat_path(signed_params())
     results = []
     for label, app, port, expect in [
         ("bare ASGI (fixed XML)", "bench.bare_app:app", 18081, b"ok"),
         (f"houqin {args.text[:8]} (signed)", "bot.app:app", 18082, args.expect.encode()),
     ]:
-        proc = serve(app, port, env)
+        proc = uvicorn(app, port, env)
         try:
-            run(label, "127.0.0.1", port, path, lambda: text_message(OPENID, args.text), seconds=1.0,
+            wait_port(port, proc)
+            run(label, port, path, lambda: text_message(OPENID, args.text), seconds=1.0,
                 concurrency=args.concurrency, expect=expect)  # warm-up
-            results.append(run(label, "127.0.0.1", port, path, lambda: text_message(OPENID, args.text),
+            results.append(run(label, port, path, lambda: text_message(OPENID, args.text),
                                seconds=args.seconds, concurrency=args.concurrency, expect=expect))
         finally:
-            proc.terminate()
-            proc.wait()
+            stop([proc])
     for r in results:
         print(r.line())
     bare, ours = results

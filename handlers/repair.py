@@ -189,10 +189,20 @@ def rate(ctx: Context) -> str:
     return f"感谢评价！{ticket.ref} 评分：{ticket.rating}分，状态：{ticket.state}。"
 
 
-def _list_line(t: repair.RepairTicket, reporter: str, *, before: str = "", after: str = "") -> str:
-    """One ticket in a list: number (urgent marked), when, what, who reported, plus what the list cares about."""
-    urgent = "【紧急】" if t.urgent else ""
-    return f"{t.ref}{urgent} {before}{t.created_at:%m-%d %H:%M} {after}{repair.summary(t, 30)}（{reporter}）"
+def _ticket_list(title: str, rows: list[tuple[repair.RepairTicket, str]], empty: str, hint: str, *,
+                 state: bool = False, category: bool = False) -> str:
+    """A list of tickets with its count, then a line a ticket — number (urgent marked), its state if asked, when,
+    its category if asked, what, who reported — and what to send next; `empty` when there is none."""
+    if not rows:
+        return empty
+    lines = [f"{title} {len(rows)} 张："]
+    for t, reporter in rows:
+        urgent = "【紧急】" if t.urgent else ""
+        before = f"{t.state} " if state else ""
+        after = f"[{t.category}] " if category else ""
+        lines.append(f"{t.ref}{urgent} {before}{t.created_at:%m-%d %H:%M} {after}{repair.summary(t, 30)}（{reporter}）")
+    lines.append(hint)
+    return "\n".join(lines)
 
 
 # --- the admin ------------------------------------------------------------------------------------------
@@ -200,13 +210,8 @@ def _list_line(t: repair.RepairTicket, reporter: str, *, before: str = "", after
 
 @command("待派单", roles={"admin"}, help="待派单（未派单的报修）")
 def pending(ctx: Context) -> str:
-    rows = repair.unassigned(ctx.session)
-    if not rows:
-        return "目前没有待派单的报修。"
-    lines = [f"待派单 {len(rows)} 张："]
-    lines += [_list_line(t, reporter, after=f"[{t.category}] ") for t, reporter in rows]
-    lines.append("派单请发送：派单 BX编号 维修工姓名")
-    return "\n".join(lines)
+    return _ticket_list("待派单", repair.unassigned(ctx.session), "目前没有待派单的报修。",
+                        "派单请发送：派单 BX编号 维修工姓名", category=True)
 
 
 @command("派单", roles={"admin"}, record="BX", help="派单 BX12 李师傅（把报修派给维修工）")
@@ -246,13 +251,8 @@ def statistics(ctx: Context) -> str:
 
 @command("我的任务", roles={"worker"}, help="我的任务（派给我的维修）")
 def my_tasks(ctx: Context) -> str:
-    rows = repair.tasks_of(ctx.session, ctx.me)
-    if not rows:
-        return "您目前没有维修任务。"
-    lines = [f"我的任务 {len(rows)} 张："]
-    lines += [_list_line(t, reporter, before=f"{t.state} ") for t, reporter in rows]
-    lines.append("开始维修发「接单 BX编号」，修好发「完成 BX编号 说明」，无法处理发「退单 BX编号 原因」。")
-    return "\n".join(lines)
+    return _ticket_list("我的任务", repair.tasks_of(ctx.session, ctx.me), "您目前没有维修任务。",
+                        "开始维修发「接单 BX编号」，修好发「完成 BX编号 说明」，无法处理发「退单 BX编号 原因」。", state=True)
 
 
 @command("接单", roles={"worker"}, record="BX", help="接单 BX12（开始维修）")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypedDict, Unpack
 
 from sqlalchemy import UniqueConstraint, bindparam
 from sqlalchemy import select as sa_select
@@ -137,6 +138,14 @@ def get_class(session: Session, name: str, create: bool = False) -> SchoolClass 
     return klass
 
 
+class PersonDetails(TypedDict, total=False):
+    """What a new person may have besides a name and roles (a class makes a head teacher)."""
+
+    class_name: str | None
+    student_nos: list[str] | None
+    categories: list[str] | None
+
+
 def create_person(
     session: Session,
     name: str,
@@ -191,19 +200,10 @@ def new_invite(session: Session, person: Person, *, now: datetime) -> Invite:
     return invite
 
 
-def invite(
-    session: Session,
-    name: str,
-    roles: list[str],
-    *,
-    now: datetime,
-    class_name: str | None = None,
-    student_nos: list[str] | None = None,
-    categories: list[str] | None = None,
-) -> tuple[Person, Invite]:
-    person = create_person(
-        session, name, roles, now=now, class_name=class_name, student_nos=student_nos, categories=categories
-    )
+def invite(session: Session, name: str, roles: list[str], *, now: datetime,
+           **details: Unpack[PersonDetails]) -> tuple[Person, Invite]:
+    """`create_person`, then the person's first invite code."""
+    person = create_person(session, name, roles, now=now, **details)
     return person, new_invite(session, person, now=now)
 
 

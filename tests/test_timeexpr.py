@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -22,6 +23,13 @@ from storage.schoolcal import Recurrence
 NOW = datetime(2026, 11, 25, 10, 0)  # a Wednesday morning
 DT = datetime
 CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _refused_in_chinese(parse: Callable[[str, datetime], object], text: str) -> None:
+    """The parser refuses the text with a TimeParseError (a ValueError) whose message is Chinese."""
+    with pytest.raises(TimeParseError) as info:
+        parse(text, NOW)
+    _chinese_error(info.value)
 
 
 def _chinese_error(exc: BaseException) -> None:
@@ -190,9 +198,7 @@ BAD_MOMENTS = [
 
 @pytest.mark.parametrize("text", BAD_MOMENTS)
 def test_parse_moment_rejects(text: str) -> None:
-    with pytest.raises(TimeParseError) as info:
-        parse_moment(text, NOW)
-    _chinese_error(info.value)
+    _refused_in_chinese(parse_moment, text)
 
 
 def test_error_message_shows_examples() -> None:
@@ -274,9 +280,7 @@ BAD_SPANS = [
 
 @pytest.mark.parametrize("text", BAD_SPANS)
 def test_parse_span_rejects(text: str) -> None:
-    with pytest.raises(TimeParseError) as info:
-        parse_span(text, NOW)
-    _chinese_error(info.value)
+    _refused_in_chinese(parse_span, text)
 
 
 @pytest.mark.parametrize(
@@ -351,9 +355,7 @@ def test_parse_recurrence_none(text: str) -> None:
     ],
 )
 def test_parse_recurrence_rejects(text: str) -> None:
-    with pytest.raises(TimeParseError) as info:
-        parse_recurrence(text, NOW)
-    _chinese_error(info.value)
+    _refused_in_chinese(parse_recurrence, text)
 
 
 def test_recurrence_roundtrip_through_describe() -> None:

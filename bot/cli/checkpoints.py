@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.common import fail, read_csv, runtime
+from bot.cli.common import fail, import_csv, runtime
 from bot.labels import build_labels
 from bot.wechat.api import WeChatAPI, WeChatAPIError
 from storage import certificates, inspection
@@ -25,13 +25,7 @@ def checkpoints_import(file: Path) -> None:
 
     列：编号,名称,位置,类型,检查项（后三列可空，检查项用；分隔）。错误的行按行号报告，其余照常导入。
     """
-    rows = read_csv(file)
-    rt = runtime()
-    with rt.db.session() as s:
-        n, errors = inspection.import_checkpoints(s, rows, now=rt.clock.now())
-    for e in errors:
-        typer.echo(e, err=True)
-    typer.echo(f"导入 {n} 个点位，{len(errors)} 行有误。")
+    import_csv(file, "个点位", lambda s, rows, now: inspection.import_checkpoints(s, rows, now=now))
 
 
 @checkpoints_app.command("list")
@@ -92,13 +86,7 @@ def certs_import(file: Path) -> None:
 
     列：姓名,证照类型,编号,有效期至（类型可空，默认健康证）。没有的人员自动建立（无需绑定微信）。
     """
-    rows = read_csv(file)
-    rt = runtime()
-    with rt.db.session() as s:
-        n, errors = certificates.import_rows(s, rows, now=rt.clock.now())
-    for e in errors:
-        typer.echo(e, err=True)
-    typer.echo(f"导入 {n} 张证照，{len(errors)} 行有误。")
+    import_csv(file, "张证照", lambda s, rows, now: certificates.import_rows(s, rows, now=now))
 
 
 @certs_app.command("list")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from bot.cli.common import read_csv, runtime
+from bot.cli.common import import_csv
 from storage import people
 
 students_app = typer.Typer(help="学生名册", no_args_is_help=True)
@@ -15,13 +15,7 @@ students_app = typer.Typer(help="学生名册", no_args_is_help=True)
 @students_app.command("import")
 def students_import(file: Path) -> None:
     """导入学生名册 CSV（学号,姓名,班级）；错误的行按行号报告，其余照常导入。"""
-    rows = read_csv(file)
-    rt = runtime()
-    with rt.db.session() as s:
-        n, errors = people.import_students(s, rows)
-    for e in errors:
-        typer.echo(e, err=True)
-    typer.echo(f"导入 {n} 名学生，{len(errors)} 行有误。")
+    import_csv(file, "名学生", lambda s, rows, now: people.import_students(s, rows))
 
 
 def register(app: typer.Typer) -> None:

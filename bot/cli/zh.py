@@ -28,10 +28,19 @@ _done = False
 
 
 def localise() -> None:
+    """Chinese for rich's words, the usage line, the help option, option types and click's errors (once)."""
     global _done
     if _done:
         return
     _done = True
+    _rich_words()
+    _usage_prefix()
+    _help_option()
+    _type_names()
+    _error_messages()
+
+
+def _rich_words() -> None:
     rich_utils.DEFAULT_STRING = "[默认：{}]"
     rich_utils.ENVVAR_STRING = "[环境变量：{}]"
     rich_utils.REQUIRED_LONG_STRING = "[必填]"
@@ -44,6 +53,8 @@ def localise() -> None:
     rich_utils.RICH_HELP = "运行 [blue]'{command_path} {help_option}'[/] 查看帮助。"
     rich_utils.OptionHighlighter.highlights = [*rich_utils.OptionHighlighter.highlights, r"(?P<usage>用法：)"]
 
+
+def _usage_prefix() -> None:
     write_usage = click_formatting.HelpFormatter.write_usage
 
     def chinese_usage(self: Any, prog: str, args: str = "", prefix: str | None = None) -> None:
@@ -51,6 +62,8 @@ def localise() -> None:
 
     click_formatting.HelpFormatter.write_usage = chinese_usage  # type: ignore[method-assign]
 
+
+def _help_option() -> None:
     help_option = click_decorators.help_option
 
     def chinese_help_option(param_decls: list[str]) -> Any:
@@ -65,6 +78,8 @@ def localise() -> None:
 
     click_decorators.help_option = chinese_help_option  # type: ignore[assignment]
 
+
+def _type_names() -> None:
     display_type = typer.core.TyperOption.display_type_rich
 
     def chinese_type(self: Any, ctx: Any) -> str | None:
@@ -80,14 +95,19 @@ def localise() -> None:
     typer.core.TyperArgument.display_type_rich = (  # type: ignore[method-assign]
         lambda self, ctx: _zh_type(argument_type(self, ctx)))
 
-    def missing(self: Any) -> str:
-        hint = self.param_hint if self.param_hint is not None else (
-            self.param.get_error_hint() if self.param is not None else None)
-        hint_text = f" {click_exceptions._join_param_hints(hint)}" if hint else ""
-        kind = self.param_type or (self.param.param_type_name if self.param is not None else "parameter")
-        return f"缺少{PARAM_TYPES.get(kind, kind)}{hint_text}。"
 
-    click_exceptions.MissingParameter.format_message = missing  # type: ignore[method-assign]
+def _param_hint(error: Any) -> str | None:
+    """The parameter an error is about, as click names it (`'--name'`), or None."""
+    hint = error.param_hint if error.param_hint is not None else (
+        error.param.get_error_hint() if error.param is not None else None)
+    return None if hint is None else click_exceptions._join_param_hints(hint)
+
+
+def _error_messages() -> None:
+    def missing(self: Any) -> str:
+        hint = _param_hint(self)
+        kind = self.param_type or (self.param.param_type_name if self.param is not None else "parameter")
+        return f"缺少{PARAM_TYPES.get(kind, kind)}{f' {hint}' if hint else ''}。"
 
     def no_such_option(self: Any) -> str:
         text = f"没有这个选项：{self.option_name}"
@@ -95,15 +115,12 @@ def localise() -> None:
             text += f"（是不是：{'、'.join(sorted(self.possibilities))}）"
         return text
 
-    click_exceptions.NoSuchOption.format_message = no_such_option  # type: ignore[method-assign]
-
     def bad_parameter(self: Any) -> str:
-        hint = self.param_hint if self.param_hint is not None else (
-            self.param.get_error_hint() if self.param is not None else None)
-        if hint is None:
-            return f"值不对：{self.message}"
-        return f"{click_exceptions._join_param_hints(hint)} 的值不对：{self.message}"
+        hint = _param_hint(self)
+        return f"值不对：{self.message}" if hint is None else f"{hint} 的值不对：{self.message}"
 
+    click_exceptions.MissingParameter.format_message = missing  # type: ignore[method-assign]
+    click_exceptions.NoSuchOption.format_message = no_such_option  # type: ignore[method-assign]
     click_exceptions.BadParameter.format_message = bad_parameter  # type: ignore[method-assign]
 
 

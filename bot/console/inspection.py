@@ -5,21 +5,18 @@ storage services as the chat commands and the CLI."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
-from bot.console.auth import require_user, runtime
-from bot.console.routes import ConsoleRoute, _need, admin_action, admin_form, render
+from bot.console.routes import ConsoleRoute, admin_action, admin_form, ledger_view, render, viewer, xlsx_response
 from bot.labels import build_labels
 from bot.wechat.api import WeChatAPI, WeChatAPIError
 from storage import certificates, inspection, listing
 from storage.errors import UserError
 
 router = APIRouter(prefix="/admin", route_class=ConsoleRoute, include_in_schema=False)
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _int(value: str | None) -> int | None:
@@ -36,36 +33,28 @@ def _ledger_filter(request: Request) -> inspection.LedgerFilter:
 
 @router.get("/inspections", response_class=HTMLResponse)
 def inspections(request: Request) -> Response:
-    user = require_user(request)
-    _need(request, "inspectionvisit", "巡查")
-    rt = runtime(request)
-    f = _ledger_filter(request)
-    with rt.db.session() as s:
-        rows = inspection.ledger(s, f, limit=500)
+    v = ledger_view(request, "inspectionvisit", "巡查", filters=_ledger_filter)
+    with v.rt.db.session() as s:
+        rows = inspection.ledger(s, v.f, limit=500)
         findings = inspection.open_findings(s)
         routes = inspection.all_routes(s)
         cps = inspection.all_checkpoints(s)
-    return render(request, "admin/inspections.html", user=user, rows=rows, f=f, routes=routes, checkpoints=cps,
-                  findings=findings, active="inspections", export_query=urlencode(request.query_params))
+    return v.render("admin/inspections.html", rows=rows, routes=routes, checkpoints=cps, findings=findings,
+                    active="inspections")
 
 
 @router.get("/inspections.xlsx")
 def inspections_xlsx(request: Request) -> Response:
-    require_user(request)
-    _need(request, "inspectionvisit", "巡查")
-    rt = runtime(request)
-    with rt.db.session() as s:
-        data = inspection.export_xlsx(inspection.ledger(s, _ledger_filter(request), limit=listing.EXPORT_LIMIT),
-                                      inspection.open_findings(s), today=rt.clock.now().date())
-    name = quote(f"消防巡查记录表-{rt.clock.now():%Y%m%d}.xlsx")
-    return Response(data, media_type=XLSX, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"})
+    v = ledger_view(request, "inspectionvisit", "巡查", filters=_ledger_filter)
+    with v.rt.db.session() as s:
+        data = inspection.export_xlsx(inspection.ledger(s, v.f, limit=listing.EXPORT_LIMIT),
+                                      inspection.open_findings(s), today=v.rt.clock.now().date())
+    return xlsx_response(data, f"消防巡查记录表-{v.rt.clock.now():%Y%m%d}.xlsx")
 
 
 @router.get("/checkpoints", response_class=HTMLResponse)
 def checkpoints(request: Request) -> Response:
-    user = require_user(request)
-    _need(request, "checkpoint", "巡查点位")
-    rt = runtime(request)
+    user, rt = viewer(request, "checkpoint", "巡查点位")
     with rt.db.session() as s:
         cps = inspection.all_checkpoints(s)
         routes = [(r, inspection.describe_schedule(r), inspection.responsible_text(s, r),
@@ -92,9 +81,7 @@ async def checkpoint_save(request: Request) -> Response:
 
 @router.get("/checkpoints/labels.pdf")
 def checkpoint_labels(request: Request) -> Response:
-    require_user(request)
-    _need(request, "checkpoint", "巡查点位")
-    rt = runtime(request)
+    _, rt = viewer(request, "checkpoint", "巡查点位")
     api = WeChatAPI(rt.settings, rt.kv)
     try:
         with rt.db.session() as s:
@@ -109,9 +96,7 @@ def checkpoint_labels(request: Request) -> Response:
 
 @router.get("/certificates", response_class=HTMLResponse)
 def certificates_page(request: Request) -> Response:
-    user = require_user(request)
-    _need(request, "certificate", "证照")
-    rt = runtime(request)
+    user, rt = viewer(request, "certificate", "证照")
     with rt.db.session() as s:
         rows = certificates.listing(s, rt.clock.now().date())
     return render(request, "admin/certificates.html", user=user, rows=rows, active="certificates")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +29,7 @@ from sqlmodel import Session
 
 from bot.console import auth
 from bot.console.auth import ConsoleError, ConsoleUser, require_admin, require_user, runtime
+from bot.runtime import Runtime
 from handlers.text import normalise, parse_ref
 from handlers.reminder import swap_reply
 from handlers.timeexpr import split_time_prefix
@@ -246,6 +248,51 @@ def _need(request: Request, table: str, title: str) -> None:
             raise ConsoleError(404, f"{title}功能尚未启用（数据库未迁移到最新版本，请运行 houqin init）。")
 
 
+def viewer(request: Request, table: str | None = None, title: str = "") -> tuple[ConsoleUser, Runtime]:
+    """Who reads a page (else the login page), once its table is known to exist (else a 404 that says so)."""
+    user = require_user(request)
+    if table is not None:
+        _need(request, table, title)
+    return user, runtime(request)
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    """A ledger page's request: its reader, the filters from the query, the page asked for."""
+
+    request: Request
+    user: ConsoleUser
+    rt: Runtime
+    f: Any
+
+    @property
+    def page_no(self) -> int:
+        return _page_no(self.request)
+
+    def render(self, template: str, **context: Any) -> HTMLResponse:
+        """The page with the filters, the query of its pager links and that of its export link."""
+        ctx = {"f": self.f, "query": _query_without_page(self.request),
+               "export_query": urlencode(self.request.query_params), **context}
+        return render(self.request, template, user=self.user, **ctx)
+
+
+def ledger_view(request: Request, table: str | None = None, title: str = "",
+                filters: Callable[[Request], Any] | None = None) -> LedgerView:
+    """`viewer`, plus the filters read by `filters` (by default the common search, date, state, kind and flag)."""
+    user, rt = viewer(request, table, title)
+    return LedgerView(request, user, rt, (filters or _filters)(request))
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def xlsx_response(data: bytes, filename: str, ascii_name: str | None = None) -> Response:
+    """A workbook to download, named in Chinese (RFC 5987), with a plain ASCII name first when given."""
+    plain = f'filename="{ascii_name}"; ' if ascii_name else ""
+    return Response(data, media_type=XLSX,
+                    headers={"Content-Disposition": f"attachment; {plain}filename*=UTF-8''{quote(filename)}"})
+
+
 # --- static files -------------------------------------------------------------------------------------------
 
 
@@ -328,8 +375,7 @@ async def logout(request: Request) -> Response:
 
 @router.get("", response_class=HTMLResponse)
 def dashboard(request: Request) -> Response:
-    user = require_user(request)
-    rt = runtime(request)
+    user, rt = viewer(request)
     with rt.db.session() as s:
         board = ledger.dashboard(s, rt.clock.now())
         insp = inspection.dashboard_panel(s, rt.clock.now())
@@ -347,24 +393,17 @@ def dashboard_slash() -> Response:
 
 @router.get("/repairs", response_class=HTMLResponse)
 def repairs(request: Request) -> Response:
-    user = require_user(request)
-    _need(request, "repairticket", "报修")
-    rt = runtime(request)
-    f = _filters(request)
-    with rt.db.session() as s:
-        page = repair.repairs(s, f, _page_no(request))
+    v = ledger_view(request, "repairticket", "报修")
+    with v.rt.db.session() as s:
+        page = repair.repairs(s, v.f, v.page_no)
         workers = [w.name for w in repair.workers(s)]
-    return render(request, "admin/repairs.html", user=user, page=page, f=f, active="repairs",
-                  states=["未完成", *repair.STATES], categories=list(repair.CATEGORIES), workers=workers,
-                  query=_query_without_page(request), export_query=urlencode(request.query_params),
-                  age=_age, open_states=repair.OPEN)
+    return v.render("admin/repairs.html", page=page, active="repairs", states=["未完成", *repair.STATES],
+                    categories=list(repair.CATEGORIES), workers=workers, age=_age, open_states=repair.OPEN)
 
 
 @router.get("/repairs/{ref}", response_class=HTMLResponse)
 def repair_detail(request: Request, ref: str) -> Response:
-    user = require_user(request)
-    _need(request, "repairticket", "报修")
-    rt = runtime(request)
+    user, rt = viewer(request, "repairticket", "报修")
     n = _ref(ref, "BX")
     with rt.db.session() as s:
         info = repair.details(s, user.actor, n)
@@ -405,15 +444,11 @@ async def repair_cancel(request: Request, ref: str) -> Response:
 
 @router.get("/visitors", response_class=HTMLResponse)
 def visitors(request: Request) -> Response:
-    user = require_user(request)
-    _need(request, "visitorentry", "访客")
-    rt = runtime(request)
-    f = _filters(request)
-    with rt.db.session() as s:
-        page = visitor.visitors(s, f, _page_no(request), secret_key=rt.settings.secret_key)
-        reveals = visitor.recent_reveals(s, 20) if user.is_admin else []
-    return render(request, "admin/visitors.html", user=user, page=page, f=f, active="visitors", reveals=reveals,
-                  query=_query_without_page(request), export_query=urlencode(request.query_params))
+    v = ledger_view(request, "visitorentry", "访客")
+    with v.rt.db.session() as s:
+        page = visitor.visitors(s, v.f, v.page_no, secret_key=v.rt.settings.secret_key)
+        reveals = visitor.recent_reveals(s, 20) if v.user.is_admin else []
+    return v.render("admin/visitors.html", page=page, active="visitors", reveals=reveals)
 
 
 @router.post("/visitors/{ref}/reveal", response_class=HTMLResponse)
@@ -437,14 +472,10 @@ async def visitor_reveal(request: Request, ref: str) -> Response:
 
 @router.get("/blacklist", response_class=HTMLResponse)
 def blacklist(request: Request) -> Response:
-    user = require_user(request)
-    _need(request, "visitorblacklist", "黑名单")
-    rt = runtime(request)
-    f = _filters(request)
-    with rt.db.session() as s:
-        rows = visitor.blacklist_rows(s, f)
-    return render(request, "admin/blacklist.html", user=user, rows=rows, f=f, active="blacklist",
-                  export_query=urlencode(request.query_params))
+    v = ledger_view(request, "visitorblacklist", "黑名单")
+    with v.rt.db.session() as s:
+        rows = visitor.blacklist_rows(s, v.f)
+    return v.render("admin/blacklist.html", rows=rows, active="blacklist")
 
 
 @router.post("/blacklist")
@@ -465,25 +496,19 @@ async def blacklist_add(request: Request) -> Response:
 
 @router.get("/leave", response_class=HTMLResponse)
 def leave_list(request: Request) -> Response:
-    user = require_user(request)
-    _need(request, "leaveslip", "请假")
-    rt = runtime(request)
-    f = _filters(request)
-    now = rt.clock.now()
-    with rt.db.session() as s:
-        page = leave.leave_slips(s, f, _page_no(request))
+    v = ledger_view(request, "leaveslip", "请假")
+    now = v.rt.clock.now()
+    with v.rt.db.session() as s:
+        page = leave.leave_slips(s, v.f, v.page_no)
         classes = leave.class_names(s)
-    return render(request, "admin/leave.html", user=user, page=page, f=f, active="leave", classes=classes,
-                  states=[leave.PENDING, leave.APPROVED, leave.REJECTED, leave.OUT, leave.BACK],
-                  status=lambda slip: leave.status_text(slip, now), span=leave.slip_span,
-                  query=_query_without_page(request), export_query=urlencode(request.query_params))
+    return v.render("admin/leave.html", page=page, active="leave", classes=classes,
+                    states=[leave.PENDING, leave.APPROVED, leave.REJECTED, leave.OUT, leave.BACK],
+                    status=lambda slip: leave.status_text(slip, now), span=leave.slip_span)
 
 
 @router.get("/leave/{ref}", response_class=HTMLResponse)
 def leave_detail(request: Request, ref: str) -> Response:
-    user = require_user(request)
-    _need(request, "leaveslip", "请假")
-    rt = runtime(request)
+    user, rt = viewer(request, "leaveslip", "请假")
     n = _ref(ref, "QJ")
     now = rt.clock.now()
     with rt.db.session() as s:
@@ -516,16 +541,11 @@ async def leave_decide(request: Request, ref: str) -> Response:
 
 @router.get("/reminders", response_class=HTMLResponse)
 def reminders(request: Request) -> Response:
-    user = require_user(request)
-    _need(request, "reminder", "提醒")
-    rt = runtime(request)
-    f = _filters(request)
-    with rt.db.session() as s:
-        page = rem.reminders(s, f, _page_no(request))
-    return render(request, "admin/reminders.html", user=user, page=page, f=f, active="reminders",
-                  states=rem.STATE_ZH, sources={rem.SOURCE_CHAT: "聊天/后台", rem.SOURCE_BUILTIN: "内置",
-                                                 rem.SOURCE_DUTY: "值班"},
-                  query=_query_without_page(request), export_query=urlencode(request.query_params))
+    v = ledger_view(request, "reminder", "提醒")
+    with v.rt.db.session() as s:
+        page = rem.reminders(s, v.f, v.page_no)
+    return v.render("admin/reminders.html", page=page, active="reminders", states=rem.STATE_ZH,
+                    sources={rem.SOURCE_CHAT: "聊天/后台", rem.SOURCE_BUILTIN: "内置", rem.SOURCE_DUTY: "值班"})
 
 
 @router.post("/reminders")
@@ -555,9 +575,7 @@ async def reminder_create(request: Request) -> Response:
 
 @router.get("/reminders/{ref}", response_class=HTMLResponse)
 def reminder_detail(request: Request, ref: str) -> Response:
-    user = require_user(request)
-    _need(request, "reminder", "提醒")
-    rt = runtime(request)
+    user, rt = viewer(request, "reminder", "提醒")
     n = _ref(ref, "TX")
     with rt.db.session() as s:
         info = rem.reminder_details(s, n)
@@ -581,9 +599,7 @@ async def reminder_cancel(request: Request, ref: str) -> Response:
 
 @router.get("/duty", response_class=HTMLResponse)
 def duty(request: Request) -> Response:
-    user = require_user(request)
-    _need(request, "dutyrota", "值班")
-    rt = runtime(request)
+    user, rt = viewer(request, "dutyrota", "值班")
     today = rt.clock.now().date()
     f = _filters(request)
     if f.start is None and f.end is None and "from" not in request.query_params:
@@ -615,13 +631,10 @@ async def duty_change(request: Request) -> Response:
 
 @router.get("/people", response_class=HTMLResponse)
 def people_page(request: Request) -> Response:
-    user = require_user(request)
-    rt = runtime(request)
-    f = _filters(request)
-    with rt.db.session() as s:
-        rows = ledger.people_list(s, f, rt.clock.now(), viewer=user.actor)
-    return render(request, "admin/people.html", user=user, rows=rows, f=f, active="people",
-                  export_query=urlencode(request.query_params))
+    v = ledger_view(request)
+    with v.rt.db.session() as s:
+        rows = ledger.people_list(s, v.f, v.rt.clock.now(), viewer=v.user.actor)
+    return v.render("admin/people.html", rows=rows, active="people")
 
 
 @router.post("/people/invite")
@@ -718,14 +731,11 @@ async def invite_revoke(request: Request, invite_id: RowId) -> Response:
 
 @router.get("/outbox", response_class=HTMLResponse)
 def outbox_page(request: Request) -> Response:
-    user = require_user(request)
-    rt = runtime(request)
-    f = _filters(request)
-    with rt.db.session() as s:
-        page = ledger.outbox_rows(s, f, _page_no(request))
-    return render(request, "admin/outbox.html", user=user, page=page, f=f, active="outbox", states=ob.STATES_ZH,
-                  kinds=ledger.OUTBOX_KINDS, failed=ob.FAILED, query=_query_without_page(request),
-                  export_query=urlencode(request.query_params))
+    v = ledger_view(request)
+    with v.rt.db.session() as s:
+        page = ledger.outbox_rows(s, v.f, v.page_no)
+    return v.render("admin/outbox.html", page=page, active="outbox", states=ob.STATES_ZH,
+                    kinds=ledger.OUTBOX_KINDS, failed=ob.FAILED)
 
 
 @router.post("/outbox/{msg_id}/retry")
@@ -744,8 +754,7 @@ async def outbox_retry(request: Request, msg_id: RowId) -> Response:
 
 @router.get("/export", response_class=HTMLResponse)
 def export_page(request: Request) -> Response:
-    user = require_user(request)
-    rt = runtime(request)
+    user, rt = viewer(request)
     with rt.db.session() as s:
         defaults = ledger.export_defaults(s, rt.clock.now().date())
     return render(request, "admin/export.html", user=user, ledgers=ledger.LEDGERS, active="export",
@@ -754,20 +763,12 @@ def export_page(request: Request) -> Response:
 
 @router.get("/export/{key}.xlsx")
 def export(request: Request, key: str) -> Response:
-    require_user(request)
-    rt = runtime(request)
-    f = _filters(request)
-    now = rt.clock.now()
-    with rt.db.session() as s:
-        sheet = ledger.export(s, key, f, now, secret_key=rt.settings.secret_key)
+    v = ledger_view(request)
+    f, now = v.f, v.rt.clock.now()
+    with v.rt.db.session() as s:
+        sheet = ledger.export(s, key, f, now, secret_key=v.rt.settings.secret_key)
     span = ""
     if f.start or f.end:
         span = f"{f.start or ''}至{f.end or ''}"
-    data = listing.to_xlsx(sheet, span)
     filename = f"{sheet.title}{'_' + span if span else ''}_{now:%Y%m%d%H%M}.xlsx"
-    ascii_name = f"{key}_{now:%Y%m%d%H%M}.xlsx"
-    return Response(
-        data,
-        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers={"Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"},
-    )
+    return xlsx_response(listing.to_xlsx(sheet, span), filename, ascii_name=f"{key}_{now:%Y%m%d%H%M}.xlsx")

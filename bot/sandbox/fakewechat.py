@@ -18,12 +18,13 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 import segno
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
@@ -433,218 +434,8 @@ class FakeWeChat:
 
     def _build_app(self) -> FastAPI:
         app = FastAPI(title="fake WeChat API", docs_url=None, redoc_url=None, openapi_url=None)
-        fake = self
-
-        @app.get(TOKEN_PATH)
-        async def token(request: Request) -> Response:
-            call, early = await fake._common(request, TOKEN_PATH)
-            if early is not None:
-                return early
-            q = call.query
-            if q.get("grant_type") != "client_credential":
-                return fake._answer(call, 40002, "invalid grant_type")
-            if fake.appid is not None and q.get("appid") != fake.appid:
-                return fake._answer(call, 40013)
-            if fake.secret is not None and q.get("secret") != fake.secret:
-                return fake._answer(call, 40125)
-            new = "FAKE_" + secrets.token_urlsafe(24)
-            with fake._lock:
-                fake._state.token_fetches += 1
-                fake._state.tokens[new] = True
-            call.errcode, call.answered = 0, True
-            return JSONResponse({"access_token": new, "expires_in": fake.token_ttl})
-
-        @app.post(CUSTOM_PATH)
-        async def custom_send(request: Request) -> Response:
-            call, body, refusal = await fake._send_common(request, CUSTOM_PATH)
-            if refusal is not None:
-                return refusal
-            if body.get("msgtype") == "text" and not (body.get("text") or {}).get("content"):
-                return fake._answer(call, 44004)
-            return fake._answer(call, 0)
-
-        @app.post(TEMPLATE_PATH)
-        async def template_send(request: Request) -> Response:
-            call, body, refusal = await fake._send_common(request, TEMPLATE_PATH)
-            if refusal is not None:
-                return refusal
-            tid = body.get("template_id")
-            if not tid or (fake.templates is not None and tid not in fake.templates):
-                return fake._answer(call, 40037)
-            return fake._answer(call, 0, msgid=next(fake._msgids))
-
-        @app.post(MENU_PATH)
-        async def menu_create(request: Request) -> Response:
-            call, early = await fake._common(request, MENU_PATH)
-            if early is not None:
-                return early
-            if fake._bad_buttons((call.body or {}).get("button")):
-                return fake._answer(call, 40016, "invalid button")
-            with fake._lock:
-                fake._state.menu = call.body
-            return fake._answer(call, 0)
-
-        @app.api_route(MENU_DELETE_PATH, methods=["GET", "POST"])
-        async def menu_delete(request: Request) -> Response:
-            call, early = await fake._common(request, MENU_DELETE_PATH)
-            if early is not None:
-                return early
-            with fake._lock:
-                fake._state.menu = None
-                fake._state.conditional.clear()
-            return fake._answer(call, 0)
-
-        @app.post(MENU_CONDITIONAL_PATH)
-        async def menu_conditional(request: Request) -> Response:
-            call, early = await fake._common(request, MENU_CONDITIONAL_PATH)
-            if early is not None:
-                return early
-            body = call.body or {}
-            if fake._bad_buttons(body.get("button")):
-                return fake._answer(call, 40016, "invalid button")
-            tag = str((body.get("matchrule") or {}).get("tag_id") or "")
-            with fake._lock:
-                if fake._state.menu is None:
-                    code = 65303
-                elif not tag.isdigit() or int(tag) not in fake._state.tags:
-                    code = 45159
-                else:
-                    code = 0
-                    menuid = str(400000000 + len(fake._state.conditional) + 1)
-                    fake._state.conditional.append({"menuid": menuid, "button": body["button"],
-                                                    "matchrule": body["matchrule"]})
-            return fake._answer(call, code, **({"menuid": menuid} if code == 0 else {}))
-
-        @app.post(TAGS_CREATE_PATH)
-        async def tags_create(request: Request) -> Response:
-            call, early = await fake._common(request, TAGS_CREATE_PATH)
-            if early is not None:
-                return early
-            name = str(((call.body or {}).get("tag") or {}).get("name") or "")
-            if not name or len(name) > 30:
-                return fake._answer(call, 45158, "tag name too long")
-            with fake._lock:
-                if name in fake._state.tags.values():
-                    return fake._answer(call, 45157)
-                tid = 100 + len(fake._state.tags)  # ids 0-2 are WeChat's own
-                fake._state.tags[tid] = name
-            call.errcode, call.answered = 0, True
-            return JSONResponse({"tag": {"id": tid, "name": name}})
-
-        @app.get(TAGS_GET_PATH)
-        async def tags_get(request: Request) -> Response:
-            call, early = await fake._common(request, TAGS_GET_PATH)
-            if early is not None:
-                return early
-            with fake._lock:
-                tags = [{"id": tid, "name": name,
-                         "count": sum(tid in ids for ids in fake._state.user_tags.values())}
-                        for tid, name in fake._state.tags.items()]
-            call.errcode, call.answered = 0, True
-            return JSONResponse({"tags": tags})
-
-        async def tagging(request: Request, path: str, add: bool) -> Response:
-            call, early = await fake._common(request, path)
-            if early is not None:
-                return early
-            body = call.body or {}
-            openids = body.get("openid_list")
-            if not isinstance(openids, list) or not openids or len(openids) > 50:
-                return fake._answer(call, 40032, "invalid openid list size")
-            tid = body.get("tagid")
-            with fake._lock:
-                if not isinstance(tid, int) or tid not in fake._state.tags:
-                    return fake._answer(call, 45159)
-                for openid in openids:
-                    ids = fake._state.user_tags.setdefault(str(openid), [])
-                    if add and tid not in ids:
-                        if len(ids) >= 20:
-                            return fake._answer(call, 45059, "fans have too many tags")
-                        ids.append(tid)
-                    elif not add and tid in ids:
-                        ids.remove(tid)
-            return fake._answer(call, 0)
-
-        @app.post(TAGGING_PATH)
-        async def batch_tagging(request: Request) -> Response:
-            return await tagging(request, TAGGING_PATH, True)
-
-        @app.post(UNTAGGING_PATH)
-        async def batch_untagging(request: Request) -> Response:
-            return await tagging(request, UNTAGGING_PATH, False)
-
-        @app.post(TAG_IDS_PATH)
-        async def tag_ids(request: Request) -> Response:
-            call, early = await fake._common(request, TAG_IDS_PATH)
-            if early is not None:
-                return early
-            openid = (call.body or {}).get("openid")
-            if not isinstance(openid, str) or not openid:
-                return fake._answer(call, 40003)
-            with fake._lock:
-                ids = list(fake._state.user_tags.get(openid, []))
-            return fake._answer(call, 0, tagid_list=ids)
-
-        @app.get(MEDIA_PATH)
-        async def media_get(request: Request) -> Response:
-            call, early = await fake._common(request, MEDIA_PATH)
-            if early is not None:
-                return early
-            media_id = call.query.get("media_id") or ""
-            if not media_id:
-                return fake._answer(call, 40007)
-            with fake._lock:
-                content, ctype = fake._state.media.get(media_id, (TINY_JPEG, "image/jpeg"))
-            call.errcode, call.answered = 0, True
-            return Response(content, media_type=ctype,
-                            headers={"Content-Disposition": f'attachment; filename="{media_id}.jpg"'})
-
-        @app.post(QRCODE_PATH)
-        async def qrcode_create(request: Request) -> Response:
-            call, early = await fake._common(request, QRCODE_PATH)
-            if early is not None:
-                return early
-            body = call.body or {}
-            scene = ((body.get("action_info") or {}).get("scene") or {})
-            value = scene.get("scene_str") if "STR" in str(body.get("action_name")) else scene.get("scene_id")
-            if body.get("action_name") not in QR_ACTIONS or value in (None, "") or len(str(value)) > 64:
-                return fake._answer(call, 40053 if body else 44002, "invalid action info")
-            ticket = "gQ" + secrets.token_urlsafe(30)
-            url = f"http://weixin.qq.com/q/{secrets.token_urlsafe(16)}"
-            with fake._lock:
-                fake._state.qr[ticket] = (str(value), url)
-            return fake._answer(call, 0, ticket=ticket, url=url,
-                                **({"expire_seconds": 2592000} if "LIMIT" not in body["action_name"] else {}))
-
-        @app.get(SHOWQRCODE_PATH)
-        async def showqrcode(request: Request) -> Response:
-            # Like WeChat's: no access_token, the ticket alone; a real QR image of the code's URL.
-            call = fake._record(SHOWQRCODE_PATH, None, None, dict(request.query_params))
-            with fake._lock:
-                found = fake._state.qr.get(call.query.get("ticket") or "")
-            call.answered = True
-            if found is None:
-                call.http_status = 404
-                return Response(b"ticket not found", status_code=404, media_type="text/plain")
-            call.errcode = 0
-            buf = io.BytesIO()
-            segno.make_qr(found[1], error="m").save(buf, kind="png", scale=8, border=4)
-            return Response(buf.getvalue(), media_type="image/png")
-
-        # Inspection for the demo and for a fake running in another process.
-        @app.get("/fake/received")
-        async def fake_received() -> JSONResponse:
-            return JSONResponse([c.as_dict() for c in fake.received])
-
-        @app.get("/fake/menu")
-        async def fake_menu(openid: str = "") -> JSONResponse:
-            return JSONResponse({"menu": fake.menu_for(openid), "tags": fake.tags_of(openid)})
-
-        @app.post("/fake/reset")
-        async def fake_reset() -> JSONResponse:
-            fake.reset()
-            return JSONResponse({"ok": True})
-
+        app.state.fake = self  # the endpoints below find their fake here
+        app.include_router(router)
         return app
 
     @staticmethod
@@ -662,6 +453,227 @@ class FakeWeChat:
             return 40003
         with self._lock:
             return self._state.openid_errors.get(openid, 0)
+
+
+# --- the endpoints: module functions, each answering for the FakeWeChat found on its app's state ---------------
+
+router = APIRouter()
+Answer = Callable[[FakeWeChat, Call], Response]
+
+
+def _api(path: str, *methods: str, send: bool = False) -> Callable[[Answer], Answer]:
+    """Registers `answer(fake, call)` for an API endpoint, after what every endpoint does first (recording,
+    injected faults, the token check, latency: `FakeWeChat._common`); `send`: also the send endpoints' checks
+    (a body, a known follower: `FakeWeChat._send_common`)."""
+    def register(answer: Answer) -> Answer:
+        async def endpoint(request: Request) -> Response:
+            fake: FakeWeChat = request.app.state.fake
+            if send:
+                call, _, early = await fake._send_common(request, path)
+            else:
+                call, early = await fake._common(request, path)
+            return early if early is not None else answer(fake, call)
+
+        router.add_api_route(path, endpoint, methods=list(methods or ["POST"]), name=answer.__name__)
+        return answer
+
+    return register
+
+
+def _json(call: Call, payload: Any) -> JSONResponse:
+    """A success answered with its own payload (no errcode), as WeChat does for these."""
+    call.errcode, call.answered = 0, True
+    return JSONResponse(payload)
+
+
+@_api(TOKEN_PATH, "GET")
+def token(fake: FakeWeChat, call: Call) -> Response:
+    q = call.query
+    if q.get("grant_type") != "client_credential":
+        return fake._answer(call, 40002, "invalid grant_type")
+    if fake.appid is not None and q.get("appid") != fake.appid:
+        return fake._answer(call, 40013)
+    if fake.secret is not None and q.get("secret") != fake.secret:
+        return fake._answer(call, 40125)
+    new = "FAKE_" + secrets.token_urlsafe(24)
+    with fake._lock:
+        fake._state.token_fetches += 1
+        fake._state.tokens[new] = True
+    return _json(call, {"access_token": new, "expires_in": fake.token_ttl})
+
+
+@_api(CUSTOM_PATH, send=True)
+def custom_send(fake: FakeWeChat, call: Call) -> Response:
+    body = call.body or {}
+    if body.get("msgtype") == "text" and not (body.get("text") or {}).get("content"):
+        return fake._answer(call, 44004)
+    return fake._answer(call, 0)
+
+
+@_api(TEMPLATE_PATH, send=True)
+def template_send(fake: FakeWeChat, call: Call) -> Response:
+    tid = (call.body or {}).get("template_id")
+    if not tid or (fake.templates is not None and tid not in fake.templates):
+        return fake._answer(call, 40037)
+    return fake._answer(call, 0, msgid=next(fake._msgids))
+
+
+@_api(MENU_PATH)
+def menu_create(fake: FakeWeChat, call: Call) -> Response:
+    if fake._bad_buttons((call.body or {}).get("button")):
+        return fake._answer(call, 40016, "invalid button")
+    with fake._lock:
+        fake._state.menu = call.body
+    return fake._answer(call, 0)
+
+
+@_api(MENU_DELETE_PATH, "GET", "POST")
+def menu_delete(fake: FakeWeChat, call: Call) -> Response:
+    with fake._lock:
+        fake._state.menu = None
+        fake._state.conditional.clear()
+    return fake._answer(call, 0)
+
+
+@_api(MENU_CONDITIONAL_PATH)
+def menu_conditional(fake: FakeWeChat, call: Call) -> Response:
+    body = call.body or {}
+    if fake._bad_buttons(body.get("button")):
+        return fake._answer(call, 40016, "invalid button")
+    tag = str((body.get("matchrule") or {}).get("tag_id") or "")
+    with fake._lock:
+        if fake._state.menu is None:
+            code = 65303
+        elif not tag.isdigit() or int(tag) not in fake._state.tags:
+            code = 45159
+        else:
+            code = 0
+            menuid = str(400000000 + len(fake._state.conditional) + 1)
+            fake._state.conditional.append({"menuid": menuid, "button": body["button"],
+                                            "matchrule": body["matchrule"]})
+    return fake._answer(call, code, **({"menuid": menuid} if code == 0 else {}))
+
+
+@_api(TAGS_CREATE_PATH)
+def tags_create(fake: FakeWeChat, call: Call) -> Response:
+    name = str(((call.body or {}).get("tag") or {}).get("name") or "")
+    if not name or len(name) > 30:
+        return fake._answer(call, 45158, "tag name too long")
+    with fake._lock:
+        if name in fake._state.tags.values():
+            return fake._answer(call, 45157)
+        tid = 100 + len(fake._state.tags)  # ids 0-2 are WeChat's own
+        fake._state.tags[tid] = name
+    return _json(call, {"tag": {"id": tid, "name": name}})
+
+
+@_api(TAGS_GET_PATH, "GET")
+def tags_get(fake: FakeWeChat, call: Call) -> Response:
+    with fake._lock:
+        tags = [{"id": tid, "name": name, "count": sum(tid in ids for ids in fake._state.user_tags.values())}
+                for tid, name in fake._state.tags.items()]
+    return _json(call, {"tags": tags})
+
+
+def _tag_members(fake: FakeWeChat, call: Call, add: bool) -> Response:
+    body = call.body or {}
+    openids = body.get("openid_list")
+    if not isinstance(openids, list) or not openids or len(openids) > 50:
+        return fake._answer(call, 40032, "invalid openid list size")
+    tid = body.get("tagid")
+    with fake._lock:
+        if not isinstance(tid, int) or tid not in fake._state.tags:
+            return fake._answer(call, 45159)
+        for openid in openids:
+            ids = fake._state.user_tags.setdefault(str(openid), [])
+            if add and tid not in ids:
+                if len(ids) >= 20:
+                    return fake._answer(call, 45059, "fans have too many tags")
+                ids.append(tid)
+            elif not add and tid in ids:
+                ids.remove(tid)
+    return fake._answer(call, 0)
+
+
+@_api(TAGGING_PATH)
+def batch_tagging(fake: FakeWeChat, call: Call) -> Response:
+    return _tag_members(fake, call, add=True)
+
+
+@_api(UNTAGGING_PATH)
+def batch_untagging(fake: FakeWeChat, call: Call) -> Response:
+    return _tag_members(fake, call, add=False)
+
+
+@_api(TAG_IDS_PATH)
+def tag_ids(fake: FakeWeChat, call: Call) -> Response:
+    openid = (call.body or {}).get("openid")
+    if not isinstance(openid, str) or not openid:
+        return fake._answer(call, 40003)
+    with fake._lock:
+        ids = list(fake._state.user_tags.get(openid, []))
+    return fake._answer(call, 0, tagid_list=ids)
+
+
+@_api(MEDIA_PATH, "GET")
+def media_get(fake: FakeWeChat, call: Call) -> Response:
+    media_id = call.query.get("media_id") or ""
+    if not media_id:
+        return fake._answer(call, 40007)
+    with fake._lock:
+        content, ctype = fake._state.media.get(media_id, (TINY_JPEG, "image/jpeg"))
+    call.errcode, call.answered = 0, True
+    return Response(content, media_type=ctype, headers={"Content-Disposition": f'attachment; filename="{media_id}.jpg"'})
+
+
+@_api(QRCODE_PATH)
+def qrcode_create(fake: FakeWeChat, call: Call) -> Response:
+    body = call.body or {}
+    scene = ((body.get("action_info") or {}).get("scene") or {})
+    value = scene.get("scene_str") if "STR" in str(body.get("action_name")) else scene.get("scene_id")
+    if body.get("action_name") not in QR_ACTIONS or value in (None, "") or len(str(value)) > 64:
+        return fake._answer(call, 40053 if body else 44002, "invalid action info")
+    ticket = "gQ" + secrets.token_urlsafe(30)
+    url = f"http://weixin.qq.com/q/{secrets.token_urlsafe(16)}"
+    with fake._lock:
+        fake._state.qr[ticket] = (str(value), url)
+    return fake._answer(call, 0, ticket=ticket, url=url,
+                        **({"expire_seconds": 2592000} if "LIMIT" not in body["action_name"] else {}))
+
+
+@router.get(SHOWQRCODE_PATH)
+async def showqrcode(request: Request) -> Response:
+    # Like WeChat's: no access_token, the ticket alone; a real QR image of the code's URL.
+    fake: FakeWeChat = request.app.state.fake
+    call = fake._record(SHOWQRCODE_PATH, None, None, dict(request.query_params))
+    with fake._lock:
+        found = fake._state.qr.get(call.query.get("ticket") or "")
+    call.answered = True
+    if found is None:
+        call.http_status = 404
+        return Response(b"ticket not found", status_code=404, media_type="text/plain")
+    call.errcode = 0
+    buf = io.BytesIO()
+    segno.make_qr(found[1], error="m").save(buf, kind="png", scale=8, border=4)
+    return Response(buf.getvalue(), media_type="image/png")
+
+
+# Inspection for the demo and for a fake running in another process.
+@router.get("/fake/received")
+async def fake_received(request: Request) -> JSONResponse:
+    return JSONResponse([c.as_dict() for c in request.app.state.fake.received])
+
+
+@router.get("/fake/menu")
+async def fake_menu(request: Request, openid: str = "") -> JSONResponse:
+    fake: FakeWeChat = request.app.state.fake
+    return JSONResponse({"menu": fake.menu_for(openid), "tags": fake.tags_of(openid)})
+
+
+@router.post("/fake/reset")
+async def fake_reset(request: Request) -> JSONResponse:
+    request.app.state.fake.reset()
+    return JSONResponse({"ok": True})
 
 
 def main() -> None:  # pragma: no cover - manual use

@@ -795,82 +795,72 @@ class Understander:
         if not self.has("parent", "teacher", "head_teacher"):
             return None
         explicit = bool(re.search(r"请假|请个假|请.{1,3}天假|请半天假|病假|事假|清假|假条", s))
-        explicit_day = bool(re.search(r"全天|一天|整天", s))
         if HOLIDAY_RELATIVE.search(s):
             return ask("请假", "请写具体日期和时间，例如：9月30日 15:00-18:00（相对节假日的日期我还不能换算）。")
-        kids = lx.unique(lx.students_in(self.lex, s))
+        kids: list[Any] = lx.unique(lx.students_in(self.lex, s))
         mine = directory.my_children(self.ctx.session, self.me) if self.has("parent") else []
-        text = fix_dates(s)
-        text = re.sub(r"半天假", "假", text)
+        text = re.sub(r"半天假", "假", fix_dates(s))
         t = find_time(text, self.now, "span")
         if not explicit and not (t and (kids or (mine and re.search(r"孩子|接|去医院|看病|复查", s)))):
             return None
-        statement = False
-        if not explicit and self.has("teacher", "head_teacher") and not self.has("parent") and kids:
-            first_time = _TIME_START.search(s)
-            # `周五下午杨宇轩要去比赛`: a sentence about the student (time first), not a request — confirm it
-            statement = first_time is not None and first_time.start() < lx.students_in(self.lex, s)[0][1]
-        fields: dict[str, Any] = {}
-        klass = None
         if len(kids) > 1:
             return ask("请假", "一次请给一位学生请假，请分开发送，例如：请假 " + kids[0].name + " 明天全天 参加比赛",
                        学生=[k.name for k in kids])
-        if kids:
-            kid = kids[0]
-            if mine and kid.id not in {k.id for k in mine} and not self.has("teacher", "head_teacher"):
-                return run("请假", f"请假 {kid.name} 明天 {s}", 学生=kid.name)  # the service refuses another's child
-            fields["学生"] = kid.name
-            klass = kid.klass
-            if re.search(r"[七八九]\s*[(（]?\s*[1-9一二三四五六七八九]\s*[)）]?\s*班", s):
-                fields["班级"] = kid.klass
-        elif len(mine) == 1:
-            fields["学生"] = mine[0].name
-            klass = mine[0].klass
-        no_return = bool(re.search(r"不回学校|不返校|不回来|不回校|就不回", s))
+        fields: dict[str, Any] = {}
+        klass, refused = self._leave_student(s, kids, mine, fields)
+        if refused is not None:
+            return refused
         reason_text = text
         if t is not None:
             value, span_text, reason_text = t
             fields["时间段"] = _t(value)
-            if re.fullmatch(r"\s*(?:今天|明天|后天|大后天|(?:下|这|本)?周[一二三四五六日])\s*", span_text) and not explicit_day:
+            if re.fullmatch(r"\s*(?:今天|明天|后天|大后天|(?:下|这|本)?周[一二三四五六日])\s*", span_text) \
+                    and not re.search(r"全天|一天|整天", s):
                 return ask("请假", f"{span_text}是全天还是几点到几点？例如：{span_text}全天、{span_text}14:00-16:00",
                            dialog=_fill("请假", {**fields, "时间段": ""}, "时间段"), **fields)
-        reason = reason_text
-        for k in kids:
-            reason = reason.replace(k.name, " ")
-            if len(k.name) == 3:
-                reason = reason.replace(k.name[1:], " ")
-        reason = re.sub(r"请假|请个假|请.{1,3}天假|想|给孩子|帮孩子|孩子|帮他|帮她|麻烦.{0,3}批一下|批一下|老师|您好|你好|我是.{1,4}(?:爸爸|妈妈)|"
-                        r"清假|晚上就不回学校了|不回学校|就不回|不返校|左右|[七八九]\s*[(（]?\s*[1-9一二三四五六七八九]\s*[)）]?\s*班|想给|有个学生要|帮.{0,2}请个?假|早上说|"
-                        r"接.{0,2}回去|接她|接他|来接|点来接", " ", reason)
-        reason = _clean(re.sub(r"\s+", " ", reason))
-        reason = re.sub(r"^(?:要|的|去了|了)\s*", "", reason)
+        reason = _leave_reason(reason_text, kids)
         if reason:
             fields["事由"] = reason
-        if "学生" not in fields:
-            return ask("请假", "给哪位学生请假？请发送学生姓名（重名时加班级）。", dialog=_fill("请假", fields, "学生"), **fields)
-        if "时间段" not in fields:
-            return ask("请假", f"{fields['学生']}请假的时间段是？例如：明天全天、今天14:00-16:00、周五下午。",
-                       dialog=_fill("请假", fields, "时间段"), **fields)
-        if not reason:
-            return ask("请假", "请假事由是什么？（例如：发烧、看病、家里有事）", dialog=_fill("请假", fields, "事由"), **fields)
-        if no_return:
-            fields["返校"] = False
-            at = find_time(text, self.now, "moment")
-            if at is not None and isinstance(at[0], datetime) and at[0].hour < 18 and at[0].minute % 5 == 0 \
-                    and re.search(r"\d|点", at[1]):
-                start = at[0]
-                fields["时间段"] = f"{start:%Y-%m-%d} {start:%H:%M}-18:00"
-        cmd = leave_command(fields, klass)
-        reason = _clean(_RETURN_CLAUSE.sub(" ", reason))  # 「十点以后送她回学校」: the end of the window, said again
-        if fields.get("返校") is False:
-            reason = _clean(re.sub(r"(?:\d{1,2}|[一二两三四五六七八九十]{1,3})\s*点(?:半|钟)?", " ", reason))
-        fields["事由"] = reason
-        cmd = leave_command(fields, klass)
-        if _TIME_LEFT.search(reason):  # another time said in the reason: the window is not certain
-            statement = True
-        if statement:
-            return confirm("请假", cmd, f"给{fields['学生']}请假吗？时间：{fields['时间段']}；事由：{reason}。", **fields)
-        return run("请假", cmd, **fields)
+        missing = _leave_ask_missing(fields)
+        if missing is not None:
+            return missing
+        if re.search(r"不回学校|不返校|不回来|不回校|就不回", s):
+            self._leave_until_evening(text, fields)
+        # `周五下午杨宇轩要去比赛`, from a teacher: a sentence about the student (time first), not a request
+        return _leave_plan(fields, klass, confirm_first=not explicit and self._about_a_student(s, kids))
+
+    def _leave_student(self, s: str, kids: list[Any], mine: list[Any],
+                       fields: dict[str, Any]) -> tuple[str | None, Plan | None]:
+        """Who the leave is for (the student named, else a parent's only child) into `fields`, with 班级 when
+        the class was said; returns the student's class, and a plan when a parent names another's child."""
+        if kids:
+            kid = kids[0]
+            if mine and kid.id not in {k.id for k in mine} and not self.has("teacher", "head_teacher"):
+                return None, run("请假", f"请假 {kid.name} 明天 {s}", 学生=kid.name)  # the service refuses it
+            fields["学生"] = kid.name
+            if re.search(r"[七八九]\s*[(（]?\s*[1-9一二三四五六七八九]\s*[)）]?\s*班", s):
+                fields["班级"] = kid.klass
+            return kid.klass, None
+        if len(mine) == 1:
+            fields["学生"] = mine[0].name
+            return mine[0].klass, None
+        return None, None
+
+    def _about_a_student(self, s: str, kids: list[Any]) -> bool:
+        """A teacher (not a parent) saying a time before the student's name talks about the student."""
+        if not (self.has("teacher", "head_teacher") and not self.has("parent") and kids):
+            return False
+        first_time = _TIME_START.search(s)
+        return first_time is not None and first_time.start() < lx.students_in(self.lex, s)[0][1]
+
+    def _leave_until_evening(self, text: str, fields: dict[str, Any]) -> None:
+        """Not coming back to school: marked, and a start time said (`下午三点接走`) runs the window to 18:00."""
+        fields["返校"] = False
+        at = find_time(text, self.now, "moment")
+        if at is not None and isinstance(at[0], datetime) and at[0].hour < 18 and at[0].minute % 5 == 0 \
+                and re.search(r"\d|点", at[1]):
+            start = at[0]
+            fields["时间段"] = f"{start:%Y-%m-%d} {start:%H:%M}-18:00"
 
     # --- visitor bookings ---
     def booking(self, s: str) -> Plan | None:
@@ -967,6 +957,47 @@ class Understander:
         if re.search(r"明天|后天|下周|周[一二三四五六日]", s) and re.search(r"检查一下|看一下", s) and not fault:
             return confirm("报修", cmd, f"报修吗？地点：{where.place}；问题：{desc}。", **fields)
         return run("报修", cmd, **fields)
+
+
+_LEAVE_NOISE = re.compile(
+    r"请假|请个假|请.{1,3}天假|想|给孩子|帮孩子|孩子|帮他|帮她|麻烦.{0,3}批一下|批一下|老师|您好|你好|我是.{1,4}(?:爸爸|妈妈)|"
+    r"清假|晚上就不回学校了|不回学校|就不回|不返校|左右|[七八九]\s*[(（]?\s*[1-9一二三四五六七八九]\s*[)）]?\s*班|想给|有个学生要|帮.{0,2}请个?假|早上说|"
+    r"接.{0,2}回去|接她|接他|来接|点来接")
+
+
+def _leave_reason(text: str, kids: list[Any]) -> str:
+    """What is left of a 请假 sentence once its time, the students' names and the asking words are taken out."""
+    for k in kids:
+        text = text.replace(k.name, " ")
+        if len(k.name) == 3:
+            text = text.replace(k.name[1:], " ")
+    reason = _clean(re.sub(r"\s+", " ", _LEAVE_NOISE.sub(" ", text)))
+    return re.sub(r"^(?:要|的|去了|了)\s*", "", reason)
+
+
+def _leave_ask_missing(fields: dict[str, Any]) -> Plan | None:
+    """The question for the first of student, time and reason not yet said."""
+    if "学生" not in fields:
+        return ask("请假", "给哪位学生请假？请发送学生姓名（重名时加班级）。", dialog=_fill("请假", fields, "学生"), **fields)
+    if "时间段" not in fields:
+        return ask("请假", f"{fields['学生']}请假的时间段是？例如：明天全天、今天14:00-16:00、周五下午。",
+                   dialog=_fill("请假", fields, "时间段"), **fields)
+    if not fields.get("事由"):
+        return ask("请假", "请假事由是什么？（例如：发烧、看病、家里有事）", dialog=_fill("请假", fields, "事由"), **fields)
+    return None
+
+
+def _leave_plan(fields: dict[str, Any], klass: str | None, *, confirm_first: bool) -> Plan:
+    """The 请假 command, its reason cleared of the time it repeats; confirmed first when it may be a statement
+    or when another time is left in the reason (the window is then not certain)."""
+    reason = _clean(_RETURN_CLAUSE.sub(" ", str(fields["事由"])))  # 「十点以后送她回学校」: the window's end again
+    if fields.get("返校") is False:
+        reason = _clean(re.sub(r"(?:\d{1,2}|[一二两三四五六七八九十]{1,3})\s*点(?:半|钟)?", " ", reason))
+    fields["事由"] = reason
+    cmd = leave_command(fields, klass)
+    if confirm_first or _TIME_LEFT.search(reason):
+        return confirm("请假", cmd, f"给{fields['学生']}请假吗？时间：{fields['时间段']}；事由：{reason}。", **fields)
+    return run("请假", cmd, **fields)
 
 
 FAULT_HINT = r"坏|不亮|漏|堵"

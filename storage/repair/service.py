@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -21,7 +22,7 @@ from storage import outbox
 from storage.errors import NotFound, UserError
 from storage.fastsql import Hot
 from storage.kernel import StateMachine, Transition, fmt_duration, mark_once
-from storage.people import Actor, Person, PersonRole, find_one, people_with_role
+from storage.people import Actor, Person, PersonRole, find_one
 from storage.repair.categories import guess_category
 from storage.repair.models import (
     ASSIGNED,
@@ -187,6 +188,16 @@ def summary(ticket: RepairTicket, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _tell(session: Session, ticket: RepairTicket, person_ids: Iterable[int | None], text: str, *, now: datetime,
+          skip: int | None = None) -> None:
+    """A push about a ticket to these people (not to `skip`, who acted and sees the reply)."""
+    outbox.notify(session, person_ids, KIND, text, now=now, skip=skip, data={"ticket": ticket.id})
+
+
+def _urgent_tag(ticket: RepairTicket) -> str:
+    return "【紧急】" if ticket.urgent else ""
+
+
 def _admin_ids(session: Session) -> list[int | None]:
     """The active admins' ids (as `people_with_role(session, "admin")`, without loading whole people)."""
     return list(remembered(session, "admins", lambda: tuple(session.connection().execute(_ADMINS).scalars())))
@@ -202,7 +213,7 @@ def _clip(text: str | None, limit: int, what: str) -> str | None:
 
 
 def _worker_push(ticket: RepairTicket, reporter: str) -> str:
-    urgent = "【紧急】" if ticket.urgent else ""
+    urgent = _urgent_tag(ticket)
     return (f"新维修任务 {ticket.ref}{urgent}：{ticket.place}，{ticket.description}（类别：{ticket.category}，"
             f"报修人：{reporter}）。回复「接单 {ticket.ref}」开始维修。")
 
@@ -258,14 +269,11 @@ def create_ticket(session: Session, actor: Actor, place: str, description: str, 
             _INSERT_PHOTO, [{"ticket_id": ticket.id, "media_id": ph.media_id, "pic_url": ph.pic_url, "created_at": now}
                             for ph in photos])
     if worker is not None:
-        outbox.notify(session, [worker.id], KIND, _worker_push(ticket, actor.name),
-                      now=now, data={"ticket": ticket.id})
+        _tell(session, ticket, [worker.id], _worker_push(ticket, actor.name), now=now)
     else:
-        urgent_tag = "【紧急】" if urgent else ""
-        outbox.notify(session, _admin_ids(session), KIND,
-                      f"新报修 {ticket.ref}{urgent_tag} 待派单：{ticket.place}，{ticket.description}（类别：{ticket.category}，"
-                      f"报修人：{actor.name}）。回复「派单 {ticket.ref} 维修工姓名」派单。",
-                      now=now, skip=actor.id, data={"ticket": ticket.id})
+        _tell(session, ticket, _admin_ids(session),
+              f"新报修 {ticket.ref}{_urgent_tag(ticket)} 待派单：{ticket.place}，{ticket.description}（类别：{ticket.category}，"
+              f"报修人：{actor.name}）。回复「派单 {ticket.ref} 维修工姓名」派单。", now=now, skip=actor.id)
     return ticket, worker
 
 
@@ -330,13 +338,10 @@ def assign(session: Session, actor: Actor, n: int, worker_name: str, *, now: dat
     _apply(session, ticket, "assign", actor.id, now, note=f"派给{worker.name}")
     ticket.assignee_id = worker.id
     ticket.taken_at = None
-    outbox.notify(session, [worker.id], KIND, _worker_push(ticket, _name(session, ticket.reporter_id)),
-                  now=now, skip=actor.id, data={"ticket": ticket.id})
+    _tell(session, ticket, [worker.id], _worker_push(ticket, _name(session, ticket.reporter_id)), now=now, skip=actor.id)
     if previous is not None and previous != worker.id:
-        outbox.notify(session, [previous], KIND, f"{ticket.ref}（{summary(ticket)}）已改派给{worker.name}，您无需再处理。",
-                      now=now, skip=actor.id, data={"ticket": ticket.id})
-    outbox.notify(session, [ticket.reporter_id], KIND, f"您的报修 {ticket.ref}（{summary(ticket)}）已派给{worker.name}维修。",
-                  now=now, skip=actor.id, data={"ticket": ticket.id})
+        _tell(session, ticket, [previous], f"{ticket.ref}（{summary(ticket)}）已改派给{worker.name}，您无需再处理。", now=now, skip=actor.id)
+    _tell(session, ticket, [ticket.reporter_id], f"您的报修 {ticket.ref}（{summary(ticket)}）已派给{worker.name}维修。", now=now, skip=actor.id)
     return ticket, worker
 
 
@@ -350,8 +355,7 @@ def take(session: Session, actor: Actor, n: int, *, now: datetime) -> RepairTick
         ticket.assignee_id = actor.id
         ticket.assigned_at = now
     _apply(session, ticket, "take", actor.id, now)
-    outbox.notify(session, [ticket.reporter_id], KIND, f"您的报修 {ticket.ref}（{summary(ticket)}）：{actor.name}已接单，正在维修。",
-                  now=now, skip=actor.id, data={"ticket": ticket.id})
+    _tell(session, ticket, [ticket.reporter_id], f"您的报修 {ticket.ref}（{summary(ticket)}）：{actor.name}已接单，正在维修。", now=now, skip=actor.id)
     return ticket
 
 
@@ -369,10 +373,9 @@ def finish(session: Session, actor: Actor, n: int, note: str | None = None, *, n
     _apply(session, ticket, "finish", actor.id, now, note=note)
     ticket.finish_note = note
     said = f"（维修说明：{note}）" if note else ""
-    outbox.notify(session, [ticket.reporter_id], KIND,
-                  f"您的报修 {ticket.ref}（{summary(ticket)}）已由{actor.name}修好{said}。请为本次维修打分：回复"
-                  f"「评价 {ticket.ref} 5」（1-5分，可附评语，如：评价 {ticket.ref} 5 修得很及时）。",
-                  now=now, skip=actor.id, data={"ticket": ticket.id})
+    _tell(session, ticket, [ticket.reporter_id],
+          f"您的报修 {ticket.ref}（{summary(ticket)}）已由{actor.name}修好{said}。请为本次维修打分：回复"
+          f"「评价 {ticket.ref} 5」（1-5分，可附评语，如：评价 {ticket.ref} 5 修得很及时）。", now=now, skip=actor.id)
     return ticket
 
 
@@ -387,13 +390,11 @@ def give_back(session: Session, actor: Actor, n: int, reason: str, *, now: datet
     ticket.assignee_id = None
     ticket.assigned_at = None
     ticket.taken_at = None
-    outbox.notify(session, _admin_ids(session), KIND,
-                  f"{ticket.ref}（{summary(ticket)}）被{actor.name}退单，原因：{reason_text}。"
-                  f"请重新派单：派单 {ticket.ref} 维修工姓名",
-                  now=now, skip=actor.id, data={"ticket": ticket.id})
-    outbox.notify(session, [ticket.reporter_id], KIND,
-                  f"您的报修 {ticket.ref}（{summary(ticket)}）被维修工退回（原因：{reason_text}），正在重新安排维修。",
-                  now=now, skip=actor.id, data={"ticket": ticket.id})
+    _tell(session, ticket, _admin_ids(session),
+          f"{ticket.ref}（{summary(ticket)}）被{actor.name}退单，原因：{reason_text}。"
+          f"请重新派单：派单 {ticket.ref} 维修工姓名", now=now, skip=actor.id)
+    _tell(session, ticket, [ticket.reporter_id],
+          f"您的报修 {ticket.ref}（{summary(ticket)}）被维修工退回（原因：{reason_text}），正在重新安排维修。", now=now, skip=actor.id)
     return ticket
 
 
@@ -404,9 +405,8 @@ def cancel(session: Session, actor: Actor, n: int, reason: str | None = None, *,
     reason_text = _clip(reason, MAX_NOTE, "原因")
     _apply(session, ticket, "cancel", actor.id, now, note=reason_text)
     said = f"，原因：{reason_text}" if reason_text else ""
-    outbox.notify(session, [ticket.reporter_id, ticket.assignee_id], KIND,
-                  f"报修 {ticket.ref}（{summary(ticket)}）已被{actor.name}取消{said}，无需维修。",
-                  now=now, skip=actor.id, data={"ticket": ticket.id})
+    _tell(session, ticket, [ticket.reporter_id, ticket.assignee_id],
+          f"报修 {ticket.ref}（{summary(ticket)}）已被{actor.name}取消{said}，无需维修。", now=now, skip=actor.id)
     return ticket
 
 
@@ -422,9 +422,8 @@ def rate(session: Session, actor: Actor, n: int, score: int, comment: str | None
     ticket.rating = score
     ticket.rating_comment = comment
     said = f"，评语：{comment}" if comment else ""
-    outbox.notify(session, [ticket.assignee_id], KIND,
-                  f"{ticket.ref}（{summary(ticket)}）报修人{actor.name}评价：{score}分{said}。",
-                  now=now, skip=actor.id, data={"ticket": ticket.id})
+    _tell(session, ticket, [ticket.assignee_id],
+          f"{ticket.ref}（{summary(ticket)}）报修人{actor.name}评价：{score}分{said}。", now=now, skip=actor.id)
     return ticket
 
 
@@ -442,21 +441,19 @@ def nudge(session: Session, actor: Actor, n: int, *, now: datetime) -> tuple[Rep
     ticket.last_nudged_at = now
     session.add(ticket)
     waited = fmt_duration(now - ticket.created_at)
-    base = (f"{actor.name}催办 {ticket.ref}{'【紧急】' if ticket.urgent else ''}：{ticket.place}，{ticket.description}"
+    base = (f"{actor.name}催办 {ticket.ref}{_urgent_tag(ticket)}：{ticket.place}，{ticket.description}"
             f"（已报修{waited}，当前状态：{ticket.state}）。")
     if ticket.assignee_id is not None:
         targets: list[int | None] = [ticket.assignee_id]
         names = [_name(session, ticket.assignee_id)]
         hint = f"请尽快处理：接单 {ticket.ref}" if ticket.state == ASSIGNED else f"修好后请回复：完成 {ticket.ref}"
     else:
-        admins = people_with_role(session, "admin")
-        targets = [p.id for p in admins]
-        names = ["后勤管理员"] if admins else []
+        targets = _admin_ids(session)
+        names = ["后勤管理员"] if targets else []
         hint = f"请尽快派单：派单 {ticket.ref} 维修工姓名"
     told = f"提醒{'、'.join(names)}" if names else None
     _record(session, ticket, "催办", actor.id, now, ticket.state, ticket.state, told)
-    outbox.notify(session, targets, KIND, base + hint,
-                  now=now, skip=actor.id, data={"ticket": ticket.id})
+    _tell(session, ticket, targets, base + hint, now=now, skip=actor.id)
     return ticket, names
 
 
@@ -613,10 +610,9 @@ def escalate(session: Session, now: datetime) -> int:
         who = f"已派给{_name(session, t.assignee_id)}，尚未接单" if t.assignee_id else "尚未派单"
         limit = "30分钟" if t.urgent else "2小时"
         _record(session, t, "超时提醒", None, now, t.state, t.state, f"{limit}内未接单，已告知后勤管理员")
-        outbox.notify(session, admins, KIND,
-                      f"报修超时未接单：{t.ref}{'【紧急】' if t.urgent else ''}（{summary(t)}）报修已{fmt_duration(now - t.created_at)}，"
-                      f"{who}。" + (f"请派单：派单 {t.ref} 维修工姓名" if not t.assignee_id else f"可改派：派单 {t.ref} 维修工姓名"),
-                      now=now, data={"ticket": t.id})
+        _tell(session, t, admins,
+              f"报修超时未接单：{t.ref}{_urgent_tag(t)}（{summary(t)}）报修已{fmt_duration(now - t.created_at)}，"
+              f"{who}。" + (f"请派单：派单 {t.ref} 维修工姓名" if not t.assignee_id else f"可改派：派单 {t.ref} 维修工姓名"), now=now)
         count += 1
     unfinished = session.exec(
         select(RepairTicket)
@@ -630,9 +626,8 @@ def escalate(session: Session, now: datetime) -> int:
             continue
         who = f"，维修工：{_name(session, t.assignee_id)}" if t.assignee_id else ""
         _record(session, t, "超时提醒", None, now, t.state, t.state, "2个工作日内未完成，已告知后勤管理员")
-        outbox.notify(session, admins, KIND,
-                      f"报修超时未完成：{t.ref}（{summary(t)}）报修于{t.created_at:%m-%d %H:%M}，2个工作日内仍未修好"
-                      f"（当前状态：{t.state}{who}）。" + (f"\n工作日{PROVISIONAL_NOTE}" if deadline_is_provisional(t) else ""),
-                      now=now, data={"ticket": t.id})
+        _tell(session, t, admins,
+              f"报修超时未完成：{t.ref}（{summary(t)}）报修于{t.created_at:%m-%d %H:%M}，2个工作日内仍未修好"
+              f"（当前状态：{t.state}{who}）。" + (f"\n工作日{PROVISIONAL_NOTE}" if deadline_is_provisional(t) else ""), now=now)
         count += 1
     return count
