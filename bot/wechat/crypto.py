@@ -56,52 +56,61 @@ def _forbid(*_args: object) -> None:
     raise _Forbidden
 
 
+class _Flat:
+    """The expat handlers of `parse_xml_safely`: the root's tag, and each child's text up to its first element."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+        self.root = ""
+        self.depth = 0
+        self.child = ""
+        self.nested = False
+        self.text: list[str] = []
+
+    def start(self, tag: str, _attrs: object) -> None:
+        self.depth += 1
+        if self.depth == 1:
+            self.root = tag
+        elif self.depth == 2:
+            self.child, self.nested = tag, False
+            self.text.clear()
+        else:
+            self.nested = True  # a child's .text is what comes before its first sub-element
+
+    def end(self, _tag: str) -> None:
+        if self.depth == 2:
+            self.fields[self.child] = "".join(self.text)
+        self.depth -= 1
+
+    def chars(self, data: str) -> None:
+        if self.depth == 2 and not self.nested:
+            self.text.append(data)
+
+
 def parse_xml_safely(body: bytes | str) -> dict[str, str]:
     """Parse WeChat's flat XML (`<xml><Name>value</Name>…</xml>`): the root's children and their text, as
     ElementTree's `{child.tag: child.text}` would give. A document type declaration or any entity declaration
     is refused outright (XXE, billion laughs), as defusedxml does (forbid_dtd, forbid_entities,
     forbid_external) — with one expat parser and three handlers, which costs a third of building defusedxml's
     parser for every message (bench/cpu.py)."""
-    fields: dict[str, str] = {}
-    text: list[str] = []
-    state = {"depth": 0, "root": "", "child": "", "nested": False}
-
-    def start(tag: str, _attrs: object) -> None:
-        depth = state["depth"] = int(state["depth"]) + 1  # type: ignore[call-overload]
-        if depth == 1:
-            state["root"] = tag
-        elif depth == 2:
-            state["child"], state["nested"] = tag, False
-            text.clear()
-        else:
-            state["nested"] = True  # a child's .text is what comes before its first sub-element
-
-    def end(_tag: str) -> None:
-        if state["depth"] == 2:
-            fields[str(state["child"])] = "".join(text)
-        state["depth"] = int(state["depth"]) - 1  # type: ignore[call-overload]
-
-    def chars(data: str) -> None:
-        if state["depth"] == 2 and not state["nested"]:
-            text.append(data)
-
+    flat = _Flat()
     parser = expat.ParserCreate()
     parser.StartDoctypeDeclHandler = _forbid
     parser.EntityDeclHandler = _forbid
     parser.UnparsedEntityDeclHandler = _forbid
     parser.ExternalEntityRefHandler = _forbid
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = chars
+    parser.StartElementHandler = flat.start
+    parser.EndElementHandler = flat.end
+    parser.CharacterDataHandler = flat.chars
     try:
         parser.Parse(body, True)
     except _Forbidden:
         raise Rejected(400, "malformed xml: DTD or entity forbidden") from None
     except (expat.ExpatError, ValueError, TypeError) as exc:
         raise Rejected(400, f"malformed xml: {type(exc).__name__}") from None
-    if state["root"] != "xml":
+    if flat.root != "xml":
         raise Rejected(400, "not a WeChat message")
-    return fields
+    return flat.fields
 
 
 class Cipher:
