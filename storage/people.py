@@ -260,13 +260,25 @@ def queue_menu_tag(session: Session, person_id: int, *, now: datetime) -> None:
                    now=now, data={"menu_role": role})
 
 
-def unbind(session: Session, person_id: int) -> Person:
-    """Revoke a binding: the WeChat account is forgotten (and its unused invites voided); the person stays."""
+def reset_menu(session: Session, openid: str | None, *, now: datetime) -> None:
+    """Queue the default menu for a WeChat account that no longer acts as one of our people (unbound or
+    deactivated): its role tag is taken away, so it stops seeing a role's menu. Addressed to the account itself
+    (no person), so the sender delivers it although the person is gone from chat."""
+    if openid:
+        outbox.enqueue(session, None, outbox.MENU_TAG, "恢复公众号默认菜单", now=now, openid=openid,
+                       data={"menu_role": None})
+
+
+def unbind(session: Session, person_id: int, *, now: datetime | None = None) -> Person:
+    """Revoke a binding: the WeChat account is forgotten (and its unused invites voided); the person stays.
+    With `now`, the account's role menu is taken away too (`reset_menu`)."""
     person = session.get(Person, person_id)
     if person is None:
         raise NotFound(f"人员 {person_id}")
     if not person.openid:
         raise UserError(f"{person.name} 尚未绑定微信。")
+    if now is not None:
+        reset_menu(session, person.openid, now=now)
     person.openid = None
     person.bound_at = None
     session.add(person)
@@ -434,13 +446,16 @@ def person_by_ref(session: Session, ref: int | str) -> Person:
     return active[0]
 
 
-def deactivate(session: Session, ref: int | str) -> Person:
+def deactivate(session: Session, ref: int | str, *, now: datetime | None = None) -> Person:
     """停用: from now on the person cannot act by chat, cannot log in, and every console session of theirs
     ends (both re-check `active` on every message and request). Records, roles and the binding stay, so the
-    ledgers keep their names; unused invite codes are voided so nobody can bind as them."""
+    ledgers keep their names; unused invite codes are voided so nobody can bind as them. With `now`, their
+    WeChat account's role menu is taken away too (`reset_menu`)."""
     person = person_by_ref(session, ref)
     if not person.active:
         raise UserError(f"{person.name} 已停用。")
+    if now is not None:
+        reset_menu(session, person.openid, now=now)
     person.active = False
     session.add(person)
     for inv in session.exec(select(Invite).where(Invite.person_id == person.id, col(Invite.used_at).is_(None))).all():

@@ -556,3 +556,29 @@ def test_notify_writes_the_rows_enqueue_would(chat, rt, clock):
     columns = [c.name for c in ob.OutboxMessage.__table__.columns if c.name not in ("id", "text")]  # type: ignore[attr-defined]
     assert [getattr(rows[0], c) for c in columns] == [getattr(rows[1], c) for c in columns]
     assert rows[2].dedup_key == f"k:{a}"
+
+
+def test_deactivating_or_unbinding_takes_the_role_menu_away(chat, rt, fake_wechat):
+    """A person who is deactivated (or whose binding is revoked) no longer sees a role's menu: their WeChat
+    account is moved back to the default menu, although the person can no longer be reached by chat."""
+    from bot.wechat.api import WeChatAPI
+    from bot.wechat.menu import install, load_menu
+    from storage import people as people_service
+
+    install(WeChatAPI(rt.settings, rt.kv), load_menu())
+    with rt.db.session() as s:
+        codes = {name: people_service.invite(s, name, [role], now=rt.clock.now())[1].code
+                 for name, role in (("孙门卫", "guard"), ("李师傅", "worker"))}
+    for name, code in codes.items():
+        assert "绑定成功" in chat.say(name, f"绑定 {code}")
+    chat.deliver()
+    assert fake_wechat.tags_of(openid_for("孙门卫")) == ["后勤·门卫"]
+    assert fake_wechat.tags_of(openid_for("李师傅")) == ["后勤·维修工"]
+    with rt.db.session() as s:
+        people_service.deactivate(s, "孙门卫", now=rt.clock.now())
+        people_service.unbind(s, people_service.person_by_ref(s, "李师傅").id, now=rt.clock.now())  # type: ignore[arg-type]
+    chat.deliver()
+    assert fake_wechat.tags_of(openid_for("孙门卫")) == []
+    assert fake_wechat.tags_of(openid_for("李师傅")) == []
+    assert fake_wechat.menu_for(openid_for("孙门卫"))["button"][0]["name"] == "使用帮助"  # type: ignore[index]
+    assert all(r.state == "sent" for r in chat.outbox() if r.kind == "menu_tag")

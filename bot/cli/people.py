@@ -69,7 +69,7 @@ def people_deactivate(name: str) -> None:
     rt = runtime()
     try:
         with rt.db.session() as s:
-            people.deactivate(s, name)
+            people.deactivate(s, name, now=rt.clock.now())
     except UserError as exc:
         fail(exc.message)
     typer.echo(f"已停用 {name}：不能再在公众号操作或登录后台，记录保留。")

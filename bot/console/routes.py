@@ -680,7 +680,7 @@ async def people_unbind(request: Request, person_id: RowId) -> Response:
     await admin_form(request)
 
     def unbind(s: Session, now: datetime) -> str:
-        person = people.unbind(s, person_id)
+        person = people.unbind(s, person_id, now=now)
         return f"已解除 {person.name} 的微信绑定；如需重新绑定，请生成新邀请码。"
 
     return admin_action(request, "/admin/people", unbind)
@@ -694,7 +694,7 @@ async def people_deactivate(request: Request, person_id: RowId) -> Response:
     def deactivate(s: Session, now: datetime) -> str:
         if person_id == user.actor.id:
             raise UserError("不能停用自己。")
-        person = people.deactivate(s, person_id)
+        person = people.deactivate(s, person_id, now=now)
         log.info("console: %s deactivated person %s", user.actor.name, person_id)
         return f"已停用 {person.name}：不能再在公众号操作或登录后台，记录保留。"
 
